@@ -1,0 +1,39 @@
+"""Shared fixtures. Everything is built in-session from the repository's own files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from toolbench.records import Task
+from toolbench.tasks import load_tasks
+
+REPO = Path(__file__).resolve().parent.parent
+HOME_TASKS = REPO / "tools" / "home_search" / "test.jsonl"
+
+
+@pytest.fixture(scope="session")
+def home_tasks() -> list[Task]:
+    return [numbered.task for numbered in load_tasks(HOME_TASKS)]
+
+
+def run_cli(*args: str, cwd: Path | None = None, check: bool = False) -> subprocess.CompletedProcess:
+    """Run the real `toolbench` command in a subprocess, as a user would."""
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "toolbench", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or REPO,
+        env=env,
+        timeout=300,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"toolbench {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    return result

@@ -1,0 +1,108 @@
+"""The generator: same seed same bytes, any worker count, clean samples, split by template, resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from toolbench.errors import UserError
+from toolbench.executor import execute
+from toolbench.generate import GenerateConfig, generate
+from toolbench.generate.engine import normalise_query
+from toolbench.records import Sample
+
+pytestmark = pytest.mark.integration
+CONFIG = GenerateConfig(tools=["home_search"], n=3000, seed=7)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("gen") / "a.jsonl"
+    generate(CONFIG, out)
+    return out
+
+
+def test_same_seed_same_bytes_for_any_worker_count(generated, tmp_path):
+    generate(CONFIG, tmp_path / "b.jsonl", workers=2, chunk_size=128)
+    assert (tmp_path / "b.jsonl").read_bytes() == generated.read_bytes()
+    generate(CONFIG.model_copy(update={"seed": 8}), tmp_path / "c.jsonl")
+    assert (tmp_path / "c.jsonl").read_bytes() != generated.read_bytes()
+
+
+def test_every_sample_is_valid_unique_and_executes_cleanly(generated):
+    samples = [Sample.model_validate(orjson.loads(line)) for line in generated.read_bytes().splitlines()]
+    assert len(samples) == 3000
+    assert len({s.id for s in samples}) == 3000
+    assert len({normalise_query(s.query) for s in samples}) == 3000
+    for sample in samples:
+        for label in sample.labels:
+            assert execute(label, sample.offered_tools).ok, sample.id
+
+
+def test_split_is_by_whole_template(generated):
+    templates: dict[str, set[str]] = {"train": set(), "test": set()}
+    for line in generated.read_bytes().splitlines():
+        sample = orjson.loads(line)
+        templates[sample["split"]].add(sample["meta"]["template"])
+    assert templates["train"] and templates["test"]
+    assert not templates["train"] & templates["test"]
+
+
+def test_run_record_is_written_beside_the_output(generated):
+    record = orjson.loads(generated.with_name("a.run.json").read_bytes())
+    assert record["seed"] == 7 and record["counts"]["kept"] == 3000
+    assert record["config"]["tools"] == ["home_search"] and "pydantic" in record["packages"]
+    assert sum(record["counts"]["by_split"].values()) == 3000
+
+
+def test_only_test_templates_with_split_test(tmp_path):
+    generate(GenerateConfig(tools=["home_search"], n=200, seed=1, split="test"), tmp_path / "t.jsonl")
+    splits = {orjson.loads(line)["split"] for line in (tmp_path / "t.jsonl").read_bytes().splitlines()}
+    assert splits == {"test"}
+
+
+def test_a_partial_run_is_not_silently_overwritten(tmp_path):
+    out = tmp_path / "x.jsonl"
+    out.with_name("x.jsonl.partial").write_bytes(b"")
+    with pytest.raises(UserError, match="pass --resume to continue"):
+        generate(CONFIG, out)
+
+
+def test_resume_after_kill_gives_the_same_file(tmp_path):
+    n = "15000"
+    args = [sys.executable, "-m", "toolbench", "generate", "--tool", "home_search", "--n", n, "--seed", "3"]
+    reference = tmp_path / "ref.jsonl"
+    subprocess.run([*args, "--out", str(reference)], check=True, capture_output=True, timeout=300)
+
+    out = tmp_path / "run.jsonl"
+    checkpoint = out.with_name("run.jsonl.partial.json")
+    process = subprocess.Popen(
+        [*args, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # let it write past the checkpoint, so resume must truncate
+    assert process.poll() is None, "the run finished before it could be killed; raise n"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not out.exists() and out.with_name("run.jsonl.partial").exists()
+
+    changed = subprocess.run(
+        [*args[:-2], "--seed", "4", "--out", str(out), "--resume"], capture_output=True, text=True
+    )
+    assert changed.returncode == 2 and "different configuration" in changed.stderr
+
+    resumed = subprocess.run(
+        [*args, "--out", str(out), "--resume"], capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert out.read_bytes() == reference.read_bytes()
+    assert orjson.loads(out.with_name("run.run.json").read_bytes())["counts"]["resumed_from"] > 0

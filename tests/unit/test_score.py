@@ -1,0 +1,175 @@
+"""The scorer: exact verdicts on hand-written wrong predictions, and F1 properties."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from toolbench.tools.home_search import HomeSearch
+
+from toolbench.calls import PythonFormat
+from toolbench.errors import CallParseError
+from toolbench.records import Program, Task
+from toolbench.score import Scorer, aggregate, error_family, flatten_state, state_f1, summarize
+
+PY = PythonFormat(HomeSearch.format_context())
+GOLD = 'API.set_location("Austin, TX")\nAPI.set_buy_or_rent("buy")\nAPI.set_num_beds(3)\nAPI.set_max_price(500000)\nAPI.search()'
+TASK = Task(id="t1", tool="home_search", query="3+ bed homes in Austin under $500k", labels=[PY.parse(GOLD)])
+
+
+def score(text: str, task: Task = TASK):
+    try:
+        prediction = PY.parse(text)
+    except CallParseError as error:
+        prediction = error
+    return Scorer().score(task, prediction)
+
+
+def test_gold_scores_one_in_any_filter_order_but_ast_match_needs_a_label_order():
+    assert score(GOLD).success and score(GOLD).ast_match and score(GOLD).state_f1 == 1.0
+    swapped = GOLD.replace(
+        "API.set_num_beds(3)\nAPI.set_max_price(500000)", "API.set_max_price(500000)\nAPI.set_num_beds(3)"
+    )
+    result = score(swapped)
+    assert result.success and result.state_f1 == 1.0 and not result.ast_match
+
+
+def test_explicit_default_counts_as_the_same_program():
+    result = score(GOLD.replace("API.search()", 'API.search(sort_by="recommended")'))
+    assert result.success and result.ast_match
+
+
+def test_gold_state_items():
+    items = flatten_state(Scorer().gold(TASK)[0].execution.state)
+    assert sorted(items) == sorted(
+        [
+            ("home_search.criteria.location", '"austin, tx"'),
+            ("home_search.criteria.buy_or_rent", '"buy"'),
+            ("home_search.criteria.num_beds", "3"),
+            ("home_search.criteria.max_price", "500000"),
+            ("home_search.searched", "true"),
+            ("home_search.sort_by", '"recommended"'),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "error_type", "f1"),
+    [
+        ("wrong value", GOLD.replace("(3)", "(4)"), "state:mismatch", 5 / 6),
+        (
+            "missing call",
+            GOLD.replace("API.set_num_beds(3)\n", ""),
+            "state:mismatch",
+            2 * (5 / 5) * (5 / 6) / (1 + 5 / 6),
+        ),
+        (
+            "extra call",
+            GOLD.replace("API.search()", "API.set_num_garages(1)\nAPI.search()"),
+            "state:mismatch",
+            2 * (6 / 7) / (1 + 6 / 7),
+        ),
+        (
+            "wrong order",
+            GOLD.replace(
+                'API.set_location("Austin, TX")\nAPI.set_buy_or_rent("buy")',
+                'API.set_buy_or_rent("buy")\nAPI.set_location("Austin, TX")',
+            ),
+            "home_search:order",
+            0.0,
+        ),
+        ("wrong function", GOLD.replace("set_max_price", "set_min_price"), "state:mismatch", 5 / 6),
+        # stops at call 3: location and buy_or_rent match (2 of the 4 predicted items, of 6 gold)
+        (
+            "schema violation",
+            GOLD.replace("(3)", '("three")'),
+            "schema:type",
+            2 * (2 / 4) * (2 / 6) / (2 / 4 + 2 / 6),
+        ),
+        ("syntax", GOLD[:-1], "parse:syntax", 0.0),
+    ],
+)
+def test_wrong_predictions_get_exact_verdicts(name, text, error_type, f1):
+    result = score(text)
+    assert not result.success, name
+    assert result.error_type == error_type, name
+    assert result.state_f1 == pytest.approx(f1), name
+
+
+def test_no_search_keeps_partial_credit():
+    # criteria all right (4 items) but searched=false and sort_by=null: 4 of 6 items on each side
+    result = score(GOLD.replace("\nAPI.search()", ""))
+    assert result.state_f1 == pytest.approx(4 / 6)
+
+
+def test_missing_prediction_and_best_label_choice():
+    scorer = Scorer()
+    assert scorer.score(TASK, None).error_type == "missing"
+    other = PY.parse(GOLD.replace("(3)", "(4)"))
+    task = TASK.model_copy(update={"labels": [other, PY.parse(GOLD)]})
+    result = scorer.score(task, PY.parse(GOLD))
+    assert result.best_label == 1 and result.success
+
+
+def test_relevance_tasks_need_no_call():
+    task = Task(
+        id="r",
+        tool="home_search",
+        category="relevance",
+        query="What's the weather in Paris?",
+        labels=[Program([])],
+    )
+    assert Scorer().score(task, Program([])).success
+    result = Scorer().score(task, PY.parse('API.set_location("Paris")'))
+    assert not result.success and result.error_type == "state:mismatch"
+
+
+def test_aggregates_and_families():
+    scores = [
+        score(GOLD),
+        score(GOLD[:-1]),
+        score(GOLD.replace("(3)", "(4)")),
+        score(GOLD.replace("(3)", '("x")')),
+    ]
+    agg = aggregate(scores)
+    assert (agg.n, agg.success, agg.parse_error_rate, agg.tool_error_rate, agg.crash_rate) == (
+        4,
+        0.25,
+        0.25,
+        0.25,
+        0.0,
+    )
+    assert agg.error_types == {"parse:syntax": 1, "schema:type": 1, "state:mismatch": 1}
+    assert [error_family(t) for t in ("parse:json", "home_search:order", "exec:crash", None)] == [
+        "parse",
+        "tool",
+        "exec",
+        None,
+    ]
+    summary = summarize(scores)
+    assert summary["macro"]["success"] == 0.25 and summary["per_tool"]["home_search"]["n"] == 4
+
+
+def test_flatten_treats_lists_as_multisets_and_integral_floats_as_ints():
+    assert flatten_state({"a": [1, 2.0, {"b": "x"}]}) == Counter(
+        {("a[]", "1"): 1, ("a[]", "2"): 1, ("a[].b", '"x"'): 1}
+    )
+    assert flatten_state({"a": [2, 1]}) == flatten_state({"a": [1, 2]})
+    assert flatten_state({"a": True}) != flatten_state({"a": 1})
+
+
+items = st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from(["1", "2", "3"])), max_size=8).map(
+    Counter
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(items, items)
+def test_state_f1_properties(a, b):
+    f1 = state_f1(a, b)
+    assert 0.0 <= f1 <= 1.0
+    assert f1 == pytest.approx(state_f1(b, a))
+    assert (f1 == 1.0) == (a == b)
+    assert state_f1(a, a) == 1.0

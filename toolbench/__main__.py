@@ -1,0 +1,3 @@
+from toolbench.cli import main
+
+main()

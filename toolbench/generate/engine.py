@@ -1,0 +1,136 @@
+"""One candidate sample from one index: a pure function of (config, index).
+
+Because every candidate has its own seeded RNG, candidates can be made in any process, in any
+order, and resumed from any index, and the output is still the same bytes for the same seed.
+Pipeline per candidate: pick tool and template → draw slots → render query and action(s) →
+parse (python format) → validate against the schema and execute → check alternative labels
+reach the same state → emit, or reject with the error type as the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, Field
+
+from toolbench.calls import PythonFormat
+from toolbench.errors import CallParseError, UserError
+from toolbench.executor import execute
+from toolbench.records import Program
+from toolbench.registry import get_tool
+from toolbench.score import flatten_state
+from toolbench.templating import CompiledEntry, TemplateSet
+
+_NOT_WORD = re.compile(r"[^0-9a-z]+")
+
+
+def normalise_query(query: str) -> str:
+    """What counts as 'the same request' for dedupe: case, punctuation and spacing ignored."""
+    return _NOT_WORD.sub(" ", query.lower()).strip()
+
+
+def query_key(query: str) -> bytes:
+    return hashlib.blake2b(normalise_query(query).encode(), digest_size=8).digest()
+
+
+class GenerateConfig(BaseModel):
+    tools: list[str] = Field(min_length=1)
+    n: int = Field(gt=0)
+    seed: int = 0
+    split: Literal["all", "train", "test"] = "all"
+    templates: str | None = Field(
+        None,
+        description="A templates folder laid out like the shipped one "
+        "(<tool>/*.yaml, pools/); default: the packaged templates.",
+    )
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+
+@dataclass
+class Candidate:
+    index: int
+    line: bytes | None = None  # the sample as a JSONL line, when kept
+    key: bytes | None = None  # dedupe key of the normalised query
+    reject: str | None = None  # why it was dropped
+    split: str | None = None
+
+
+def program_dicts(program: Program) -> list[dict[str, Any]]:
+    return [{"name": call.name, "arguments": call.arguments} for call in program]
+
+
+class SampleFactory:
+    def __init__(self, config: GenerateConfig):
+        self.config = config
+        self.entries: dict[str, list[CompiledEntry]] = {}
+        self.weights: dict[str, list[float]] = {}
+        self.formats: dict[str, PythonFormat] = {}
+        for tool in config.tools:
+            simulator = get_tool(tool)
+            if config.templates is None:
+                template_set = TemplateSet(tool, simulator.templates_dir())
+            else:
+                root = Path(config.templates)
+                shared = root / "pools"
+                template_set = TemplateSet(tool, root / tool, shared if shared.is_dir() else None)
+            entries = template_set.select(config.split)
+            if not entries:
+                raise UserError(f"tool '{tool}' has no templates in split '{config.split}'")
+            self.entries[tool] = entries
+            self.weights[tool] = [e.entry.weight for e in entries]
+            self.formats[tool] = PythonFormat(simulator.format_context())
+
+    def make(self, index: int) -> Candidate:
+        rng = random.Random((self.config.seed << 40) | index)  # one stream per (seed, index)
+        tools = self.config.tools
+        tool = tools[0] if len(tools) == 1 else tools[rng.randrange(len(tools))]
+        entry = rng.choices(self.entries[tool], self.weights[tool])[0]
+        rendered = entry.render(rng)
+        python = self.formats[tool]
+        try:
+            programs = [python.parse(action) for action in rendered.actions]
+        except CallParseError as error:
+            return Candidate(index, reject=error.error_type)
+        execution = execute(programs[0], [tool])
+        if not execution.ok:
+            return Candidate(index, reject=execution.errors[0].error_type)
+        for alternative in programs[1:]:
+            other = execute(alternative, [tool])
+            if not other.ok or (
+                other.state != execution.state
+                and flatten_state(other.state) != flatten_state(execution.state)
+            ):
+                return Candidate(index, reject="label:disagree")
+        category = entry.entry.category or ("single" if len(programs[0]) == 1 else "multi_call")
+        sample = {
+            "id": f"{tool}-{self.config.seed}-{index}",
+            "tool": tool,
+            "tools": [tool],
+            "category": category,
+            "query": rendered.query,
+            "labels": [program_dicts(p) for p in programs],
+            "setup": None,
+            "meta": {
+                "template": entry.id,
+                "paraphrase": rendered.paraphrase,
+                "index": index,
+                "seed": self.config.seed,
+            },
+            "split": entry.entry.split,
+            "action": python.render(programs[0]),
+            "results": execution.results,
+        }
+        return Candidate(
+            index, line=orjson.dumps(sample) + b"\n", key=query_key(rendered.query), split=entry.entry.split
+        )
+
+    def make_range(self, start: int, size: int) -> list[Candidate]:
+        return [self.make(i) for i in range(start, start + size)]

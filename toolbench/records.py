@@ -1,0 +1,176 @@
+"""Core records. Everything that crosses a file boundary is one of these pydantic models.
+
+Values inside `Call.arguments` are canonical JSON values (what OpenAI `tool_calls` would carry);
+surface forms such as `Date(4, 12, 2023)` in the python call format map onto them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
+
+Category = Literal["single", "multi_call", "parallel", "multi_tool", "relevance", "episode"]
+Split = Literal["train", "test"]
+
+
+def check_json_value(value: Any, where: str = "value") -> None:
+    """Reject what JSON cannot carry (NaN, infinities, non-string keys, tuples, objects)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: {value!r} is not a finite number")
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            check_json_value(item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where}: key {key!r} is not a string")
+            check_json_value(item, f"{where}.{key}")
+        return
+    raise ValueError(f"{where}: {type(value).__name__} is not a JSON value")
+
+
+class FunctionSpec(BaseModel):
+    """One function as a model sees it: OpenAI function format. The executor validates calls
+    against exactly this `parameters` schema, so what the model is told is what is enforced."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+    @cached_property
+    def parameter_names(self) -> list[str]:
+        """Parameters in declaration order: how positional arguments are bound."""
+        return list(self.parameters.get("properties", {}))
+
+    def openai_tool(self) -> dict[str, Any]:
+        return {"type": "function", "function": self.model_dump()}
+
+
+class Call(BaseModel):
+    """One function call. Parsers build these with `Call.trusted` (their output is JSON by
+    construction); everything else goes through validation."""
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("arguments")
+    @classmethod
+    def _json_only(cls, arguments: dict[str, Any]) -> dict[str, Any]:
+        check_json_value(arguments, "arguments")
+        return arguments
+
+    @classmethod
+    def trusted(cls, name: str, arguments: dict[str, Any]) -> Call:
+        """`model_construct` without its per-call overhead (it is the generator's hot path);
+        tests check the result equals a validated Call."""
+        call = _new(cls)
+        _set(call, "__dict__", {"name": name, "arguments": arguments})
+        _set(call, "__pydantic_fields_set__", _CALL_FIELDS)
+        _set(call, "__pydantic_extra__", None)
+        _set(call, "__pydantic_private__", None)
+        return call
+
+
+_new = object.__new__
+_set = object.__setattr__
+_CALL_FIELDS = {"name", "arguments"}
+
+
+class Program(RootModel[list[Call]]):
+    """An ordered list of calls: one model answer (ToolBench actions are multi-call programs)."""
+
+    root: list[Call] = Field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Call]:  # type: ignore[override]
+        return iter(self.root)
+
+    def __len__(self) -> int:
+        return len(self.root)
+
+    def __getitem__(self, index: int) -> Call:
+        return self.root[index]
+
+    @property
+    def names(self) -> list[str]:
+        return [call.name for call in self.root]
+
+
+class Task(BaseModel):
+    """A benchmark item: a request and every program that counts as a right answer."""
+
+    id: str
+    tool: str = Field(description="Aggregation key: the tool, or the cross-tool category name.")
+    tools: list[str] = Field(default_factory=list, description="Tools offered; empty means [tool].")
+    category: Category = "single"
+    query: str
+    labels: list[Program] = Field(min_length=1)
+    setup: dict[str, Any] | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def offered_tools(self) -> list[str]:
+        return self.tools or [self.tool]
+
+
+class Sample(Task):
+    """A generated training example: the task, its gold program rendered, and what it returned."""
+
+    split: Split = "train"
+    action: str = Field(description="The gold program in the python call format.")
+    results: list[Any] = Field(default_factory=list)
+
+
+class Prediction(BaseModel):
+    """A model's answer to one task: raw text to parse, or already structured calls."""
+
+    id: str
+    text: str | None = None
+    calls: list[Call] | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExecError(BaseModel):
+    call_index: int | None = None
+    error_type: str
+    message: str
+
+
+class Score(BaseModel):
+    """The verdict on one prediction. `success` is ToolBench's rule (state F1 == 1 against the
+    best label) and additionally requires a clean parse and execution."""
+
+    id: str
+    tool: str
+    category: Category
+    success: bool
+    state_f1: float
+    ast_match: bool
+    best_label: int | None = None
+    error_type: str | None = None
+    errors: list[ExecError] = Field(default_factory=list)
+    n_calls: int = 0
+
+
+class RunRecord(BaseModel):
+    """Written beside every result file so a number can always be traced to how it was made."""
+
+    command: str
+    config: dict[str, Any]
+    seed: int | None = None
+    git_revision: str | None = None
+    packages: dict[str, str] = Field(default_factory=dict)
+    machine: dict[str, Any] = Field(default_factory=dict)
+    started_at: str
+    finished_at: str | None = None
+    counts: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,55 @@
+"""Finds tools by name: the built-in ones, plus any that another package registers under the
+`toolbench.tools` entry-point group (value: `module:SimulatorClass`)."""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+from importlib.metadata import entry_points
+
+from toolbench.errors import UserError
+from toolbench.simulator import Simulator, SpecIndex
+
+BUILTIN_TOOLS: dict[str, str] = {
+    "home_search": "toolbench.tools.home_search:HomeSearch",
+}
+ENTRY_POINT_GROUP = "toolbench.tools"
+
+
+@cache
+def tool_paths() -> dict[str, str]:
+    paths = dict(BUILTIN_TOOLS)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        paths.setdefault(ep.name, ep.value)
+    return paths
+
+
+def tool_names() -> list[str]:
+    return list(tool_paths())
+
+
+@cache
+def get_tool(name: str) -> type[Simulator]:
+    paths = tool_paths()
+    if name not in paths:
+        raise UserError(f"unknown tool {name!r}; known tools: {', '.join(paths)}")
+    module_name, _, attr = paths[name].partition(":")
+    cls = getattr(importlib.import_module(module_name), attr)
+    if not (isinstance(cls, type) and issubclass(cls, Simulator)):
+        raise UserError(f"tool {name!r} ({paths[name]}) is not a toolbench Simulator subclass")
+    return cls
+
+
+def resolve_tools(spec: str | list[str]) -> list[str]:
+    """`all`, one name, or a comma-separated list → tool names, checked."""
+    names = spec if isinstance(spec, list) else [part.strip() for part in spec.split(",") if part.strip()]
+    if names == ["all"]:
+        return tool_names()
+    for name in names:
+        get_tool(name)
+    return names
+
+
+@cache
+def spec_index(tools: tuple[str, ...]) -> SpecIndex:
+    return SpecIndex([get_tool(name) for name in tools])

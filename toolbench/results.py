@@ -1,0 +1,102 @@
+"""Scoring files: predictions JSONL in, per-sample scores + summary + Markdown table out.
+
+A predictions line is `{"id": TASK_ID, "text": "..."}` (parsed with the chosen call format) or
+`{"id": TASK_ID, "calls": [{"name": ..., "arguments": {...}}]}` (already structured, e.g. from
+OpenAI `tool_calls`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from toolbench.calls import get_format
+from toolbench.errors import CallParseError, UserError
+from toolbench.io import atomic_open, read_records, write_json, write_jsonl
+from toolbench.records import Prediction, Program, Score, Task
+from toolbench.registry import spec_index
+from toolbench.runinfo import finish_record, start_record
+from toolbench.score import Scorer, summarize
+
+
+def load_predictions(path: str | Path, task_ids: set[str] | None = None) -> dict[str, Prediction]:
+    predictions: dict[str, Prediction] = {}
+    for number, prediction in enumerate(read_records(path, Prediction), 1):
+        if prediction.id in predictions:
+            raise UserError(f"{path}: prediction {number} repeats task id '{prediction.id}'")
+        if task_ids is not None and prediction.id not in task_ids:
+            raise UserError(
+                f"{path}: prediction {number} is for task '{prediction.id}', which is not in the task file"
+            )
+        if prediction.text is None and prediction.calls is None:
+            raise UserError(f"{path}: prediction {number} ('{prediction.id}') has neither 'text' nor 'calls'")
+        predictions[prediction.id] = prediction
+    return predictions
+
+
+def parse_prediction(task: Task, prediction: Prediction | None, fmt: str) -> Program | CallParseError | None:
+    if prediction is None:
+        return None
+    if prediction.calls is not None:
+        return Program(prediction.calls)
+    formatter = get_format(fmt, spec_index(tuple(task.offered_tools)).format_context)
+    try:
+        return formatter.parse(prediction.text or "")
+    except CallParseError as error:
+        return error
+
+
+def score_all(
+    tasks: list[Task], predictions: dict[str, Prediction], fmt: str = "python", scorer: Scorer | None = None
+) -> list[Score]:
+    scorer = scorer or Scorer()
+    return [scorer.score(task, parse_prediction(task, predictions.get(task.id), fmt)) for task in tasks]
+
+
+METRIC_COLUMNS = (
+    ("success", "success"),
+    ("state_f1", "state F1"),
+    ("ast_match", "AST match"),
+    ("parse_error_rate", "parse err"),
+    ("tool_error_rate", "tool err"),
+    ("crash_rate", "crash"),
+)
+
+
+def summary_rows(summary: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for tool, agg in summary["per_tool"].items():
+        rows.append([tool, str(agg["n"])] + [f"{100 * agg[key]:.1f}" for key, _ in METRIC_COLUMNS])
+    macro = summary["macro"]
+    rows.append(
+        ["macro", str(summary["micro"]["n"])] + [f"{100 * macro[key]:.1f}" for key, _ in METRIC_COLUMNS]
+    )
+    return rows
+
+
+def markdown_table(summary: dict[str, Any]) -> str:
+    header = ["tool", "n"] + [f"{label} %" for _, label in METRIC_COLUMNS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in summary_rows(summary)]
+    return "\n".join(lines) + "\n"
+
+
+def score_files(
+    tasks_path: Path, predictions_path: Path, fmt: str, out: Path | None
+) -> tuple[list[Score], dict[str, Any]]:
+    from toolbench.tasks import load_tasks
+
+    record = start_record(
+        "score", {"tasks": str(tasks_path), "predictions": str(predictions_path), "format": fmt}
+    )
+    tasks = [numbered.task for numbered in load_tasks(tasks_path)]
+    predictions = load_predictions(predictions_path, {task.id for task in tasks})
+    scores = score_all(tasks, predictions, fmt)
+    summary = summarize(scores)
+    if out is not None:
+        write_jsonl(out / "scores.jsonl", scores)
+        finish_record(record, tasks=len(tasks), predictions=len(predictions))
+        write_json(out / "summary.json", {"summary": summary, "run": record.model_dump(mode="json")})
+        with atomic_open(out / "summary.md", "w") as handle:
+            handle.write(markdown_table(summary))
+    return scores, summary

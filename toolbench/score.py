@@ -1,0 +1,204 @@
+"""The scorer: execute a prediction, compare the resulting state with each gold label's.
+
+Rules (no branch on any tool's name):
+- state F1 is computed over the flattened state: every leaf is a (path, value) item; lists are
+  multisets; an integral float equals the int. Two empty states have F1 = 1.
+- the best label is the one with the highest F1 (first on ties).
+- success (ToolBench's rule, made strict): the text parsed, every call executed without error,
+  and the best F1 is 1. When every label is the empty program (a relevance task), success also
+  needs an empty prediction.
+- AST match: the prediction equals some label call for call, after schema defaults are filled.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from toolbench.errors import CallParseError
+from toolbench.executor import Execution, execute, fill_defaults
+from toolbench.records import Call, ExecError, Program, Score, Task
+from toolbench.registry import spec_index
+
+StateItems = Counter[tuple[str, str]]
+
+
+def flatten_state(state: Any, path: str = "") -> StateItems:
+    items: StateItems = Counter()
+    _flatten(state, path, items)
+    return items
+
+
+def _flatten(value: Any, path: str, items: StateItems) -> None:
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            _flatten(sub, f"{path}.{key}" if path else str(key), items)
+    elif isinstance(value, list):
+        for sub in value:
+            _flatten(sub, f"{path}[]", items)
+    else:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        items[(path, json.dumps(value, sort_keys=True))] += 1
+
+
+def state_f1(predicted: StateItems, gold: StateItems) -> float:
+    if not predicted and not gold:
+        return 1.0
+    overlap = sum((predicted & gold).values())
+    if overlap == 0:
+        return 0.0
+    precision = overlap / sum(predicted.values())
+    recall = overlap / sum(gold.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+@dataclass
+class GoldLabel:
+    program: Program
+    canonical: list[Call]
+    items: StateItems
+    execution: Execution
+
+
+class Scorer:
+    """Scores predictions against tasks. Gold executions are computed once per task and cached,
+    so scoring many predictions of the same tasks (ablations, replays) is cheap."""
+
+    def __init__(self) -> None:
+        self._gold: dict[str, list[GoldLabel]] = {}
+
+    def gold(self, task: Task) -> list[GoldLabel]:
+        if task.id not in self._gold:
+            labels = []
+            for program in task.labels:
+                execution = execute(program, task.offered_tools, task.setup)
+                labels.append(
+                    GoldLabel(
+                        program, self._canonical(program, task), flatten_state(execution.state), execution
+                    )
+                )
+            self._gold[task.id] = labels
+        return self._gold[task.id]
+
+    @staticmethod
+    def _canonical(program: Program, task: Task) -> list[Call]:
+        specs = spec_index(tuple(task.offered_tools)).specs
+        return [
+            fill_defaults(call, specs[call.name].parameters) if call.name in specs else call
+            for call in program
+        ]
+
+    def score(self, task: Task, prediction: Program | CallParseError | None) -> Score:
+        base = {"id": task.id, "tool": task.tool, "category": task.category}
+        if prediction is None:
+            return Score(
+                **base,
+                success=False,
+                state_f1=0.0,
+                ast_match=False,
+                error_type="missing",
+                errors=[ExecError(error_type="missing", message="no prediction for this task")],
+            )
+        if isinstance(prediction, CallParseError):
+            return Score(
+                **base,
+                success=False,
+                state_f1=0.0,
+                ast_match=False,
+                error_type=prediction.error_type,
+                errors=[ExecError(error_type=prediction.error_type, message=prediction.message)],
+            )
+        gold = self.gold(task)
+        execution = execute(prediction, task.offered_tools, task.setup)
+        items = flatten_state(execution.state)
+        f1s = [state_f1(items, label.items) for label in gold]
+        best = max(range(len(gold)), key=f1s.__getitem__)
+        canonical = self._canonical(prediction, task)
+        ast_match = any(canonical == label.canonical for label in gold)
+        errors = list(execution.errors)
+        if not errors and f1s[best] < 1.0:
+            errors.append(
+                ExecError(
+                    error_type="state:mismatch",
+                    message=f"final state differs from every label (best F1 {f1s[best]:.3f})",
+                )
+            )
+        if not errors and all(len(label.program) == 0 for label in gold) and len(prediction) > 0:
+            errors.append(
+                ExecError(
+                    error_type="state:unexpected_call",
+                    message="no offered function fits this request; the right answer is no call",
+                )
+            )
+        return Score(
+            **base,
+            success=not errors,
+            state_f1=f1s[best],
+            ast_match=ast_match,
+            best_label=best,
+            error_type=errors[0].error_type if errors else None,
+            errors=errors,
+            n_calls=len(prediction),
+        )
+
+
+# ------------------------------------------------------------------ aggregates
+ERROR_FAMILIES = ("parse", "schema", "exec", "state", "missing")
+
+
+def error_family(error_type: str | None) -> str | None:
+    """`parse:*`, `schema:*`, `exec:*`, `state:*` and `missing` keep their family; a tool's own
+    rule (`home_search:order`) counts as `tool`."""
+    if error_type is None:
+        return None
+    head = error_type.split(":", 1)[0]
+    return head if head in ERROR_FAMILIES else "tool"
+
+
+@dataclass
+class Aggregate:
+    n: int
+    success: float
+    state_f1: float
+    ast_match: float
+    parse_error_rate: float
+    tool_error_rate: float
+    crash_rate: float
+    error_types: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def aggregate(scores: Iterable[Score]) -> Aggregate:
+    scores = list(scores)
+    n = len(scores)
+    if n == 0:
+        return Aggregate(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, {})
+    families = Counter(error_family(s.error_type) for s in scores)
+    return Aggregate(
+        n=n,
+        success=sum(s.success for s in scores) / n,
+        state_f1=sum(s.state_f1 for s in scores) / n,
+        ast_match=sum(s.ast_match for s in scores) / n,
+        parse_error_rate=families["parse"] / n,
+        tool_error_rate=(families["schema"] + families["tool"]) / n,
+        crash_rate=families["exec"] / n,
+        error_types=dict(sorted(Counter(s.error_type for s in scores if s.error_type).items())),
+    )
+
+
+def summarize(scores: list[Score]) -> dict[str, Any]:
+    """Per-tool aggregates, the macro average over tools (ToolBench reports per tool, so every
+    tool weighs the same) and the micro average over all tasks."""
+    by_tool: dict[str, list[Score]] = {}
+    for score in scores:
+        by_tool.setdefault(score.tool, []).append(score)
+    per_tool = {tool: aggregate(group).as_dict() for tool, group in sorted(by_tool.items())}
+    metrics = ("success", "state_f1", "ast_match", "parse_error_rate", "tool_error_rate", "crash_rate")
+    macro = {m: (sum(t[m] for t in per_tool.values()) / len(per_tool) if per_tool else 0.0) for m in metrics}
+    return {"per_tool": per_tool, "macro": macro, "micro": aggregate(scores).as_dict()}

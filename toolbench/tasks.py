@@ -1,0 +1,104 @@
+"""Task files: load them (checked), build frozen ones from held-out templates, verify them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from toolbench.errors import UserError
+from toolbench.generate.engine import GenerateConfig, SampleFactory
+from toolbench.io import describe_validation_error, iter_jsonl
+from toolbench.records import Task
+from toolbench.registry import get_tool, spec_index, tool_names
+from toolbench.score import Scorer, flatten_state
+
+
+@dataclass
+class NumberedTask:
+    line: int
+    task: Task
+
+
+def load_tasks(path: str | Path) -> list[NumberedTask]:
+    """Every task of a file, validated: record shape, unique ids, known tools, routable names."""
+    path = Path(path)
+    tasks: list[NumberedTask] = []
+    seen: dict[str, int] = {}
+    for number, value in iter_jsonl(path):
+        try:
+            task = Task.model_validate(value)
+        except ValidationError as error:
+            raise UserError(f"{path}:{number}: not a task: {describe_validation_error(error)}") from None
+        if task.id in seen:
+            raise UserError(f"{path}:{number}: task id '{task.id}' already used on line {seen[task.id]}")
+        seen[task.id] = number
+        try:
+            spec_index(tuple(task.offered_tools))
+        except UserError as error:
+            raise UserError(f"{path}:{number}: {error}") from None
+        except ValueError as error:
+            raise UserError(f"{path}:{number}: offered tools clash: {error}") from None
+        tasks.append(NumberedTask(number, task))
+    if not tasks:
+        raise UserError(f"{path}: no tasks in file")
+    return tasks
+
+
+def builtin_task_files() -> list[Path]:
+    return [p for p in (get_tool(name).tasks_file() for name in tool_names()) if p.exists()]
+
+
+def make_tasks(tool: str, n: int, seed: int) -> list[Task]:
+    """Tasks from the tool's held-out templates: the generator's pipeline, split `test`, deduped."""
+    factory = SampleFactory(GenerateConfig(tools=[tool], n=n, seed=seed, split="test"))
+    tasks: list[Task] = []
+    seen: set[bytes] = set()
+    index = 0
+    while len(tasks) < n:
+        candidate = factory.make(index)
+        index += 1
+        if candidate.line is None or candidate.key in seen:
+            if index > 100 * n:
+                raise UserError(f"{tool}: held-out templates gave only {len(tasks)} distinct tasks")
+            continue
+        seen.add(candidate.key)
+        sample = Task.model_validate_json(candidate.line)
+        tasks.append(sample.model_copy(update={"id": f"{tool}-test-{len(tasks):04d}"}))
+    return tasks
+
+
+@dataclass
+class LabelProblem:
+    where: str
+    message: str
+
+
+def verify_tasks(path: str | Path) -> tuple[int, int, list[LabelProblem]]:
+    """Run every gold label through the scorer against its own task: each must succeed with
+    state F1 = 1, and all labels of a task must reach the same state. Returns (tasks, labels,
+    problems)."""
+    scorer = Scorer()
+    problems: list[LabelProblem] = []
+    n_labels = 0
+    tasks = load_tasks(path)
+    for numbered in tasks:
+        task = numbered.task
+        states = []
+        for k, label in enumerate(task.labels):
+            n_labels += 1
+            score = scorer.score(task, label)
+            where = f"{path}:{numbered.line}: task '{task.id}' label {k + 1}"
+            if not score.success or score.state_f1 != 1.0:
+                detail = score.errors[0].message if score.errors else f"state F1 {score.state_f1:.3f}"
+                problems.append(LabelProblem(where, f"{score.error_type}: {detail}"))
+            states.append(flatten_state(scorer.gold(task)[k].execution.state))
+        if any(state != states[0] for state in states[1:]):
+            problems.append(
+                LabelProblem(
+                    f"{path}:{numbered.line}: task '{task.id}'",
+                    "labels disagree: they reach different states",
+                )
+            )
+    return len(tasks), n_labels, problems

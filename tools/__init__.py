@@ -1,0 +1,1 @@
+"""Simulated tool APIs, one sub-package per domain (installed as `toolbench.tools`)."""

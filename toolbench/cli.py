@@ -231,6 +231,7 @@ def tasks_verify(
             console.print(
                 f"[green]✓[/] {path}: {n_tasks} tasks, {n_labels} labels, every label scores 1.0",
                 highlight=False,
+                soft_wrap=True,
             )
     if failed:
         raise typer.Exit(1)

@@ -1,8 +1,8 @@
 """The scorer: execute a prediction, compare the resulting state with each gold label's.
 
 Rules (no branch on any tool's name):
-- state F1 is computed over the flattened state: every leaf is a (path, value) item; lists are
-  multisets; an integral float equals the int. Two empty states have F1 = 1.
+- state F1 is computed over the flattened state: every leaf is a (path, value) item; a list is a
+  multiset of whole elements; an integral float equals the int. Two empty states have F1 = 1.
 - the best label is the one with the highest F1 (first on ties).
 - success (ToolBench's rule, made strict): the text parsed, every call executed without error,
   and the best F1 is 1. When every label is the empty program (a relevance task), success also
@@ -27,9 +27,22 @@ StateItems = Counter[tuple[str, str]]
 
 
 def flatten_state(state: Any, path: str = "") -> StateItems:
+    """The state as a multiset of (path, value) items: dict keys extend the path; a list is a
+    multiset of its elements, each element one item (a dict inside a list stays whole, so a
+    logged request {city, units} is right or wrong as a unit, never mixed with another's fields)."""
     items: StateItems = Counter()
     _flatten(state, path, items)
     return items
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
 
 
 def _flatten(value: Any, path: str, items: StateItems) -> None:
@@ -38,11 +51,9 @@ def _flatten(value: Any, path: str, items: StateItems) -> None:
             _flatten(sub, f"{path}.{key}" if path else str(key), items)
     elif isinstance(value, list):
         for sub in value:
-            _flatten(sub, f"{path}[]", items)
+            items[(f"{path}[]", json.dumps(_canonical(sub), sort_keys=True))] += 1
     else:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        items[(path, json.dumps(value, sort_keys=True))] += 1
+        items[(path, json.dumps(_canonical(value)))] += 1
 
 
 def state_f1(predicted: StateItems, gold: StateItems) -> float:

@@ -47,7 +47,12 @@ def load_tasks(path: str | Path) -> list[NumberedTask]:
 
 
 def builtin_task_files() -> list[Path]:
-    return [p for p in (get_tool(name).tasks_file() for name in tool_names()) if p.exists()]
+    """Every registered tool's frozen test file (shown relative to the working folder if inside it)."""
+    files = []
+    for path in (get_tool(name).tasks_file() for name in tool_names()):
+        if path.exists():
+            files.append(path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path)
+    return files
 
 
 def make_tasks(tool: str, n: int, seed: int) -> list[Task]:

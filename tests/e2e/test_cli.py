@@ -41,6 +41,12 @@ def test_tasks_verify_fails_clearly_on_a_broken_label(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def score_cli(predictions: Path, *options: str, check: bool = False):
+    return run_cli(
+        "score", "--tasks", str(HOME_TASKS), "--predictions", str(predictions), *options, check=check
+    )
+
+
 def _summary(folder: Path) -> dict:
     return orjson.loads((folder / "summary.json").read_bytes())
 
@@ -50,16 +56,7 @@ def test_score_gold_replay_is_perfect_and_corrupted_replay_is_exactly_a_quarter(
     run_cli("tasks", "replay", "--tasks", str(HOME_TASKS), "--out", str(gold), check=True)
     run_cli("tasks", "replay", "--tasks", str(HOME_TASKS), "--out", str(bad), "--corrupt", check=True)
 
-    run_cli(
-        "score",
-        "--tasks",
-        str(HOME_TASKS),
-        "--predictions",
-        str(gold),
-        "--out",
-        str(tmp_path / "g"),
-        check=True,
-    )
+    score_cli(gold, "--out", str(tmp_path / "g"), check=True)
     perfect = _summary(tmp_path / "g")["summary"]["micro"]
     assert (perfect["n"], perfect["success"], perfect["state_f1"], perfect["ast_match"]) == (
         120,
@@ -68,16 +65,7 @@ def test_score_gold_replay_is_perfect_and_corrupted_replay_is_exactly_a_quarter(
         1.0,
     )
 
-    shown = run_cli(
-        "score",
-        "--tasks",
-        str(HOME_TASKS),
-        "--predictions",
-        str(bad),
-        "--out",
-        str(tmp_path / "b"),
-        check=True,
-    )
+    shown = score_cli(bad, "--out", str(tmp_path / "b"), check=True)
     summary = _summary(tmp_path / "b")
     micro = summary["summary"]["micro"]
     assert micro["success"] == 0.25 and micro["ast_match"] == 0.25 and micro["parse_error_rate"] == 0.25
@@ -93,18 +81,7 @@ def test_score_gold_replay_is_perfect_and_corrupted_replay_is_exactly_a_quarter(
 def test_score_in_json_format(tmp_path):
     gold = tmp_path / "gold.jsonl"
     run_cli("tasks", "replay", "--tasks", str(HOME_TASKS), "--out", str(gold), "--format", "json", check=True)
-    run_cli(
-        "score",
-        "--tasks",
-        str(HOME_TASKS),
-        "--predictions",
-        str(gold),
-        "--format",
-        "json",
-        "--out",
-        str(tmp_path / "s"),
-        check=True,
-    )
+    score_cli(gold, "--format", "json", "--out", str(tmp_path / "s"), check=True)
     assert _summary(tmp_path / "s")["summary"]["micro"]["success"] == 1.0
 
 
@@ -122,7 +99,7 @@ def test_score_in_json_format(tmp_path):
 def test_bad_predictions_name_the_line_without_a_traceback(tmp_path, content, message):
     path = tmp_path / "predictions.jsonl"
     path.write_text(content)
-    result = run_cli("score", "--tasks", str(HOME_TASKS), "--predictions", str(path))
+    result = score_cli(path)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

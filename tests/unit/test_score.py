@@ -152,12 +152,16 @@ def test_aggregates_and_families():
     assert summary["macro"]["success"] == 0.25 and summary["per_tool"]["home_search"]["n"] == 4
 
 
-def test_flatten_treats_lists_as_multisets_and_integral_floats_as_ints():
-    assert flatten_state({"a": [1, 2.0, {"b": "x"}]}) == Counter(
-        {("a[]", "1"): 1, ("a[]", "2"): 1, ("a[].b", '"x"'): 1}
+def test_flatten_treats_lists_as_multisets_of_whole_elements_and_integral_floats_as_ints():
+    assert flatten_state({"a": [1, 2.0, {"b": "x", "c": 3.0}]}) == Counter(
+        {("a[]", "1"): 1, ("a[]", "2"): 1, ("a[]", '{"b": "x", "c": 3}'): 1}
     )
     assert flatten_state({"a": [2, 1]}) == flatten_state({"a": [1, 2]})
     assert flatten_state({"a": True}) != flatten_state({"a": 1})
+    # two logged requests with their fields swapped are two wrong items, not a match
+    log = {"requests": [{"city": "Paris", "units": "metric"}, {"city": "Rome", "units": "standard"}]}
+    swapped = {"requests": [{"city": "Paris", "units": "standard"}, {"city": "Rome", "units": "metric"}]}
+    assert state_f1(flatten_state(log), flatten_state(swapped)) == 0.0
 
 
 items = st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from(["1", "2", "3"])), max_size=8).map(

@@ -1,24 +1,36 @@
-"""Finds tools by name: the built-in ones, plus any that another package registers under the
-`toolbench.tools` entry-point group (value: `module:SimulatorClass`)."""
+"""Finds tools by name.
+
+Built-in tools are the sub-packages of `toolbench.tools` (the repository's `tools/` folder): a
+package `tools/<name>/` whose `__init__` exports `TOOL`, its Simulator class. Adding a tool needs
+no edit here. Other packages register theirs under the `toolbench.tools` entry-point group
+(value: `module:SimulatorClass`)."""
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from functools import cache
 from importlib.metadata import entry_points
 
 from toolbench.errors import UserError
 from toolbench.simulator import Simulator, SpecIndex
 
-BUILTIN_TOOLS: dict[str, str] = {
-    "home_search": "toolbench.tools.home_search:HomeSearch",
-}
 ENTRY_POINT_GROUP = "toolbench.tools"
+
+
+def builtin_tools() -> dict[str, str]:
+    import toolbench.tools
+
+    return {
+        info.name: f"toolbench.tools.{info.name}:TOOL"
+        for info in sorted(pkgutil.iter_modules(toolbench.tools.__path__), key=lambda i: i.name)
+        if info.ispkg and not info.name.startswith("_")
+    }
 
 
 @cache
 def tool_paths() -> dict[str, str]:
-    paths = dict(BUILTIN_TOOLS)
+    paths = builtin_tools()
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         paths.setdefault(ep.name, ep.value)
     return paths

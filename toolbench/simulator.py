@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import re
 import typing
+import zlib
 from collections.abc import Callable
 from functools import cached_property
 from importlib import resources
@@ -22,11 +23,17 @@ from jsonschema import Draft202012Validator
 from pydantic import TypeAdapter
 
 from toolbench.calls import FormatContext, ValueConstructor
-from toolbench.records import FunctionSpec
+from toolbench.records import Call, FunctionSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 _ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$")
 _ARG_LINE = re.compile(r"^(\w+)\s*(?:\([^)]*\))?:\s*(.*)$")
+
+
+def stable_hash(*parts: Any) -> int:
+    """A 32-bit hash that is the same in every process and run (Python's `hash` of a str is
+    not). Simulators derive their synthetic results from it: cheap, seed-free, deterministic."""
+    return zlib.crc32(repr(parts).encode())
 
 
 def function(method: F) -> F:
@@ -140,6 +147,12 @@ class Simulator:
         """What the scorer compares: plain JSON data. Lists are compared as multisets, so put
         order into keys where it matters."""
         raise NotImplementedError
+
+    @classmethod
+    def final_reply(cls, calls: list[Call], results: list[Any]) -> str:
+        """The assistant's closing sentence after the tool answered, for multi-turn training
+        samples. Tools override it to say something specific about their results."""
+        return "Done." if all(result is None for result in results) else "Here is what I found."
 
     @classmethod
     def format_context(cls) -> FormatContext:

@@ -206,6 +206,7 @@ class TemplateEntry(BaseModel):
     queries: list[str] = Field(min_length=1)
     action: str
     alternatives: list[str] = Field(default_factory=list)
+    setup: dict[str, Any] | None = None
 
 
 @dataclass
@@ -214,6 +215,7 @@ class Rendered:
     paraphrase: int
     actions: list[str]
     slots: dict[str, Any]
+    setup: dict[str, Any] | None = None
 
 
 class CompiledEntry:
@@ -264,6 +266,7 @@ class CompiledEntry:
             compiled.append(env.from_string(source))
         n = len(entry.queries)
         self.queries, self.actions = compiled[:n], compiled[n:]
+        self.setup = _compile_setup(entry.setup, env, declared, f"{where}: entry '{entry.id}' setup")
 
     @property
     def id(self) -> str:
@@ -283,15 +286,52 @@ class CompiledEntry:
     def render(self, rng: random.Random) -> Rendered:
         slots = self.draw_slots(rng)
         paraphrase = rng.randrange(len(self.queries))
-        label, _ = self.sources[paraphrase]
         try:
             query = " ".join(_render(self.queries[paraphrase], slots).split())
             actions = [_render(template, slots).strip() for template in self.actions]
+            setup = _render_setup(self.setup, slots) if self.setup is not None else None
         except (UndefinedError, SecurityError, TypeError, ValueError) as error:
             raise TemplateError(
                 f"{self.path}:{self.line}: entry '{self.id}': rendering failed: {error}"
             ) from None
-        return Rendered(query, paraphrase, actions, slots)
+        return Rendered(query, paraphrase, actions, slots, setup)
+
+
+_WHOLE_SLOT = re.compile(r"^\{\{\s*(\w+)\s*\}\}$")
+
+
+def _compile_setup(value: Any, env: SandboxedEnvironment, declared: set[str], where: str) -> Any:
+    """An entry's initial tool state. String leaves are Jinja; a leaf that is exactly `{{ slot }}`
+    becomes the slot's value with its type (a number stays a number, a list a list)."""
+    if isinstance(value, dict):
+        return {k: _compile_setup(v, env, declared, where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_compile_setup(v, env, declared, where) for v in value]
+    if isinstance(value, str):
+        whole = _WHOLE_SLOT.match(value)
+        if whole:
+            if whole.group(1) not in declared:
+                raise TemplateError(f"{where} uses undefined slot '{whole.group(1)}'")
+            return ("slot", whole.group(1))
+        parsed = env.parse(value)
+        undefined = sorted(meta.find_undeclared_variables(parsed) - declared)
+        if undefined:
+            raise TemplateError(f"{where} uses undefined slot '{undefined[0]}'")
+        return ("template", env.from_string(value))
+    return ("value", value)
+
+
+def _render_setup(compiled: Any, slots: dict[str, Any]) -> Any:
+    if isinstance(compiled, dict):
+        return {k: _render_setup(v, slots) for k, v in compiled.items()}
+    if isinstance(compiled, list):
+        return [_render_setup(v, slots) for v in compiled]
+    kind, payload = compiled
+    if kind == "slot":
+        return slots[payload]
+    if kind == "template":
+        return _render(payload, slots)
+    return payload
 
 
 def _render(template: Template, slots: dict[str, Any]) -> str:

@@ -95,3 +95,20 @@ def test_shipped_templates_meet_the_bar():
     assert len(entries) >= 12
     assert sum(e.entry.split == "test" for e in entries) >= 3
     assert all(len(e.entry.queries) >= 2 for e in entries)
+
+
+def test_setup_leaves_render_from_slots_keeping_types(tmp_path):
+    text = ENTRY.replace(
+        "    action: |",
+        '    setup: {criteria: {min_price: "{{ low }}", note: "from {{ city }}", fixed: [1, 2]}}\n    action: |',
+    )
+    rendered = load(tmp_path, text).entries[0].render(random.Random(0))
+    assert rendered.setup == {
+        "criteria": {
+            "min_price": rendered.slots["low"],
+            "note": f"from {rendered.slots['city']}",
+            "fixed": [1, 2],
+        }
+    }
+    with pytest.raises(TemplateError, match="setup uses undefined slot 'nope'"):
+        load(tmp_path, text.replace('"{{ low }}"', '"{{ nope }}"'))

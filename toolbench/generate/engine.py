@@ -99,11 +99,12 @@ class SampleFactory:
             programs = [python.parse(action) for action in rendered.actions]
         except CallParseError as error:
             return Candidate(index, reject=error.error_type)
-        execution = execute(programs[0], [tool])
+        setup = {tool: rendered.setup} if rendered.setup is not None else None
+        execution = execute(programs[0], [tool], setup)
         if not execution.ok:
             return Candidate(index, reject=execution.errors[0].error_type)
         for alternative in programs[1:]:
-            other = execute(alternative, [tool])
+            other = execute(alternative, [tool], setup)
             if not other.ok or (
                 other.state != execution.state
                 and flatten_state(other.state) != flatten_state(execution.state)
@@ -117,7 +118,7 @@ class SampleFactory:
             "category": category,
             "query": rendered.query,
             "labels": [program_dicts(p) for p in programs],
-            "setup": None,
+            "setup": setup,
             "meta": {
                 "template": entry.id,
                 "paraphrase": rendered.paraphrase,

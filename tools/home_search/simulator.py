@@ -7,13 +7,13 @@ The state compared by the scorer is the search criteria (plus whether `search()`
 
 from __future__ import annotations
 
-import zlib
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from toolbench.errors import ToolError
-from toolbench.simulator import Simulator, function
+from toolbench.records import Call
+from toolbench.simulator import Simulator, function, stable_hash
 
 HomeType = Literal["House", "Townhouse", "Condo", "Land", "Multi-family", "Mobile", "Co-op"]
 HOME_TYPES: tuple[str, ...] = HomeType.__args__  # type: ignore[attr-defined]
@@ -220,12 +220,20 @@ class HomeSearch(Simulator):
         self.sort_by = sort_by
         return self._listings()
 
+    @classmethod
+    def final_reply(cls, calls: list[Call], results: list[Any]) -> str:
+        found = results[-1] if results and isinstance(results[-1], dict) else None
+        if not found:
+            return "Done."
+        homes = "; ".join(f"{h['address']} at ${h['price']:,}" for h in found["homes"])
+        return f"I found {found['matches']} matching homes. Top results: {homes}."
+
     def _listings(self) -> dict[str, Any]:
         """Deterministic synthetic results: the same criteria always give the same homes.
 
         Numbers come from a hash of the criteria (no RNG object: this runs for every sample the
         generator makes, so it has to be cheap)."""
-        digest = zlib.crc32(repr(sorted(self.criteria.items())).encode())
+        digest = stable_hash(sorted(self.criteria.items()))
         renting = self.criteria["buy_or_rent"] == "rent"
         low = self.criteria.get("min_price", 1_000 if renting else 150_000)
         high = max(self.criteria.get("max_price", low * 3), low + 1)

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from toolbench.errors import UserError
+from toolbench.export import Exporter, export_file, export_path
 
 app = typer.Typer(
     help="Tool-use benchmark and function-calling data generator.\n\n"
@@ -25,8 +26,10 @@ app = typer.Typer(
 )
 tools_app = typer.Typer(help="Inspect the simulated tools and their function schemas.", no_args_is_help=True)
 tasks_app = typer.Typer(help="Build, verify and replay frozen test-task files.", no_args_is_help=True)
+index_app = typer.Typer(help="Build and evaluate demo / API-doc retrieval indexes.", no_args_is_help=True)
 app.add_typer(tools_app, name="tools")
 app.add_typer(tasks_app, name="tasks")
+app.add_typer(index_app, name="index")
 
 console = Console()
 err = Console(stderr=True)
@@ -128,6 +131,28 @@ def generate(
             help="Use this templates folder (laid out like the shipped `templates/`: <tool>/*.yaml, pools/) instead of the packaged one."
         ),
     ] = None,
+    distractors: Annotated[
+        int,
+        typer.Option(help="Offer this many other tools with each sample (multi_tool training data).", min=0),
+    ] = 0,
+    relevance: Annotated[
+        float,
+        typer.Option(
+            help="Fraction of samples offered only unrelated tools; their gold answer is no call.",
+            min=0,
+            max=1,
+        ),
+    ] = 0.0,
+    fmt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--format",
+            help="Also export the train split to OUT_STEM.<format>.jsonl: openai, hf-chat, sharegpt or toolbench (repeatable).",
+        ),
+    ] = None,
+    multi_turn: Annotated[
+        bool, typer.Option(help="Exports include tool results and a final assistant reply.")
+    ] = False,
 ) -> None:
     """Generate validated tool-use samples from templates.
 
@@ -149,7 +174,10 @@ def generate(
         seed=seed,
         split=split,
         templates=str(templates) if templates else None,
+        distractors=distractors,
+        relevance=relevance,
     )
+    exporters = [Exporter(name, multi_turn) for name in fmt or []]  # check formats before the long run
     with _progress() as progress:
         bar = progress.add_task(f"generate {', '.join(config.tools)}", total=n)
         report = run_generate(
@@ -170,6 +198,39 @@ def generate(
     )
     console.print(table)
     console.print(f"wrote {report.out}", highlight=False)
+    for exporter in exporters:
+        target = export_path(report.out, exporter.fmt)
+        count = export_file(report.out, target, exporter.fmt, split="train", multi_turn=multi_turn)
+        console.print(f"wrote {count} {exporter.fmt} records to {target}", highlight=False)
+
+
+@app.command()
+def export(
+    source: Annotated[Path, typer.Argument(help="Canonical samples from `toolbench generate`.")],
+    out: Annotated[Path, typer.Option(help="Where to write the export (JSONL).")],
+    fmt: Annotated[str, typer.Option("--format", help="openai, hf-chat, sharegpt or toolbench.")] = "openai",
+    split: Annotated[str, typer.Option(help="Export only train, only test, or all samples.")] = "train",
+    multi_turn: Annotated[
+        bool, typer.Option(help="Include tool results as tool messages and a final assistant reply.")
+    ] = False,
+    system_prompt: Annotated[
+        str | None, typer.Option(help="System prompt text to put first ('default' for the built-in one).")
+    ] = None,
+) -> None:
+    """Convert generated samples into a training format.
+
+    openai: OpenAI fine-tuning chat format (messages with tool_calls, tools). hf-chat: messages +
+    tools for `apply_chat_template(..., tools=...)` and TRL's SFTTrainer. sharegpt: LLaMA-Factory's
+    conversations with function_call/observation turns. toolbench: prompt/completion with the
+    ToolBench scaffold. Every export loads with `datasets.load_dataset("json", data_files=...)`.
+    """
+    from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
+
+    if split not in ("all", "train", "test"):
+        raise UserError(f"--split must be one of all, train, test; got {split!r}")
+    prompt = DEFAULT_SYSTEM_PROMPT if system_prompt == "default" else system_prompt
+    count = export_file(source, out, fmt, split=split, multi_turn=multi_turn, system_prompt=prompt)
+    console.print(f"wrote {count} {fmt} records to {out}", highlight=False)
 
 
 def _progress() -> Progress:
@@ -189,20 +250,38 @@ def _progress() -> Progress:
 
 @tasks_app.command("make")
 def tasks_make(
-    tool: Annotated[str, typer.Option(help="Tool whose held-out (split: test) templates to use.")],
     out: Annotated[
-        Path, typer.Option(help="Where to write the task file (the frozen one is tools/<tool>/test.jsonl).")
+        Path,
+        typer.Option(
+            help="Task file to write (frozen ones: tools/<tool>/test.jsonl, tools/categories/<category>.jsonl)."
+        ),
     ],
+    tool: Annotated[
+        str | None, typer.Option(help="Tool whose held-out (split: test) templates to use.")
+    ] = None,
+    category: Annotated[
+        str | None,
+        typer.Option(
+            help="Or a cross-tool category built from the tools' test files: multi_tool, parallel, relevance."
+        ),
+    ] = None,
     n: Annotated[int, typer.Option(help="Number of tasks.", min=1)] = 120,
-    seed: Annotated[int, typer.Option(help="Seed for slot values.")] = 20231101,
+    seed: Annotated[int, typer.Option(help="Seed for slot values and choices.")] = 20231101,
 ) -> None:
-    """Build a task file from a tool's held-out templates (each task keeps every acceptable label)."""
+    """Build a task file from a tool's held-out templates, or a cross-tool category file."""
+    from toolbench.categories import make_category_tasks
     from toolbench.io import write_jsonl
     from toolbench.registry import get_tool
     from toolbench.tasks import make_tasks
 
-    get_tool(tool)
-    count = write_jsonl(out, make_tasks(tool, n, seed))
+    if (tool is None) == (category is None):
+        raise UserError("give exactly one of --tool or --category")
+    if tool is not None:
+        get_tool(tool)
+        tasks = make_tasks(tool, n, seed)
+    else:
+        tasks = make_category_tasks(category, n, seed)
+    count = write_jsonl(out, tasks)
     console.print(f"wrote {count} tasks to {out}", highlight=False)
 
 
@@ -296,6 +375,100 @@ def print_summary(summary: dict, title: str | None = None) -> None:
     errors = summary["micro"]["error_types"]
     if errors:
         console.print("error types: " + ", ".join(f"{k}={v}" for k, v in errors.items()), highlight=False)
+
+
+# ------------------------------------------------------------------ retrieval
+
+
+@index_app.command("build")
+def index_build(
+    out: Annotated[Path, typer.Option(help="Index folder to write (replaced if it exists).")],
+    demos: Annotated[
+        Path | None,
+        typer.Option(help="Generated samples (`toolbench generate`) whose train split become demos."),
+    ] = None,
+    api_docs: Annotated[
+        str | None, typer.Option(help="Or index API docs (one per function) of these tools: names or `all`.")
+    ] = None,
+    retriever: Annotated[
+        str, typer.Option(help="bm25, dense or hybrid (reciprocal-rank fusion of both).")
+    ] = "bm25",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="sentence-transformers model id or path for dense/hybrid (default: bundled all-MiniLM-L6-v2)."
+        ),
+    ] = None,
+) -> None:
+    """Build a retrieval index over demos or API docs and save it to a folder."""
+    import time
+
+    from toolbench.registry import resolve_tools
+    from toolbench.retriever import api_documents, demo_documents, file_sha256, make_retriever
+
+    if (demos is None) == (api_docs is None):
+        raise UserError("give exactly one of --demos FILE or --api-docs TOOLS")
+    if demos is not None:
+        documents, source = (
+            demo_documents(demos),
+            {"path": str(demos.resolve()), "sha256": file_sha256(demos)},
+        )
+    else:
+        documents, source = api_documents(resolve_tools(api_docs)), {"api_docs": api_docs}
+    started = time.perf_counter()
+    index = make_retriever(retriever, model).build(documents)
+    index.save(out, source)
+    console.print(
+        f"indexed {len(documents)} documents with {retriever} in {time.perf_counter() - started:.1f} s → {out}",
+        highlight=False,
+    )
+
+
+@index_app.command("evaluate")
+def index_evaluate(
+    demos: Annotated[Path, typer.Option(help="Generated samples whose train split are the demos.")],
+    retriever: Annotated[str, typer.Option(help="bm25, dense, hybrid, or all.")] = "all",
+    k: Annotated[int, typer.Option(help="Demos retrieved per query.", min=1)] = 3,
+    tasks: Annotated[
+        list[Path] | None, typer.Option("--tasks", help="Task files; default: every tool's test.jsonl.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model for dense/hybrid.")] = None,
+) -> None:
+    """recall@k of demo retrieval on test queries: a top-k demo uses the gold label's function set."""
+    from toolbench.retriever import RETRIEVERS, demo_documents, make_retriever
+    from toolbench.retriever.quality import recall_at_k
+    from toolbench.tasks import builtin_task_files, load_tasks
+
+    kinds = list(RETRIEVERS) if retriever == "all" else [retriever]
+    task_list = [n.task for path in (tasks or builtin_task_files()) for n in load_tasks(path)]
+    documents = demo_documents(demos)
+    results = {
+        kind: recall_at_k(make_retriever(kind, model).build(documents), task_list, k) for kind in kinds
+    }
+    table = Table("tool", *(f"{kind} recall@{k} %" for kind in kinds), title=f"{len(documents)} demos")
+    for tool in results[kinds[0]]:
+        table.add_row(tool, *(f"{100 * results[kind][tool]:.1f}" for kind in kinds))
+    console.print(table)
+
+
+@app.command()
+def retrieve(
+    query: Annotated[str, typer.Argument(help="The request to find demonstrations for.")],
+    index: Annotated[Path, typer.Option(help="Index folder from `toolbench index build`.")],
+    k: Annotated[int, typer.Option(help="How many results.", min=1)] = 3,
+    tool: Annotated[str | None, typer.Option(help="Only results of this tool.")] = None,
+) -> None:
+    """Show the top-k demos (or API docs) an index returns for a query."""
+    from toolbench.retriever import open_index
+
+    hits = open_index(index).search(query, k, (lambda doc: doc.payload.get("tool") == tool) if tool else None)
+    if not hits:
+        console.print("no results" + (f" for tool {tool}" if tool else ""))
+    for hit in hits:
+        body = hit.document.payload.get("action") or hit.document.payload.get("doc", "")
+        console.print(f"[bold]{hit.rank + 1}.[/] ({hit.score:.3f}) {hit.document.text}", highlight=False)
+        if body and body != hit.document.text:
+            console.print("   " + body.replace("\n", "\n   "), highlight=False, style="dim")
 
 
 # -------------------------------------------------------------------- demo

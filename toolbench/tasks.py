@@ -47,9 +47,12 @@ def load_tasks(path: str | Path) -> list[NumberedTask]:
 
 
 def builtin_task_files() -> list[Path]:
-    """Every registered tool's frozen test file (shown relative to the working folder if inside it)."""
+    """Every registered tool's frozen test file and the cross-tool category files (shown relative
+    to the working folder if inside it)."""
+    from toolbench.categories import category_task_files
+
     files = []
-    for path in (get_tool(name).tasks_file() for name in tool_names()):
+    for path in [*(get_tool(name).tasks_file() for name in tool_names()), *category_task_files()]:
         if path.exists():
             files.append(path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path)
     return files

@@ -23,7 +23,7 @@ from toolbench.calls import PythonFormat
 from toolbench.errors import CallParseError, UserError
 from toolbench.executor import execute
 from toolbench.records import Program
-from toolbench.registry import get_tool
+from toolbench.registry import get_tool, tool_names
 from toolbench.score import flatten_state
 from toolbench.templating import CompiledEntry, TemplateSet
 
@@ -48,6 +48,15 @@ class GenerateConfig(BaseModel):
         None,
         description="A templates folder laid out like the shipped one "
         "(<tool>/*.yaml, pools/); default: the packaged templates.",
+    )
+    distractors: int = Field(
+        0, ge=0, description="Other tools offered beside the right one (multi_tool training data)."
+    )
+    relevance: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Fraction of samples whose offered tools cannot serve the request (gold: no call).",
     )
 
     def fingerprint(self) -> str:
@@ -87,6 +96,9 @@ class SampleFactory:
             self.entries[tool] = entries
             self.weights[tool] = [e.entry.weight for e in entries]
             self.formats[tool] = PythonFormat(simulator.format_context())
+        self.distractor_pool = tool_names() if (config.distractors or config.relevance) else []
+        if (config.distractors or config.relevance) and len(self.distractor_pool) < 2:
+            raise UserError("--distractors/--relevance need at least two registered tools")
 
     def make(self, index: int) -> Candidate:
         rng = random.Random((self.config.seed << 40) | index)  # one stream per (seed, index)
@@ -111,13 +123,24 @@ class SampleFactory:
             ):
                 return Candidate(index, reject="label:disagree")
         category = entry.entry.category or ("single" if len(programs[0]) == 1 else "multi_call")
+        offered = [tool]
+        labels = [program_dicts(p) for p in programs]
+        action, results = python.render(programs[0]), execution.results
+        if self.config.relevance and rng.random() < self.config.relevance:
+            others = [t for t in self.distractor_pool if t != tool]
+            offered = sorted(rng.sample(others, min(max(1, self.config.distractors), len(others))))
+            category, labels, action, results, setup = "relevance", [[]], "", [], None
+        elif self.config.distractors:
+            others = [t for t in self.distractor_pool if t != tool]
+            offered = sorted([tool, *rng.sample(others, min(self.config.distractors, len(others)))])
+            category = "multi_tool"
         sample = {
             "id": f"{tool}-{self.config.seed}-{index}",
             "tool": tool,
-            "tools": [tool],
+            "tools": offered,
             "category": category,
             "query": rendered.query,
-            "labels": [program_dicts(p) for p in programs],
+            "labels": labels,
             "setup": setup,
             "meta": {
                 "template": entry.id,
@@ -126,8 +149,8 @@ class SampleFactory:
                 "seed": self.config.seed,
             },
             "split": entry.entry.split,
-            "action": python.render(programs[0]),
-            "results": execution.results,
+            "action": action,
+            "results": results,
         }
         return Candidate(
             index, line=orjson.dumps(sample) + b"\n", key=query_key(rendered.query), split=entry.entry.split

@@ -1,0 +1,152 @@
+"""Exports load into the training stacks people use: `datasets`, a real chat template with tools,
+and one TRL SFTTrainer step on a tiny randomly initialised Llama."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import datasets
+import orjson
+import pytest
+
+from toolbench.export import EXPORT_FORMATS, export_file
+from toolbench.generate import GenerateConfig, generate
+from toolbench.records import Sample
+from toolbench.registry import tool_names
+
+pytestmark = pytest.mark.integration
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+SPECIAL = ["<pad>", "<|system|>", "<|user|>", "<|assistant|>", "<|tool|>", "<|end|>"]
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("exports")
+    canonical = folder / "data.jsonl"
+    distractors = 1 if len(tool_names()) > 1 else 0
+    generate(
+        GenerateConfig(
+            tools=tool_names(), n=160, seed=3, distractors=distractors, relevance=0.1 if distractors else 0.0
+        ),
+        canonical,
+    )
+    paths = {"canonical": canonical}
+    for fmt in EXPORT_FORMATS:
+        paths[fmt] = folder / f"data.{fmt}.jsonl"
+        export_file(canonical, paths[fmt], fmt, split="train", multi_turn=True)
+    return paths
+
+
+def train_samples(path: Path) -> list[Sample]:
+    samples = [Sample.model_validate(orjson.loads(line)) for line in path.read_bytes().splitlines()]
+    return [s for s in samples if s.split == "train"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(exports):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=2000, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(exports["hf-chat"].read_text().splitlines(), trainer)
+    template = (FIXTURES / "chat_template.jinja").read_text()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token="<|end|>", pad_token="<pad>", chat_template=template
+    )
+
+
+def test_every_export_loads_with_datasets(exports):
+    samples = train_samples(exports["canonical"])
+    first = samples[0]
+    for fmt in EXPORT_FORMATS:
+        data = datasets.load_dataset("json", data_files=str(exports[fmt]), split="train")
+        assert len(data) == len(samples), fmt
+        row = data[0]
+        if fmt == "toolbench":
+            assert (
+                row["prompt"].endswith(f"Task: {first.query}\nActions:\n")
+                and row["completion"] == first.action
+            )
+        elif fmt == "sharegpt":
+            assert row["conversations"][0] == {"from": "human", "value": first.query}
+            assert {t["name"] for t in json.loads(row["tools"])} >= {c.name for c in first.labels[0]}
+        else:
+            assert row["messages"][0] == {"role": "user", "content": first.query}
+            calls = row["messages"][1]["tool_calls"] if first.labels[0] else []
+            arguments = [
+                json.loads(c["function"]["arguments"]) if fmt == "openai" else c["function"]["arguments"]
+                for c in calls
+            ]
+            assert arguments == [c.arguments for c in first.labels[0]]
+            assert {t["function"]["name"] for t in row["tools"]} >= {c.name for c in first.labels[0]}
+
+
+def test_multi_tool_and_relevance_samples_are_exported(exports):
+    records = [json.loads(line) for line in exports["openai"].read_text().splitlines()]
+    samples = train_samples(exports["canonical"])
+    if len(tool_names()) == 1:
+        pytest.skip("needs two tools")
+    relevance = [r for r, s in zip(records, samples, strict=True) if s.category == "relevance"]
+    assert relevance and all(
+        len(r["messages"]) == 2 and "tool_calls" not in r["messages"][1] for r in relevance
+    )
+    assert all(len(r["tools"]) >= 2 for r in records)
+
+
+def test_hf_chat_renders_through_a_real_chat_template_with_tools(exports, tokenizer):
+    data = datasets.load_dataset("json", data_files=str(exports["hf-chat"]), split="train")
+    for row, sample in zip(data, train_samples(exports["canonical"]), strict=True):
+        text = tokenizer.apply_chat_template(row["messages"], tools=row["tools"], tokenize=False)
+        for tool in row["tools"]:
+            assert json.dumps(tool["function"]["name"]) in text
+        for call in sample.labels[0]:
+            assert (
+                f'<tool_call>{{"name": "{call.name}", "arguments": {json.dumps(call.arguments, ensure_ascii=False)}}}</tool_call>'
+                in text
+            )
+        assert text.count("<|tool|>") == len(sample.labels[0])
+
+
+@pytest.mark.parametrize("fmt", ["openai", "hf-chat"])
+def test_one_trl_sft_step_on_a_tiny_random_model(exports, tokenizer, tmp_path, fmt):
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from trl import SFTConfig, SFTTrainer
+
+    data = datasets.load_dataset("json", data_files=str(exports[fmt]), split="train")
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=8192,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    args = SFTConfig(
+        output_dir=str(tmp_path),
+        max_steps=1,
+        per_device_train_batch_size=2,
+        report_to=[],
+        max_length=None,
+        assistant_only_loss=True,
+        save_strategy="no",
+        use_cpu=True,
+        logging_steps=1,
+        seed=0,
+    )
+    trainer = SFTTrainer(
+        model=LlamaForCausalLM(config), args=args, train_dataset=data, processing_class=tokenizer
+    )
+    assert len(trainer.train_dataset) == len(data)  # nothing dropped: every example has assistant tokens
+    result = trainer.train()
+    assert result.global_step == 1
+    assert math.isfinite(result.training_loss) and result.training_loss > math.log(len(tokenizer)) - 2

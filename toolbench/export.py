@@ -1,0 +1,185 @@
+"""Exports of canonical samples into the formats training stacks read directly.
+
+- `openai`: the OpenAI fine-tuning chat format: `messages` (assistant `tool_calls` with
+  `arguments` as a JSON string) + `tools` + `parallel_tool_calls`.
+- `hf-chat`: `messages` + `tools` for `tokenizer.apply_chat_template(messages, tools=tools)` and
+  TRL's SFTTrainer (assistant `tool_calls` with `arguments` as a dict, as HF chat templates expect).
+- `sharegpt`: `conversations` (human / function_call / observation / gpt) + `tools` as a JSON
+  string + optional `system`, as LLaMA-Factory reads it.
+- `toolbench`: `prompt` (the ToolBench scaffold: API docs, `Task:`, `Actions:`) + `completion`
+  (the python-format program).
+
+Multi-turn samples add each tool result as a `tool`/`observation` message and the tool's
+`final_reply` as the closing assistant turn. A sample whose gold program is empty (relevance)
+ends with an assistant text reply instead of calls.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from toolbench.errors import UserError
+from toolbench.io import describe_validation_error, iter_jsonl, write_jsonl
+from toolbench.prompts import completion_prompt
+from toolbench.records import Call, FunctionSpec, Sample
+from toolbench.registry import spec_index
+
+ExportFormat = Literal["openai", "hf-chat", "sharegpt", "toolbench"]
+EXPORT_FORMATS: tuple[str, ...] = ("openai", "hf-chat", "sharegpt", "toolbench")
+NO_CALL_REPLY = "None of the available functions can do that, so I made no call."
+
+
+def openai_tools(specs: list[FunctionSpec]) -> list[dict[str, Any]]:
+    """The `tools` array, with every parameters object carrying the same keys (a uniform shape
+    keeps Arrow from inventing nulls when `datasets` loads many tools into one column)."""
+    tools = []
+    for spec in specs:
+        parameters = {"type": "object", "properties": {}, "required": [], **spec.parameters}
+        tools.append(
+            {
+                "type": "function",
+                "function": {"name": spec.name, "description": spec.description, "parameters": parameters},
+            }
+        )
+    return tools
+
+
+def _tool_content(result: Any) -> str:
+    return json.dumps({"status": "ok"} if result is None else result, ensure_ascii=False)
+
+
+class Exporter:
+    def __init__(self, fmt: str, multi_turn: bool = False, system_prompt: str | None = None):
+        if fmt not in EXPORT_FORMATS:
+            raise UserError(f"unknown export format {fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
+        self.fmt, self.multi_turn, self.system_prompt = fmt, multi_turn, system_prompt
+
+    def __call__(self, sample: Sample) -> dict[str, Any]:
+        index = spec_index(tuple(sample.offered_tools))
+        specs = list(index.specs.values())
+        calls = list(sample.labels[0])
+        final = self._final_reply(sample, calls, index) if self.multi_turn or not calls else None
+        if self.fmt == "toolbench":
+            return {
+                "prompt": completion_prompt(sample.query, specs, system_prompt=self.system_prompt),
+                "completion": sample.action,
+            }
+        if self.fmt == "sharegpt":
+            return self._sharegpt(sample, specs, calls, final)
+        return self._chat(sample, specs, calls, final)
+
+    def _final_reply(self, sample: Sample, calls: list[Call], index: Any) -> str:
+        if not calls:
+            return NO_CALL_REPLY
+        return index.owner[calls[-1].name].final_reply(calls, sample.results)
+
+    def _chat(
+        self, sample: Sample, specs: list[FunctionSpec], calls: list[Call], final: str | None
+    ) -> dict[str, Any]:
+        as_string = self.fmt == "openai"
+        messages: list[dict[str, Any]] = []
+        if self.system_prompt:
+            messages.append({"role": "system", "content": self.system_prompt})
+        messages.append({"role": "user", "content": sample.query})
+        if calls:
+            tool_calls = [
+                {
+                    "id": f"call_{i}",
+                    "type": "function",
+                    "function": {
+                        "name": c.name,
+                        "arguments": json.dumps(c.arguments, ensure_ascii=False)
+                        if as_string
+                        else c.arguments,
+                    },
+                }
+                for i, c in enumerate(calls)
+            ]
+            messages.append(
+                {"role": "assistant", "content": None if as_string else "", "tool_calls": tool_calls}
+            )
+            if self.multi_turn:
+                for i, (call, result) in enumerate(zip(calls, sample.results, strict=True)):
+                    messages.append(
+                        {
+                            "role": "tool",
+                            "tool_call_id": f"call_{i}",
+                            "name": call.name,
+                            "content": _tool_content(result),
+                        }
+                    )
+        if final is not None:
+            messages.append({"role": "assistant", "content": final})
+        record: dict[str, Any] = {"messages": messages, "tools": openai_tools(specs)}
+        if as_string:
+            record["parallel_tool_calls"] = len(calls) > 1
+        return record
+
+    def _sharegpt(
+        self, sample: Sample, specs: list[FunctionSpec], calls: list[Call], final: str | None
+    ) -> dict[str, Any]:
+        turns = [{"from": "human", "value": sample.query}]
+        if calls:
+            payload = [{"name": c.name, "arguments": c.arguments} for c in calls]
+            turns.append(
+                {
+                    "from": "function_call",
+                    "value": json.dumps(payload[0] if len(payload) == 1 else payload, ensure_ascii=False),
+                }
+            )
+            if self.multi_turn:
+                results = [r if r is not None else {"status": "ok"} for r in sample.results]
+                turns.append(
+                    {
+                        "from": "observation",
+                        "value": json.dumps(results[0] if len(results) == 1 else results, ensure_ascii=False),
+                    }
+                )
+        if final is not None:
+            turns.append({"from": "gpt", "value": final})
+        record: dict[str, Any] = {
+            "conversations": turns,
+            "tools": json.dumps(openai_tools_functions(specs), ensure_ascii=False),
+        }
+        if self.system_prompt:
+            record["system"] = self.system_prompt
+        return record
+
+
+def openai_tools_functions(specs: list[FunctionSpec]) -> list[dict[str, Any]]:
+    return [tool["function"] for tool in openai_tools(specs)]
+
+
+def iter_samples(path: Path, split: str = "all") -> Iterator[Sample]:
+    for number, value in iter_jsonl(path):
+        try:
+            sample = Sample.model_validate(value)
+        except ValidationError as error:
+            raise UserError(
+                f"{path}:{number}: not a generated sample ({describe_validation_error(error)}); "
+                "export reads the canonical output of `toolbench generate`"
+            ) from None
+        if split == "all" or sample.split == split:
+            yield sample
+
+
+def export_file(
+    source: Path,
+    out: Path,
+    fmt: str,
+    split: str = "all",
+    multi_turn: bool = False,
+    system_prompt: str | None = None,
+) -> int:
+    exporter = Exporter(fmt, multi_turn, system_prompt)
+    return write_jsonl(out, (exporter(sample) for sample in iter_samples(source, split)))
+
+
+def export_path(out: Path, fmt: str) -> Path:
+    """Where `generate --format` puts an export: beside the canonical file."""
+    return out.with_name(f"{out.stem}.{fmt}.jsonl")

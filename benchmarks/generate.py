@@ -53,14 +53,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--tool", default="all")
+    parser.add_argument("--split", default="train", help="train (training data, the default), test or all")
     args = parser.parse_args()
     tools = resolve_tools(args.tool)
     print(f"machine: {describe_machine()}")
+    print(f"{args.n:,} samples per tool from the {args.split} templates")
     print(
         f"{'tool':<14} {'bare jinja/s':>13} {'validated/s (1 core)':>21} {'ratio':>7} {'2 workers/s':>12} {'scaling':>8}"
     )
     for tool in tools:
-        config = GenerateConfig(tools=[tool], n=args.n, seed=0)
+        config = GenerateConfig(tools=[tool], n=args.n, seed=0, split=args.split)
         bare = bare_jinja_rate(config, min(args.n, 20_000))
         one, _ = pipeline_rate(config, 1)
         two, _ = pipeline_rate(config, 2)

@@ -95,6 +95,10 @@ def _describe_schema(schema: dict) -> str:
     if "enum" in schema:
         return " | ".join(json.dumps(v) for v in schema["enum"])
     text = schema.get("type", "any")
+    if isinstance(text, list):
+        text = " | ".join(text)
+    if "anyOf" in schema:
+        text = " | ".join(_describe_schema(option) for option in schema["anyOf"])
     if text == "array" and "items" in schema:
         text = f"list[{_describe_schema(schema['items'])}]"
     bounds = [

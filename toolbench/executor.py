@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from jsonschema.exceptions import best_match
 
 from toolbench.errors import ToolError
 from toolbench.records import Call, ExecError, Program
@@ -29,7 +30,7 @@ class Execution:
         return not self.errors
 
 
-_VERDICTS: dict[tuple[int, bytes], tuple[str, str] | None] = {}
+_VERDICTS: dict[tuple[int, str], tuple[str, str] | None] = {}
 _VERDICTS_MAX = 1 << 16
 
 
@@ -40,12 +41,15 @@ def schema_error(validator: Any, call: Call) -> ExecError | None:
     pairs recur constantly, so verdicts are memoised per validator (bounded, cleared when full).
     """
     try:
-        key = (id(validator), orjson.dumps(call.arguments, option=orjson.OPT_SORT_KEYS))
+        # decoded: orjson's small bytes keep a ~4 KB buffer each, which a 64k-entry memo would hoard
+        key = (id(validator), orjson.dumps(call.arguments, option=orjson.OPT_SORT_KEYS).decode())
     except TypeError:  # not serialisable by orjson (e.g. an int beyond 64 bits): validate directly
         key = None
     verdict = _VERDICTS.get(key, False) if key is not None else False
     if verdict is False:
-        error = next(iter(validator.iter_errors(call.arguments)), None)
+        # best_match looks inside anyOf/oneOf, so an optional enum argument with a bad value is
+        # `schema:enum`, not the unhelpful `schema:anyOf`.
+        error = best_match(validator.iter_errors(call.arguments))
         verdict = None
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path)

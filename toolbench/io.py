@@ -15,6 +15,8 @@ from pydantic import BaseModel, ValidationError
 from toolbench.errors import UserError
 
 M = TypeVar("M", bound=BaseModel)
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -63,6 +65,7 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[Any]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results should be readable like any other
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle

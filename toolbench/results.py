@@ -46,6 +46,11 @@ def parse_prediction(task: Task, prediction: Prediction | None, fmt: str) -> Pro
         return error
 
 
+def score_text(task: Task, text: str, fmt: str = "python", scorer: Scorer | None = None) -> Score:
+    """Score one raw model answer against one task (parse errors are scored, not raised)."""
+    return (scorer or Scorer()).score(task, parse_prediction(task, Prediction(id=task.id, text=text), fmt))
+
+
 def score_all(
     tasks: list[Task], predictions: dict[str, Prediction], fmt: str = "python", scorer: Scorer | None = None
 ) -> list[Score]:

@@ -190,5 +190,8 @@ class SpecIndex:
     def format_context(self) -> FormatContext:
         constructors: dict[str, ValueConstructor] = {}
         for sim in self.simulators:
-            constructors.update(sim.constructors)
+            for name, constructor in sim.constructors.items():
+                if name in constructors and constructors[name] is not constructor:
+                    raise ValueError(f"value constructor '{name}' is declared differently by two offered tools")
+                constructors[name] = constructor
         return FormatContext(self.specs, constructors)

@@ -8,11 +8,11 @@ import string
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from toolbench.tools.home_search import HomeSearch
 
 from toolbench.calls import FormatContext, JsonFormat, PythonFormat, ValueConstructor, strip_fences
 from toolbench.errors import CallParseError
 from toolbench.records import Call, Program
+from toolbench.tools.home_search import HomeSearch
 
 HOME = PythonFormat(HomeSearch.format_context())
 
@@ -263,3 +263,15 @@ def test_deeply_nested_input_is_a_parse_error_not_a_crash():
     ):
         with pytest.raises(CallParseError):
             fmt.parse(text)
+
+
+def test_line_cache_gives_the_same_programs_and_fresh_objects():
+    fmt = PythonFormat(HomeSearch.format_context())
+    text = 'API.set_location("São Paulo")\nAPI.select_home_type(["Condo"])'
+    first, second = fmt.parse(text), fmt.parse(text)  # the second comes from the cache
+    assert first == second and first[1].arguments is not second[1].arguments
+    assert fmt.parse('API.select_home_type(["Condo"])\nAPI.set_location("São Paulo")') == Program([first[1], first[0]])
+    with pytest.raises(CallParseError):
+        fmt.parse('API.set_location("São Paulo")\n  API.select_home_type(["Condo"])')  # indented: still a syntax error
+    assert fmt.parse('x = "São Paulo"\nAPI.set_location(x)') == Program([first[0]])
+    assert fmt.parse('x = "Lima"\nAPI.set_location(x)')[0].arguments == {"value": "Lima"}

@@ -7,12 +7,12 @@ from collections import Counter
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from toolbench.tools.home_search import HomeSearch
 
 from toolbench.calls import PythonFormat
-from toolbench.errors import CallParseError
 from toolbench.records import Program, Task
+from toolbench.results import score_text
 from toolbench.score import Scorer, aggregate, error_family, flatten_state, state_f1, summarize
+from toolbench.tools.home_search import HomeSearch
 
 PY = PythonFormat(HomeSearch.format_context())
 GOLD = 'API.set_location("Austin, TX")\nAPI.set_buy_or_rent("buy")\nAPI.set_num_beds(3)\nAPI.set_max_price(500000)\nAPI.search()'
@@ -20,11 +20,7 @@ TASK = Task(id="t1", tool="home_search", query="3+ bed homes in Austin under $50
 
 
 def score(text: str, task: Task = TASK):
-    try:
-        prediction = PY.parse(text)
-    except CallParseError as error:
-        prediction = error
-    return Scorer().score(task, prediction)
+    return score_text(task, text)
 
 
 def test_gold_scores_one_in_any_filter_order_but_ast_match_needs_a_label_order():

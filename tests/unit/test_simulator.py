@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 
 import pytest
 from pydantic import Field
-from toolbench.tools.home_search import HomeSearch
 
 from toolbench import registry
 from toolbench.calls import PythonFormat
@@ -16,6 +15,7 @@ from toolbench.errors import UserError
 from toolbench.executor import execute
 from toolbench.records import Call, Program
 from toolbench.simulator import Simulator, function, spec_from_method
+from toolbench.tools.home_search import HomeSearch
 
 PY = PythonFormat(HomeSearch.format_context())
 

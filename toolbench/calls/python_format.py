@@ -15,6 +15,8 @@ import keyword
 import math
 from typing import Any
 
+import orjson
+
 from toolbench.calls.base import FormatContext, strip_fences
 from toolbench.errors import CallParseError
 from toolbench.records import Call, FunctionSpec, Program
@@ -33,6 +35,8 @@ class PythonFormat:
         self.context = context or FormatContext.empty()
         self.receiver = receiver
         self._by_format = {c.format: c for c in self.context.constructors.values()}
+        self._line_cache: dict[str, tuple[str, str]] = {}
+        self._name_reads = 0
 
     # ------------------------------------------------------------------ render
     def render(self, program: Program) -> str:
@@ -82,6 +86,9 @@ class PythonFormat:
     # ------------------------------------------------------------------- parse
     def parse(self, text: str) -> Program:
         body = strip_fences(text)
+        cached = self._parse_from_cache(body)
+        if cached is not None:
+            return cached
         try:
             tree = ast.parse(body, mode="exec")
         except SyntaxError as error:
@@ -90,10 +97,15 @@ class PythonFormat:
             raise CallParseError("syntax", f"unreadable program: {error}") from None
         names: dict[str, Any] = {}
         calls: list[Call] = []
+        lines = body.split("\n")
         try:
             for statement in tree.body:
                 if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
+                    self._name_reads = 0
                     calls.append(self._call(statement.value, names))
+                    if not self._name_reads and statement.lineno == statement.end_lineno and statement.col_offset == 0:
+                        line = lines[statement.lineno - 1].encode()[: statement.end_col_offset]  # offsets are bytes
+                        self._remember(line.decode(errors="replace"), calls[-1])
                 elif isinstance(statement, ast.Assign):
                     self._assign(statement, names)
                 else:
@@ -104,6 +116,29 @@ class PythonFormat:
         except RecursionError:
             raise CallParseError("unsupported", "values are nested too deeply") from None
         return Program(calls)
+
+    # A line such as `API.set_origin(Loc("Paris"))` recurs across thousands of programs, and
+    # alternative labels are mostly the same lines reordered. A line that is one self-contained
+    # call (no assigned names) parses the same wherever it stands, so its result is remembered;
+    # a program whose every line is remembered skips `ast.parse`. Anything else takes the full path.
+    _CACHE_MAX = 1 << 16
+
+    def _remember(self, line: str, call: Call) -> None:
+        if len(self._line_cache) >= self._CACHE_MAX:
+            self._line_cache.clear()
+        self._line_cache[line] = (call.name, orjson.dumps(call.arguments).decode())  # str: exact size
+
+    def _parse_from_cache(self, body: str) -> Program | None:
+        calls = []
+        for line in body.split("\n"):
+            line = line.rstrip()
+            if not line:
+                continue
+            hit = self._line_cache.get(line)
+            if hit is None:
+                return None
+            calls.append(Call.trusted(hit[0], orjson.loads(hit[1])))  # a fresh copy every time
+        return Program(calls) if calls else None
 
     def _assign(self, statement: ast.Assign, names: dict[str, Any]) -> None:
         if len(statement.targets) != 1 or not isinstance(statement.targets[0], ast.Name):
@@ -196,6 +231,7 @@ class PythonFormat:
             return result
         if isinstance(node, ast.Name):
             if node.id in names:
+                self._name_reads += 1
                 return names[node.id]
             raise CallParseError(
                 "undefined_name", f"{_where(node)}: '{node.id}' is not defined (quote strings)"

@@ -192,6 +192,8 @@ class SpecIndex:
         for sim in self.simulators:
             for name, constructor in sim.constructors.items():
                 if name in constructors and constructors[name] is not constructor:
-                    raise ValueError(f"value constructor '{name}' is declared differently by two offered tools")
+                    raise ValueError(
+                        f"value constructor '{name}' is declared differently by two offered tools"
+                    )
                 constructors[name] = constructor
         return FormatContext(self.specs, constructors)

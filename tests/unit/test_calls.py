@@ -270,8 +270,12 @@ def test_line_cache_gives_the_same_programs_and_fresh_objects():
     text = 'API.set_location("São Paulo")\nAPI.select_home_type(["Condo"])'
     first, second = fmt.parse(text), fmt.parse(text)  # the second comes from the cache
     assert first == second and first[1].arguments is not second[1].arguments
-    assert fmt.parse('API.select_home_type(["Condo"])\nAPI.set_location("São Paulo")') == Program([first[1], first[0]])
+    assert fmt.parse('API.select_home_type(["Condo"])\nAPI.set_location("São Paulo")') == Program(
+        [first[1], first[0]]
+    )
     with pytest.raises(CallParseError):
-        fmt.parse('API.set_location("São Paulo")\n  API.select_home_type(["Condo"])')  # indented: still a syntax error
+        fmt.parse(
+            'API.set_location("São Paulo")\n  API.select_home_type(["Condo"])'
+        )  # indented: still a syntax error
     assert fmt.parse('x = "São Paulo"\nAPI.set_location(x)') == Program([first[0]])
     assert fmt.parse('x = "Lima"\nAPI.set_location(x)')[0].arguments == {"value": "Lima"}

@@ -103,8 +103,14 @@ class PythonFormat:
                 if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
                     self._name_reads = 0
                     calls.append(self._call(statement.value, names))
-                    if not self._name_reads and statement.lineno == statement.end_lineno and statement.col_offset == 0:
-                        line = lines[statement.lineno - 1].encode()[: statement.end_col_offset]  # offsets are bytes
+                    if (
+                        not self._name_reads
+                        and statement.lineno == statement.end_lineno
+                        and statement.col_offset == 0
+                    ):
+                        line = lines[statement.lineno - 1].encode()[
+                            : statement.end_col_offset
+                        ]  # offsets are bytes
                         self._remember(line.decode(errors="replace"), calls[-1])
                 elif isinstance(statement, ast.Assign):
                     self._assign(statement, names)

@@ -357,6 +357,9 @@ def score(
         Path | None,
         typer.Option(help="Folder for scores.jsonl, summary.json (with run record) and summary.md."),
     ] = None,
+    ignore_extra: Annotated[
+        bool, typer.Option(help="Skip predictions for tasks not in the task file instead of refusing them.")
+    ] = False,
 ) -> None:
     """Score predictions by executing them and comparing the final state with every gold label.
 
@@ -365,14 +368,17 @@ def score(
     """
     from toolbench.results import score_files
 
-    _, summary = score_files(tasks, predictions, fmt, out)
+    _, summary = score_files(tasks, predictions, fmt, out, ignore_extra)
     print_summary(summary)
 
 
 def print_summary(summary: dict, title: str | None = None) -> None:
     from toolbench.results import METRIC_COLUMNS, summary_rows
 
-    table = Table("tool", "n", *(f"{label} %" for _, label in METRIC_COLUMNS), title=title)
+    table = Table(title=title)
+    table.add_column("tool", no_wrap=True)
+    for header in ("n", *(f"{label} %" for _, label in METRIC_COLUMNS)):
+        table.add_column(header, justify="right")
     for row in summary_rows(summary):
         table.add_row(*row)
     console.print(table)
@@ -434,17 +440,22 @@ def index_evaluate(
     retriever: Annotated[str, typer.Option(help="bm25, dense, hybrid, or all.")] = "all",
     k: Annotated[int, typer.Option(help="Demos retrieved per query.", min=1)] = 3,
     tasks: Annotated[
-        list[Path] | None, typer.Option("--tasks", help="Task files; default: every tool's test.jsonl.")
+        list[Path] | None, typer.Option("--tasks", help="Task files; default: every tool's own test.jsonl.")
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model for dense/hybrid.")] = None,
 ) -> None:
     """recall@k of demo retrieval on test queries: a top-k demo uses the gold label's function set."""
+    from toolbench.registry import get_tool, tool_names
     from toolbench.retriever import RETRIEVERS, demo_documents, make_retriever
     from toolbench.retriever.quality import recall_at_k
-    from toolbench.tasks import builtin_task_files, load_tasks
+    from toolbench.tasks import load_tasks
 
     kinds = list(RETRIEVERS) if retriever == "all" else [retriever]
-    task_list = [n.task for path in (tasks or builtin_task_files()) for n in load_tasks(path)]
+    # Default: each tool's own test queries (a cross-tool parallel task has no single-demo match).
+    files = tasks or [
+        get_tool(name).tasks_file() for name in tool_names() if get_tool(name).tasks_file().exists()
+    ]
+    task_list = [n.task for path in files for n in load_tasks(path)]
     documents = demo_documents(demos)
     results = {
         kind: recall_at_k(make_retriever(kind, model).build(documents), task_list, k) for kind in kinds

@@ -9,17 +9,16 @@ from pathlib import Path
 from rich.console import Console
 
 from toolbench.errors import UserError
+from toolbench.export import export_file, export_path
 from toolbench.generate import GenerateConfig, generate
 from toolbench.io import write_jsonl
-from toolbench.registry import get_tool
+from toolbench.registry import tool_names
 from toolbench.replay import corrupt_predictions, gold_predictions
 from toolbench.results import score_files
-from toolbench.tasks import load_tasks, verify_tasks
-
-DEMO_TOOLS = ["home_search"]
+from toolbench.tasks import builtin_task_files, load_tasks, verify_tasks
 
 
-def _step(console: Console, name: str, output: Path, run: Callable[[], None]) -> None:
+def _step(console: Console, name: str, output: Path, run: Callable[[], object]) -> None:
     if output.exists():
         console.print(f"[dim]· {name}: {output} exists, skipped[/]", highlight=False)
         return
@@ -33,31 +32,43 @@ def run_demo(out: Path, console: Console) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data.jsonl"
+    config = GenerateConfig(tools=tool_names(), n=10_000, seed=0, distractors=1, relevance=0.05)
     _step(
         console,
-        "generate 5,000 samples from templates",
+        f"generate 10,000 samples over {len(config.tools)} tools",
         data,
-        lambda: generate(GenerateConfig(tools=DEMO_TOOLS, n=5000, seed=0), data),
+        lambda: generate(config, data),
     )
-    for tool in DEMO_TOOLS:
-        tasks_path = get_tool(tool).tasks_file()
-        n_tasks, n_labels, problems = verify_tasks(tasks_path)
+    openai = export_path(data, "openai")
+    _step(
+        console,
+        "export the train split in the OpenAI fine-tuning format",
+        openai,
+        lambda: export_file(data, openai, "openai", split="train", multi_turn=True),
+    )
+
+    task_files = builtin_task_files()
+    for path in task_files:
+        n_tasks, n_labels, problems = verify_tasks(path)
         if problems:
             raise UserError(
-                f"{tasks_path}: {len(problems)} gold labels fail; run `toolbench tasks verify` for details"
+                f"{path}: {len(problems)} gold labels fail; run `toolbench tasks verify` for details"
             )
-        console.print(
-            f"[green]✓[/] verified {tasks_path.name} of {tool}: {n_tasks} tasks, {n_labels} labels",
-            highlight=False,
-        )
-        tasks = [numbered.task for numbered in load_tasks(tasks_path)]
-        for name, make in (("gold", gold_predictions), ("corrupted", corrupt_predictions)):
-            predictions = out / f"{tool}.{name}.predictions.jsonl"
-            _step(
-                console,
-                f"{name} replay of {tool}",
-                predictions,
-                lambda p=predictions, m=make, t=tasks: write_jsonl(p, m(t)),
-            )
-            _, summary = score_files(tasks_path, predictions, "python", out / f"{tool}.{name}")
-            print_summary(summary, title=f"{tool}: {name} replay")
+    console.print(
+        f"[green]✓[/] verified {len(task_files)} frozen task files: every gold label scores 1.0",
+        highlight=False,
+    )
+
+    tasks_path = out / "tasks.jsonl"
+    tasks = [numbered.task for path in task_files for numbered in load_tasks(path)]
+    _step(console, f"collect {len(tasks)} test tasks", tasks_path, lambda: write_jsonl(tasks_path, tasks))
+    for name, make in (("gold", gold_predictions), ("corrupted", corrupt_predictions)):
+        predictions = out / f"{name}.predictions.jsonl"
+        _step(console, f"{name} replay", predictions, lambda p=predictions, m=make: write_jsonl(p, m(tasks)))
+        _, summary = score_files(tasks_path, predictions, "python", out / name)
+        print_summary(summary, title=f"{name} replay of the gold labels")
+    console.print(
+        "The corrupted replay keeps 1 of every 4 answers intact and breaks the others (a wrong value, a "
+        "missing call, a cut-off text); tasks whose right answer is no call stay right when emptied.",
+        highlight=False,
+    )

@@ -19,14 +19,22 @@ from toolbench.runinfo import finish_record, start_record
 from toolbench.score import Scorer, summarize
 
 
-def load_predictions(path: str | Path, task_ids: set[str] | None = None) -> dict[str, Prediction]:
+def load_predictions(
+    path: str | Path, task_ids: set[str] | None = None, ignore_extra: bool = False
+) -> dict[str, Prediction]:
+    """Predictions by task id. A prediction for a task that is not in the task file is an error
+    (misaligned files are the silent bug of benchmarks) unless `ignore_extra` (scoring one tool's
+    tasks out of a predictions file for all of them)."""
     predictions: dict[str, Prediction] = {}
     for number, prediction in enumerate(read_records(path, Prediction), 1):
         if prediction.id in predictions:
             raise UserError(f"{path}: prediction {number} repeats task id '{prediction.id}'")
         if task_ids is not None and prediction.id not in task_ids:
+            if ignore_extra:
+                continue
             raise UserError(
-                f"{path}: prediction {number} is for task '{prediction.id}', which is not in the task file"
+                f"{path}: prediction {number} is for task '{prediction.id}', which is not in the task file "
+                "(pass --ignore-extra to score a subset)"
             )
         if prediction.text is None and prediction.calls is None:
             raise UserError(f"{path}: prediction {number} ('{prediction.id}') has neither 'text' nor 'calls'")
@@ -87,7 +95,7 @@ def markdown_table(summary: dict[str, Any]) -> str:
 
 
 def score_files(
-    tasks_path: Path, predictions_path: Path, fmt: str, out: Path | None
+    tasks_path: Path, predictions_path: Path, fmt: str, out: Path | None, ignore_extra: bool = False
 ) -> tuple[list[Score], dict[str, Any]]:
     from toolbench.tasks import load_tasks
 
@@ -95,7 +103,7 @@ def score_files(
         "score", {"tasks": str(tasks_path), "predictions": str(predictions_path), "format": fmt}
     )
     tasks = [numbered.task for numbered in load_tasks(tasks_path)]
-    predictions = load_predictions(predictions_path, {task.id for task in tasks})
+    predictions = load_predictions(predictions_path, {task.id for task in tasks}, ignore_extra)
     scores = score_all(tasks, predictions, fmt)
     summary = summarize(scores)
     if out is not None:

@@ -30,6 +30,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/generate.py
 	$(BIN)/python benchmarks/retrieve.py
+	$(BIN)/python benchmarks/eval_throughput.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from toolbench.errors import UserError
+from toolbench.io import file_sha256
 from toolbench.retriever.base import Hit, Retriever
 from toolbench.retriever.bm25 import BM25Retriever
 from toolbench.retriever.corpus import Document, api_documents, corpus_hash, demo_documents
@@ -23,14 +23,6 @@ def make_retriever(kind: str, model: str | None = None) -> Retriever:
     if kind not in RETRIEVERS:
         raise UserError(f"unknown retriever {kind!r}; known: {', '.join(RETRIEVERS)}")
     return BM25Retriever() if kind == "bm25" else RETRIEVERS[kind](model or DEFAULT_MODEL)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def open_index(folder: Path, documents: list[Document] | None = None) -> Retriever:

@@ -37,3 +37,11 @@ def run_cli(*args: str, cwd: Path | None = None, check: bool = False) -> subproc
             f"toolbench {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
         )
     return result
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random Llama + BPE tokenizer + tool-aware chat template, saved as an HF folder."""
+    from tests.fixtures.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))

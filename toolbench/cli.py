@@ -387,6 +387,178 @@ def print_summary(summary: dict, title: str | None = None) -> None:
         console.print("error types: " + ", ".join(f"{k}={v}" for k, v in errors.items()), highlight=False)
 
 
+# ---------------------------------------------------------------------- eval
+
+
+def _system_prompt(value: str) -> str | None:
+    from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
+
+    if value == "default":
+        return DEFAULT_SYSTEM_PROMPT
+    if value == "none":
+        return None
+    path = Path(value)
+    if not path.is_file():
+        raise UserError(f"--system-prompt takes default, none or a text file; {value!r} is none of them")
+    return path.read_text().strip()
+
+
+@app.command("eval")
+def eval_command(
+    model: Annotated[
+        str, typer.Option(help="hf:PATH_OR_ID, openai:MODEL (with --base-url) or replay:PREDICTIONS.jsonl.")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Run folder: predictions, scores, summary.json (+ run record), summary.md.")
+    ] = Path("runs/eval"),
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (vLLM, SGLang, llama.cpp, toolbench serve)."
+        ),
+    ] = None,
+    tools: Annotated[
+        str, typer.Option(help="Tools and categories to test (comma-separated), or all.")
+    ] = "all",
+    tasks: Annotated[
+        list[Path] | None, typer.Option("--tasks", help="Task files instead of the tools' test sets.")
+    ] = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="completion (ToolBench scaffold, python calls) or chat (messages + tools, tool_calls)."
+        ),
+    ] = "completion",
+    k_demos: Annotated[int, typer.Option(help="Retrieved demonstrations per prompt.", min=0)] = 3,
+    retriever: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "bm25",
+    system_prompt: Annotated[str, typer.Option(help="default, none, or a text file.")] = "default",
+    demos: Annotated[
+        Path | None,
+        typer.Option(help="Generated samples whose train split are the demos (default: made once, cached)."),
+    ] = None,
+    max_tokens: Annotated[int, typer.Option(min=1)] = 256,
+    temperature: Annotated[float, typer.Option(min=0.0)] = 0.0,
+    seed: Annotated[int, typer.Option()] = 0,
+    concurrency: Annotated[int, typer.Option(help="Parallel requests (openai backend).", min=1)] = 8,
+    batch_size: Annotated[int, typer.Option(help="Prompts per forward pass (hf backend).", min=1)] = 8,
+    timeout: Annotated[float, typer.Option(help="Seconds per request (openai backend).")] = 60.0,
+    retries: Annotated[int, typer.Option(help="Retries on 429/5xx/timeouts (openai backend).", min=0)] = 4,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Ask the model again instead of reusing cached answers.")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(help="Only the first N tasks of each file.", min=1)] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Answer cache and demo indexes (default: $TOOLBENCH_CACHE or ~/.cache/toolbench)."),
+    ] = None,
+    ablate: Annotated[
+        bool,
+        typer.Option(
+            help="Run ToolBench's grid: system prompt on/off x k in {0, 3} x BM25/dense; one table."
+        ),
+    ] = False,
+) -> None:
+    """Measure a model's tool success rate per tool, ToolBench-style.
+
+    Builds prompts (system prompt + k retrieved demos), asks the backend, parses the calls, executes
+    them and compares the resulting state with the gold labels. Answers are cached on disk by
+    (backend, prompt, params): an interrupted run resumes, a rerun is free. Example:
+
+        toolbench eval --model openai:my-model --base-url http://127.0.0.1:8000/v1 --tools weather --mode chat
+    """
+    from toolbench.evaluate import EvalConfig, run_eval, setting_name
+
+    if mode not in ("completion", "chat"):
+        raise UserError(f"--mode must be completion or chat; got {mode!r}")
+    if retriever not in ("bm25", "dense", "hybrid"):
+        raise UserError(f"--retriever must be bm25, dense or hybrid; got {retriever!r}")
+    base = EvalConfig(
+        model=model,
+        base_url=base_url,
+        tools=[t.strip() for t in tools.split(",") if t.strip()],
+        tasks=[str(t) for t in tasks] if tasks else None,
+        mode=mode,
+        k_demos=k_demos,
+        retriever=retriever,
+        system_prompt=_system_prompt(system_prompt),
+        demos=str(demos) if demos else None,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+        concurrency=concurrency,
+        batch_size=batch_size,
+        timeout=timeout,
+        retries=retries,
+        use_cache=not no_cache,
+        limit=limit,
+        cache_dir=str(cache_dir) if cache_dir else None,
+    )
+    configs = [base]
+    if ablate:
+        configs = []
+        for prompt in (_system_prompt("default"), None):
+            configs.append(base.model_copy(update={"system_prompt": prompt, "k_demos": 0}))
+            for kind in ("bm25", "dense"):
+                configs.append(
+                    base.model_copy(update={"system_prompt": prompt, "k_demos": 3, "retriever": kind})
+                )
+    results = {}
+    for config in configs:
+        name = setting_name(config)
+        with _progress() as progress:
+            bar = progress.add_task(f"eval {name}", total=None)
+            summary = run_eval(config, out / name if ablate else out, lambda p=progress, b=bar: p.advance(b))
+        results[
+            (config.system_prompt is not None, config.k_demos, config.retriever if config.k_demos else "-")
+        ] = summary
+        if not ablate:
+            print_summary(summary, title=f"{model}: {name}")
+    if ablate:
+        _print_ablation(results, out)
+    console.print(f"results in {out}", highlight=False)
+
+
+def _print_ablation(results: dict, out: Path) -> None:
+    tools = sorted({tool for summary in results.values() for tool in summary["per_tool"]})
+    table = Table("system prompt", "k", "retriever", *tools, "macro", title="success % (ToolBench ablation)")
+    lines = [
+        "| system prompt | k | retriever | " + " | ".join(tools) + " | macro |",
+        "|" + "---|" * (len(tools) + 4),
+    ]
+    for (prompt, k, kind), summary in results.items():
+        cells = [
+            f"{100 * summary['per_tool'][t]['success']:.1f}" if t in summary["per_tool"] else "-"
+            for t in tools
+        ]
+        row = ["on" if prompt else "off", str(k), kind, *cells, f"{100 * summary['macro']['success']:.1f}"]
+        table.add_row(*row)
+        lines.append("| " + " | ".join(row) + " |")
+    console.print(table)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ablation.md").write_text("\n".join(lines) + "\n")
+
+
+@app.command()
+def serve(
+    model: Annotated[str, typer.Option(help="HF model folder or id to serve.")],
+    host: Annotated[
+        str, typer.Option(help="127.0.0.1 keeps it on this machine; 0.0.0.0 exposes it to the network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    max_tokens_limit: Annotated[int, typer.Option(help="Largest max_tokens a request may ask for.")] = 1024,
+    max_request_bytes: Annotated[
+        int, typer.Option(help="Largest request body accepted (bigger gets 413).")
+    ] = 1_000_000,
+) -> None:
+    """Serve a local HF model behind an OpenAI-compatible API (/v1/models, /v1/chat/completions with
+    tools -> tool_calls, /v1/completions), e.g. for `toolbench eval --model openai:NAME --base-url ...`."""
+    from toolbench.server import run_server
+
+    run_server(
+        model, host=host, port=port, max_tokens_limit=max_tokens_limit, max_request_bytes=max_request_bytes
+    )
+
+
 # ------------------------------------------------------------------ retrieval
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -51,6 +52,14 @@ def read_records(path: str | Path, model: type[M]) -> list[M]:
                 f"{path}:{number}: not a {model.__name__}: {describe_validation_error(error)}"
             ) from None
     return records
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def dumps(value: Any) -> bytes:

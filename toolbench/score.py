@@ -51,9 +51,29 @@ def _flatten(value: Any, path: str, items: StateItems) -> None:
             _flatten(sub, f"{path}.{key}" if path else str(key), items)
     elif isinstance(value, list):
         for sub in value:
-            items[(f"{path}[]", json.dumps(_canonical(sub), sort_keys=True))] += 1
+            items[(f"{path}[]", _encode(sub))] += 1
     else:
-        items[(path, json.dumps(_canonical(value)))] += 1
+        items[(path, _encode(value))] += 1
+
+
+_encode_string = json.encoder.encode_basestring_ascii  # what json.dumps uses for a str, minus its overhead
+
+
+def _encode(value: Any) -> str:
+    """json.dumps of the canonical value, with fast paths for scalars (the bulk of every state)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return _encode_string(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return json.dumps(_canonical(value), sort_keys=True)
 
 
 def state_f1(predicted: StateItems, gold: StateItems) -> float:

@@ -279,3 +279,12 @@ def test_line_cache_gives_the_same_programs_and_fresh_objects():
         )  # indented: still a syntax error
     assert fmt.parse('x = "São Paulo"\nAPI.set_location(x)') == Program([first[0]])
     assert fmt.parse('x = "Lima"\nAPI.set_location(x)')[0].arguments == {"value": "Lima"}
+
+
+def test_backticks_inside_arguments_survive_fence_handling():
+    prog = program(("f", {"a": "```", "b": "x ``` y"}))
+    assert JsonFormat().parse(JsonFormat().render(prog)) == prog
+    assert PythonFormat().parse(PythonFormat().render(prog)) == prog
+    assert PythonFormat().parse("Here:\n```python\nAPI.f(a=1)\n```") == program(
+        ("f", {"a": 1})
+    )  # still unwrapped

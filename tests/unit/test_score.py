@@ -173,3 +173,20 @@ def test_state_f1_properties(a, b):
     assert f1 == pytest.approx(state_f1(b, a))
     assert (f1 == 1.0) == (a == b)
     assert state_f1(a, a) == 1.0
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(json_values)
+def test_fast_state_encoding_equals_canonical_json(value):
+    import json
+
+    from toolbench.score import _canonical, _encode
+
+    assert _encode(value) == json.dumps(_canonical(value), sort_keys=True)

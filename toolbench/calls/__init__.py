@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from toolbench.calls.base import CallFormat, FormatContext, ValueConstructor, strip_fences
+from toolbench.calls.chat_native import ChatNativeFormat
 from toolbench.calls.json_format import JsonFormat
 from toolbench.calls.python_format import PythonFormat
 from toolbench.errors import CallParseError, UserError
 
-FORMATS: dict[str, type] = {"json": JsonFormat, "python": PythonFormat}
+FORMATS: dict[str, type] = {"json": JsonFormat, "python": PythonFormat, "chat-native": ChatNativeFormat}
 
 
 def get_format(name: str, context: FormatContext | None = None) -> CallFormat:
@@ -22,6 +23,7 @@ __all__ = [
     "FORMATS",
     "CallFormat",
     "CallParseError",
+    "ChatNativeFormat",
     "FormatContext",
     "JsonFormat",
     "PythonFormat",

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from toolbench.errors import CallParseError
 from toolbench.records import FunctionSpec, Program
 
 _FENCE = re.compile(r"```[A-Za-z0-9_+-]*[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
@@ -16,6 +17,18 @@ def strip_fences(text: str) -> str:
     """Models love Markdown: keep the first fenced block's body if there is one."""
     match = _FENCE.search(text)
     return match.group(1) if match else text
+
+
+def parse_with_fences(parse: Callable[[str], Any], text: str) -> Any:
+    """Parse the text as it is; only if that fails and it holds a Markdown fence, parse the fenced
+    block. (Stripping first would cut a string argument that itself contains three backticks.)"""
+    try:
+        return parse(text)
+    except CallParseError:
+        inner = strip_fences(text)
+        if inner == text:
+            raise
+        return parse(inner)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from toolbench.calls.base import FormatContext, strip_fences
+from toolbench.calls.base import FormatContext, parse_with_fences
 from toolbench.errors import CallParseError
 from toolbench.records import Call, Program
 
@@ -33,7 +33,10 @@ class JsonFormat:
         return json.dumps([call.model_dump() for call in program], ensure_ascii=False)
 
     def parse(self, text: str) -> Program:
-        body = strip_fences(text).strip()
+        return parse_with_fences(self._parse_body, text)
+
+    def _parse_body(self, text: str) -> Program:
+        body = text.strip()
         if not body:
             return Program([])
         try:
@@ -41,6 +44,10 @@ class JsonFormat:
         except (ValueError, RecursionError) as whole_error:
             data = self._loads_lines(body, whole_error)
         items = self._items(data)
+        return Program([self._call(item, i) for i, item in enumerate(items)])
+
+    def parse_items(self, items: list[Any]) -> Program:
+        """Calls that arrive already structured (OpenAI `tool_calls`), arguments maybe a JSON string."""
         return Program([self._call(item, i) for i, item in enumerate(items)])
 
     @staticmethod

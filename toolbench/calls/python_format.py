@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from toolbench.calls.base import FormatContext, strip_fences
+from toolbench.calls.base import FormatContext, parse_with_fences
 from toolbench.errors import CallParseError
 from toolbench.records import Call, FunctionSpec, Program
 
@@ -85,7 +85,9 @@ class PythonFormat:
 
     # ------------------------------------------------------------------- parse
     def parse(self, text: str) -> Program:
-        body = strip_fences(text)
+        return parse_with_fences(self._parse_body, text)
+
+    def _parse_body(self, body: str) -> Program:
         cached = self._parse_from_cache(body)
         if cached is not None:
             return cached

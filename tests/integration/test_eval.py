@@ -1,0 +1,302 @@
+"""`toolbench eval` end to end: backends, the answer cache, resume after kill -9, bad input, and the
+OpenAI-compatible server giving the same predictions as the local model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.integration
+SMALL = ["--tools", "weather,home_search", "--limit", "6", "--max-tokens", "12"]
+
+
+def summary_of(folder: Path) -> dict:
+    return orjson.loads((folder / "summary.json").read_bytes())
+
+
+def eval_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run_cli("eval", *args, check=check)
+
+
+def test_hf_backend_scores_garbage_as_parse_errors_and_caches_answers(tiny_model_dir, tmp_path):
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    eval_cli(
+        "--model", f"hf:{tiny_model_dir}", *SMALL, "--k-demos", "0", "--out", str(tmp_path / "a"), *cache
+    )
+    first = summary_of(tmp_path / "a")
+    micro = first["summary"]["micro"]
+    assert (
+        micro["n"] == 12
+        and micro["success"] == 0.0
+        and micro["parse_error_rate"] + micro["tool_error_rate"] > 0
+    )
+    assert first["run"]["counts"]["cache_hits"] == 0 and first["run"]["git_revision"]
+    assert first["run"]["config"]["model"] == f"hf:{tiny_model_dir}" and first["run"]["seed"] == 0
+    predictions = [
+        orjson.loads(line) for line in (tmp_path / "a" / "predictions.jsonl").read_bytes().splitlines()
+    ]
+    assert len(predictions) == 12 and all(p["text"] for p in predictions)
+
+    eval_cli(
+        "--model", f"hf:{tiny_model_dir}", *SMALL, "--k-demos", "0", "--out", str(tmp_path / "b"), *cache
+    )
+    second = summary_of(tmp_path / "b")
+    assert second["run"]["counts"]["cache_hits"] == 12
+    assert second["summary"] == first["summary"]
+    assert (tmp_path / "b" / "predictions.jsonl").read_bytes() == (
+        tmp_path / "a" / "predictions.jsonl"
+    ).read_bytes()
+
+    eval_cli(
+        "--model",
+        f"hf:{tiny_model_dir}",
+        *SMALL,
+        "--k-demos",
+        "0",
+        "--out",
+        str(tmp_path / "c"),
+        *cache,
+        "--no-cache",
+    )
+    assert summary_of(tmp_path / "c")["run"]["counts"]["cache_hits"] == 0
+    assert summary_of(tmp_path / "c")["summary"] == first["summary"]
+
+
+def test_replay_of_gold_labels_through_eval_is_perfect_in_both_modes(tmp_path):
+    gold = tmp_path / "gold.jsonl"
+    run_cli("tasks", "replay", "--tasks", "tools/cat_api/test.jsonl", "--out", str(gold), check=True)
+    eval_cli(
+        "--model",
+        f"replay:{gold}",
+        "--tools",
+        "cat_api",
+        "--k-demos",
+        "0",
+        "--out",
+        str(tmp_path / "r"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    )
+    assert summary_of(tmp_path / "r")["summary"]["micro"]["success"] == 1.0
+
+
+def test_completion_prompts_use_retrieved_demos(tiny_model_dir, tmp_path):
+    eval_cli(
+        "--model",
+        f"hf:{tiny_model_dir}",
+        "--tools",
+        "weather",
+        "--limit",
+        "3",
+        "--max-tokens",
+        "4",
+        "--k-demos",
+        "3",
+        "--out",
+        str(tmp_path / "k3"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    )
+    rows = (
+        sqlite3.connect(tmp_path / "cache" / "requests.sqlite")
+        .execute("SELECT COUNT(*) FROM answers")
+        .fetchone()
+    )
+    assert rows[0] == 3
+    assert (tmp_path / "cache" / "demos").is_dir() and any((tmp_path / "cache" / "indexes").iterdir())
+
+
+def test_resume_after_kill_scores_every_task_once_with_the_same_summary(tiny_model_dir, tmp_path):
+    args = [
+        "--model",
+        f"hf:{tiny_model_dir}",
+        "--tools",
+        "weather,home_search,cat_api",
+        "--limit",
+        "40",
+        "--max-tokens",
+        "48",
+        "--k-demos",
+        "0",
+        "--batch-size",
+        "4",
+    ]
+    eval_cli(*args, "--out", str(tmp_path / "ref"), "--cache-dir", str(tmp_path / "ref-cache"))
+    reference = summary_of(tmp_path / "ref")["summary"]
+
+    cache = tmp_path / "cache"
+    env = {**os.environ, "COLUMNS": "200"}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "toolbench",
+            "eval",
+            *args,
+            "--out",
+            str(tmp_path / "run"),
+            "--cache-dir",
+            str(cache),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    database = cache / "requests.sqlite"
+    deadline = time.time() + 120
+    answered = 0
+    while time.time() < deadline and process.poll() is None and answered < 8:
+        time.sleep(0.2)
+        if database.exists():
+            try:
+                answered = sqlite3.connect(database).execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+            except sqlite3.OperationalError:
+                answered = 0
+    assert process.poll() is None, "the run ended before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "run" / "summary.json").exists()
+    kept = sqlite3.connect(database).execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+    assert 0 < kept < 120
+
+    eval_cli(*args, "--out", str(tmp_path / "run"), "--cache-dir", str(cache))
+    resumed = summary_of(tmp_path / "run")
+    assert resumed["run"]["counts"]["cache_hits"] == kept
+    scores = [
+        orjson.loads(line)["id"] for line in (tmp_path / "run" / "scores.jsonl").read_bytes().splitlines()
+    ]
+    assert len(scores) == len(set(scores)) == 120
+    assert resumed["summary"] == reference
+
+
+def test_bad_backends_fail_clearly(tmp_path):
+    result = eval_cli("--model", "llama:x", "--tools", "weather", "--out", str(tmp_path), check=False)
+    assert (
+        result.returncode == 2
+        and "unknown model spec 'llama:x'" in result.stderr
+        and "Traceback" not in result.stderr
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here once the probe closes
+    started = time.time()
+    result = eval_cli(
+        "--model",
+        "openai:m",
+        "--base-url",
+        f"http://127.0.0.1:{port}/v1",
+        "--tools",
+        "weather",
+        "--limit",
+        "2",
+        "--k-demos",
+        "0",
+        "--retries",
+        "2",
+        "--timeout",
+        "2",
+        "--out",
+        str(tmp_path / "o"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"cannot reach http://127.0.0.1:{port}/v1 after 3 attempts" in result.stderr
+    assert "Traceback" not in result.stderr and time.time() - started < 60
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir):
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toolbench", "serve", "--model", str(tiny_model_dir), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    import httpx
+
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        raise AssertionError(f"server did not start: {process.stderr.read().decode()[-2000:]}")
+    yield url
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("mode", ["completion", "chat"])
+def test_served_model_gives_the_same_predictions_as_the_local_one(server, tiny_model_dir, tmp_path, mode):
+    import openai
+
+    name = openai.OpenAI(base_url=server, api_key="x").models.list().data[0].id
+    common = [*SMALL, "--mode", mode, "--k-demos", "0", "--cache-dir", str(tmp_path / "cache")]
+    eval_cli("--model", f"openai:{name}", "--base-url", server, *common, "--out", str(tmp_path / "api"))
+    eval_cli("--model", f"hf:{tiny_model_dir}", *common, "--out", str(tmp_path / "local"))
+    api = [json.loads(line) for line in (tmp_path / "api" / "predictions.jsonl").read_text().splitlines()]
+    local = [json.loads(line) for line in (tmp_path / "local" / "predictions.jsonl").read_text().splitlines()]
+    assert len(api) == 12 and [p["text"] for p in api] == [p["text"] for p in local]
+    assert summary_of(tmp_path / "api")["summary"] == summary_of(tmp_path / "local")["summary"]
+
+
+def test_ablation_grid_makes_one_table(tmp_path):
+    from toolbench.generate import GenerateConfig, generate
+
+    demos = tmp_path / "demos.jsonl"
+    generate(GenerateConfig(tools=["weather"], n=150, seed=1, split="train"), demos)
+    gold = tmp_path / "gold.jsonl"
+    run_cli("tasks", "replay", "--tasks", "tools/weather/test.jsonl", "--out", str(gold), check=True)
+    result = eval_cli(
+        "--model",
+        f"replay:{gold}",
+        "--tools",
+        "weather",
+        "--limit",
+        "5",
+        "--ablate",
+        "--demos",
+        str(demos),
+        "--out",
+        str(tmp_path / "grid"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    )
+    table = (tmp_path / "grid" / "ablation.md").read_text().splitlines()
+    assert table[0] == "| system prompt | k | retriever | weather | macro |"
+    assert [row.split(" | ")[:3] for row in table[2:]] == [
+        ["| on", "0", "-"],
+        ["| on", "3", "bm25"],
+        ["| on", "3", "dense"],
+        ["| off", "0", "-"],
+        ["| off", "3", "bm25"],
+        ["| off", "3", "dense"],
+    ]
+    assert all(row.endswith("| 100.0 | 100.0 |") for row in table[2:])  # replayed gold: every setting 100%
+    assert (
+        len(list((tmp_path / "grid").glob("*/summary.json"))) == 6 and "ToolBench ablation" in result.stdout
+    )

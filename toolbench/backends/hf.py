@@ -1,0 +1,54 @@
+"""`hf:<id-or-path>`: a local transformers model, batched, greedy unless told otherwise."""
+
+from __future__ import annotations
+
+from toolbench.backends.base import Backend, BackendParams, BackendRequest, BackendResponse, OnDone
+from toolbench.generation import GenerationParams, load_local_model
+
+
+class HFBackend(Backend):
+    prefix = "hf"
+
+    def __init__(self, spec: str, batch_size: int = 8, device: str = "cpu", **_: object):
+        super().__init__(spec)
+        self.model_id = spec.split(":", 1)[1]
+        self.batch_size, self.device = batch_size, device
+        self.model = load_local_model(self.model_id, device)
+
+    @property
+    def fingerprint(self) -> str:
+        return f"hf:{self.model.fingerprint}"
+
+    def prompt_text(self, request: BackendRequest) -> str:
+        if request.mode == "chat":
+            return self.model.render_chat(request.messages or [], request.tools)
+        return request.prompt or ""
+
+    def generate(
+        self, requests: list[BackendRequest], params: BackendParams, on_done: OnDone | None = None
+    ) -> list[BackendResponse]:
+        options = GenerationParams(
+            max_new_tokens=params.max_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            stop=params.stop,
+            seed=params.seed,
+        )
+        answers: list[BackendResponse] = []
+        for start in range(0, len(requests), self.batch_size):
+            chunk = requests[start : start + self.batch_size]
+            for completion in self.model.generate(
+                [self.prompt_text(r) for r in chunk], options, self.batch_size
+            ):
+                answer = BackendResponse(
+                    text=completion.text,
+                    finish_reason=completion.finish_reason,
+                    usage={
+                        "prompt_tokens": completion.prompt_tokens,
+                        "completion_tokens": completion.completion_tokens,
+                    },
+                )
+                if on_done:
+                    on_done(len(answers), answer)
+                answers.append(answer)
+        return answers

@@ -1,0 +1,42 @@
+"""`replay:<predictions.jsonl>`: answers read from a predictions file (by task id), so a model's
+outputs can be re-scored, shared, or produced by anything that writes JSONL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from toolbench.backends.base import Backend, BackendParams, BackendRequest, BackendResponse, OnDone
+from toolbench.errors import UserError
+from toolbench.io import file_sha256, read_records
+from toolbench.records import Prediction
+
+
+class ReplayBackend(Backend):
+    prefix = "replay"
+
+    def __init__(self, spec: str, **_: object):
+        super().__init__(spec)
+        self.path = Path(spec.split(":", 1)[1])
+        if not self.path.is_file():
+            raise UserError(f"replay backend: {self.path}: no such file")
+        self.predictions = {p.id: p for p in read_records(self.path, Prediction)}
+
+    @property
+    def fingerprint(self) -> str:
+        return f"replay:{file_sha256(self.path)}"
+
+    def generate(
+        self, requests: list[BackendRequest], params: BackendParams, on_done: OnDone | None = None
+    ) -> list[BackendResponse]:
+        answers = []
+        for i, request in enumerate(requests):
+            prediction = self.predictions.get(request.id)
+            if prediction is None:
+                answer = BackendResponse(error=f"no prediction for task '{request.id}' in {self.path}")
+            else:
+                calls = [c.model_dump() for c in prediction.calls] if prediction.calls is not None else None
+                answer = BackendResponse(text=prediction.text or "", tool_calls=calls)
+            if on_done:
+                on_done(i, answer)
+            answers.append(answer)
+        return answers

@@ -431,6 +431,18 @@ def create_app(
             "total_tokens": completion.prompt_tokens + completion.completion_tokens,
         }
 
+    def envelope(prefix: str, kind: str, choice: dict[str, Any], completion: Completion) -> dict[str, Any]:
+        """The OpenAI response shape both endpoints share, around one choice."""
+        return {
+            "id": f"{prefix}-{uuid.uuid4().hex}",
+            "object": kind,
+            "created": int(time.time()),
+            "model": name,
+            "system_fingerprint": fingerprint,
+            "choices": [{"index": 0, **choice, "logprobs": None}],
+            "usage": usage(completion),
+        }
+
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatRequest) -> dict[str, Any]:
         if body.max_tokens is not None and body.max_completion_tokens not in (None, body.max_tokens):
@@ -464,15 +476,9 @@ def create_app(
         message, finish = assistant_message(
             completion.text, completion.finish_reason, bool(tools) and choice != "none"
         )
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": name,
-            "system_fingerprint": fingerprint,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-            "usage": usage(completion),
-        }
+        return envelope(
+            "chatcmpl", "chat.completion", {"message": message, "finish_reason": finish}, completion
+        )
 
     @app.post("/v1/completions")
     async def completions(body: CompletionRequest) -> dict[str, Any]:
@@ -484,22 +490,12 @@ def create_app(
         else:
             prompt = body.prompt
         completion = await run_in_threadpool(generate, lambda: prompt, settings, "prompt")
-        return {
-            "id": f"cmpl-{uuid.uuid4().hex}",
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": name,
-            "system_fingerprint": fingerprint,
-            "choices": [
-                {
-                    "index": 0,
-                    "text": completion.text,
-                    "finish_reason": completion.finish_reason,
-                    "logprobs": None,
-                }
-            ],
-            "usage": usage(completion),
-        }
+        return envelope(
+            "cmpl",
+            "text_completion",
+            {"text": completion.text, "finish_reason": completion.finish_reason},
+            completion,
+        )
 
     app.state.model = model
     return app

@@ -17,8 +17,6 @@ from toolbench.records import Sample
 from toolbench.registry import tool_names
 
 pytestmark = pytest.mark.integration
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-SPECIAL = ["<pad>", "<|system|>", "<|user|>", "<|assistant|>", "<|tool|>", "<|end|>"]
 
 
 @pytest.fixture(scope="module")
@@ -45,21 +43,10 @@ def train_samples(path: Path) -> list[Sample]:
 
 
 @pytest.fixture(scope="module")
-def tokenizer(exports):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+def tokenizer(tiny_model_dir):
+    from transformers import AutoTokenizer
 
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=2000, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    bpe.train_from_iterator(exports["hf-chat"].read_text().splitlines(), trainer)
-    template = (FIXTURES / "chat_template.jinja").read_text()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=bpe, eos_token="<|end|>", pad_token="<pad>", chat_template=template
-    )
+    return AutoTokenizer.from_pretrained(tiny_model_dir)  # BPE + the shipped tool-aware chat template
 
 
 def test_every_export_loads_with_datasets(exports):
@@ -115,22 +102,12 @@ def test_hf_chat_renders_through_a_real_chat_template_with_tools(exports, tokeni
 
 
 @pytest.mark.parametrize("fmt", ["openai", "hf-chat"])
-def test_one_trl_sft_step_on_a_tiny_random_model(exports, tokenizer, tmp_path, fmt):
-    from transformers import LlamaConfig, LlamaForCausalLM
+def test_one_trl_sft_step_on_a_tiny_random_model(exports, tokenizer, tiny_model_dir, tmp_path, fmt):
+    from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
     data = datasets.load_dataset("json", data_files=str(exports[fmt]), split="train")
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=8192,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)  # tiny, randomly initialised
     args = SFTConfig(
         output_dir=str(tmp_path),
         max_steps=1,
@@ -143,9 +120,7 @@ def test_one_trl_sft_step_on_a_tiny_random_model(exports, tokenizer, tmp_path, f
         logging_steps=1,
         seed=0,
     )
-    trainer = SFTTrainer(
-        model=LlamaForCausalLM(config), args=args, train_dataset=data, processing_class=tokenizer
-    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
     assert len(trainer.train_dataset) == len(data)  # nothing dropped: every example has assistant tokens
     result = trainer.train()
     assert result.global_step == 1

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
+from toolbench.goals import Predicate
+
 Category = Literal["single", "multi_call", "parallel", "multi_tool", "relevance", "episode"]
 Split = Literal["train", "test"]
 
@@ -116,6 +118,9 @@ class Task(BaseModel):
     query: str
     labels: list[Program] = Field(min_length=1)
     setup: dict[str, Any] | None = None
+    goal: list[Predicate] | None = Field(
+        None, description="World-state tools: success is these predicates holding on the final state."
+    )
     meta: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -157,6 +162,7 @@ class Score(BaseModel):
     state_f1: float
     ast_match: bool
     best_label: int | None = None
+    goal_satisfied: bool | None = None
     error_type: str | None = None
     errors: list[ExecError] = Field(default_factory=list)
     n_calls: int = 0

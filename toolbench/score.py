@@ -6,7 +6,8 @@ Rules (no branch on any tool's name):
 - the best label is the one with the highest F1 (first on ties).
 - success (ToolBench's rule, made strict): the text parsed, every call executed without error,
   and the best F1 is 1. When every label is the empty program (a relevance task), success also
-  needs an empty prediction.
+  needs an empty prediction. A task with a `goal` (world-state tools) succeeds when the goal
+  predicates hold on the final state instead: many action sequences reach one goal.
 - AST match: the prediction equals some label call for call, after schema defaults are filled.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 
 from toolbench.errors import CallParseError
 from toolbench.executor import Execution, execute, fill_defaults
+from toolbench.goals import unmet
 from toolbench.records import Call, ExecError, Program, Score, Task
 from toolbench.registry import spec_index
 
@@ -151,7 +153,18 @@ class Scorer:
         canonical = self._canonical(prediction, task)
         ast_match = any(canonical == label.canonical for label in gold)
         errors = list(execution.errors)
-        if not errors and f1s[best] < 1.0:
+        goal_satisfied = None
+        if task.goal is not None:
+            missed = unmet(task.goal, execution.state)
+            goal_satisfied = not missed
+            if missed and not errors:
+                errors.append(
+                    ExecError(
+                        error_type="goal:unmet",
+                        message="goal not reached: " + "; ".join(p.describe() for p in missed),
+                    )
+                )
+        elif not errors and f1s[best] < 1.0:
             errors.append(
                 ExecError(
                     error_type="state:mismatch",
@@ -171,6 +184,7 @@ class Scorer:
             state_f1=f1s[best],
             ast_match=ast_match,
             best_label=best,
+            goal_satisfied=goal_satisfied,
             error_type=errors[0].error_type if errors else None,
             errors=errors,
             n_calls=len(prediction),
@@ -178,7 +192,7 @@ class Scorer:
 
 
 # ------------------------------------------------------------------ aggregates
-ERROR_FAMILIES = ("parse", "schema", "exec", "state", "missing")
+ERROR_FAMILIES = ("parse", "schema", "exec", "state", "goal", "missing")
 
 
 def error_family(error_type: str | None) -> str | None:

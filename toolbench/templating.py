@@ -219,6 +219,7 @@ class TemplateEntry(BaseModel):
     action: str
     alternatives: list[str] = Field(default_factory=list)
     setup: dict[str, Any] | None = None
+    goal: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -228,6 +229,7 @@ class Rendered:
     actions: list[str]
     slots: dict[str, Any]
     setup: dict[str, Any] | None = None
+    goal: list[dict[str, Any]] | None = None
 
 
 class CompiledEntry:
@@ -279,6 +281,7 @@ class CompiledEntry:
         n = len(entry.queries)
         self.queries, self.actions = compiled[:n], compiled[n:]
         self.setup = _compile_setup(entry.setup, env, declared, f"{where}: entry '{entry.id}' setup")
+        self.goal = _compile_setup(entry.goal, env, declared, f"{where}: entry '{entry.id}' goal")
 
     @property
     def id(self) -> str:
@@ -302,19 +305,20 @@ class CompiledEntry:
             query = " ".join(_render(self.queries[paraphrase], slots).split())
             actions = [_render(template, slots).strip() for template in self.actions]
             setup = _render_setup(self.setup, slots) if self.setup is not None else None
+            goal = _render_setup(self.goal, slots) if self.goal is not None else None
         except (UndefinedError, SecurityError, TypeError, ValueError) as error:
             raise TemplateError(
                 f"{self.path}:{self.line}: entry '{self.id}': rendering failed: {error}"
             ) from None
-        return Rendered(query, paraphrase, actions, slots, setup)
+        return Rendered(query, paraphrase, actions, slots, setup, goal)
 
 
 _WHOLE_SLOT = re.compile(r"^\{\{\s*(\w+)\s*\}\}$")
 
 
 def _compile_setup(value: Any, env: SandboxedEnvironment, declared: set[str], where: str) -> Any:
-    """An entry's initial tool state. String leaves are Jinja; a leaf that is exactly `{{ slot }}`
-    becomes the slot's value with its type (a number stays a number, a list a list)."""
+    """An entry's initial tool state or goal. String leaves are Jinja; a leaf that is exactly
+    `{{ slot }}` becomes the slot's value with its type (a number stays a number, a list a list)."""
     if isinstance(value, dict):
         return {str(k): _compile_setup(v, env, declared, where) for k, v in value.items()}
     if isinstance(value, list):

@@ -106,3 +106,40 @@ def test_resume_after_kill_gives_the_same_file(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert out.read_bytes() == reference.read_bytes()
     assert orjson.loads(out.with_name("run.run.json").read_bytes())["counts"]["resumed_from"] > 0
+
+
+def test_samples_whose_gold_misses_the_goal_are_rejected(tmp_path):
+    folder = tmp_path / "templates" / "home_search"
+    folder.mkdir(parents=True)
+    entry = """
+  - id: {id}
+    split: train
+    slots:
+      city: {{pool: us_cities}}
+      beds: {{int: [1, 5]}}
+    queries:
+      - "{{{{ beds }}}}+ bed rentals in {{{{ city }}}} ({id})"
+    goal:
+      - {{path: home_search.criteria.num_beds, value: {target}}}
+    action: |
+      API.set_location({{{{ city | py }}}})
+      API.set_buy_or_rent("rent")
+      API.set_num_beds({{{{ beds }}}})
+"""
+    (folder / "t.yaml").write_text(
+        "tool: home_search\nentries:"
+        + entry.format(id="reachable", target='"{{ beds }}"')
+        + entry.format(id="impossible", target="99")
+    )
+    out = tmp_path / "g.jsonl"
+    report = generate(
+        GenerateConfig(tools=["home_search"], n=60, seed=0, templates=str(tmp_path / "templates")), out
+    )
+    assert report.rejects.get("goal:unmet", 0) > 0
+    samples = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert {s["meta"]["template"] for s in samples} == {"reachable"}
+    assert all(
+        s["goal"]
+        == [{"path": "home_search.criteria.num_beds", "value": s["labels"][0][2]["arguments"]["value"]}]
+        for s in samples
+    )

@@ -112,3 +112,16 @@ def test_setup_leaves_render_from_slots_keeping_types(tmp_path):
     }
     with pytest.raises(TemplateError, match="setup uses undefined slot 'nope'"):
         load(tmp_path, text.replace('"{{ low }}"', '"{{ nope }}"'))
+
+
+def test_goal_renders_from_slots_keeping_types(tmp_path):
+    text = ENTRY.replace(
+        "    action: |",
+        '    goal:\n      - {path: "home_search.criteria.location", value: "{{ city | lower }}"}\n'
+        '      - {path: "home_search.criteria.min_price", op: in, value: ["{{ low }}"]}\n    action: |',
+    )
+    rendered = load(tmp_path, text).entries[0].render(random.Random(1))
+    assert rendered.goal == [
+        {"path": "home_search.criteria.location", "value": rendered.slots["city"].lower()},
+        {"path": "home_search.criteria.min_price", "op": "in", "value": [rendered.slots["low"]]},
+    ]

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from toolbench.calls import PythonFormat
 from toolbench.errors import CallParseError, UserError
 from toolbench.executor import execute
+from toolbench.goals import Predicate, unmet
 from toolbench.records import Program
 from toolbench.registry import get_tool, tool_names
 from toolbench.score import flatten_state
@@ -115,21 +116,28 @@ class SampleFactory:
         execution = execute(programs[0], [tool], setup)
         if not execution.ok:
             return Candidate(index, reject=execution.errors[0].error_type)
+        goal = [Predicate.model_validate(p) for p in rendered.goal] if rendered.goal is not None else None
+        if goal is not None and unmet(goal, execution.state):
+            return Candidate(index, reject="goal:unmet")
         for alternative in programs[1:]:
             other = execute(alternative, [tool], setup)
-            if not other.ok or (
-                other.state != execution.state
-                and flatten_state(other.state) != flatten_state(execution.state)
+            if not other.ok:
+                return Candidate(index, reject="label:disagree")
+            if goal is not None:  # many action sequences reach one goal: each must reach it
+                if unmet(goal, other.state):
+                    return Candidate(index, reject="label:disagree")
+            elif other.state != execution.state and flatten_state(other.state) != flatten_state(
+                execution.state
             ):
                 return Candidate(index, reject="label:disagree")
         category = entry.entry.category or ("single" if len(programs[0]) == 1 else "multi_call")
         offered = [tool]
         labels = [program_dicts(p) for p in programs]
-        action, results = python.render(programs[0]), execution.results
+        action, results, goal_json = python.render(programs[0]), execution.results, rendered.goal
         if self.config.relevance and rng.random() < self.config.relevance:
             others = [t for t in self.distractor_pool if t != tool]
             offered = sorted(rng.sample(others, min(max(1, self.config.distractors), len(others))))
-            category, labels, action, results, setup = "relevance", [[]], "", [], None
+            category, labels, action, results, setup, goal_json = "relevance", [[]], "", [], None, None
         elif self.config.distractors:
             others = [t for t in self.distractor_pool if t != tool]
             offered = sorted([tool, *rng.sample(others, min(self.config.distractors, len(others)))])
@@ -142,6 +150,7 @@ class SampleFactory:
             "query": rendered.query,
             "labels": labels,
             "setup": setup,
+            "goal": goal_json,
             "meta": {
                 "template": entry.id,
                 "paraphrase": rendered.paraphrase,

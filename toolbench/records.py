@@ -163,6 +163,12 @@ class Score(BaseModel):
     ast_match: bool
     best_label: int | None = None
     goal_satisfied: bool | None = None
+    executable: bool = Field(
+        False, description="Parsed and every call ran without error (ToolBench's executability)."
+    )
+    lcs: float = Field(
+        0.0, description="Longest common call subsequence with the best label, over the longer program."
+    )
     error_type: str | None = None
     errors: list[ExecError] = Field(default_factory=list)
     n_calls: int = 0

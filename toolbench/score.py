@@ -152,6 +152,7 @@ class Scorer:
         best = max(range(len(gold)), key=f1s.__getitem__)
         canonical = self._canonical(prediction, task)
         ast_match = any(canonical == label.canonical for label in gold)
+        lcs = max(lcs_ratio(canonical, label.canonical) for label in gold)
         errors = list(execution.errors)
         goal_satisfied = None
         if task.goal is not None:
@@ -185,10 +186,26 @@ class Scorer:
             ast_match=ast_match,
             best_label=best,
             goal_satisfied=goal_satisfied,
+            executable=execution.ok,
+            lcs=lcs,
             error_type=errors[0].error_type if errors else None,
             errors=errors,
             n_calls=len(prediction),
         )
+
+
+def lcs_ratio(predicted: list[Call], label: list[Call]) -> float:
+    """ToolBench's LCS score for action sequences: the longest common subsequence of calls (name and
+    arguments equal) over the longer sequence; 1 for two empty programs."""
+    if not predicted and not label:
+        return 1.0
+    previous = [0] * (len(label) + 1)
+    for call in predicted:
+        current = [0]
+        for j, other in enumerate(label):
+            current.append(previous[j] + 1 if call == other else max(previous[j + 1], current[j]))
+        previous = current
+    return previous[-1] / max(len(predicted), len(label))
 
 
 # ------------------------------------------------------------------ aggregates
@@ -213,6 +230,8 @@ class Aggregate:
     parse_error_rate: float
     tool_error_rate: float
     crash_rate: float
+    executability: float
+    lcs: float
     error_types: dict[str, int]
 
     def as_dict(self) -> dict[str, Any]:
@@ -223,7 +242,7 @@ def aggregate(scores: Iterable[Score]) -> Aggregate:
     scores = list(scores)
     n = len(scores)
     if n == 0:
-        return Aggregate(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, {})
+        return Aggregate(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, {})
     families = Counter(error_family(s.error_type) for s in scores)
     return Aggregate(
         n=n,
@@ -233,6 +252,8 @@ def aggregate(scores: Iterable[Score]) -> Aggregate:
         parse_error_rate=families["parse"] / n,
         tool_error_rate=(families["schema"] + families["tool"]) / n,
         crash_rate=families["exec"] / n,
+        executability=sum(s.executable for s in scores) / n,
+        lcs=sum(s.lcs for s in scores) / n,
         error_types=dict(sorted(Counter(s.error_type for s in scores if s.error_type).items())),
     )
 
@@ -244,6 +265,15 @@ def summarize(scores: list[Score]) -> dict[str, Any]:
     for score in scores:
         by_tool.setdefault(score.tool, []).append(score)
     per_tool = {tool: aggregate(group).as_dict() for tool, group in sorted(by_tool.items())}
-    metrics = ("success", "state_f1", "ast_match", "parse_error_rate", "tool_error_rate", "crash_rate")
+    metrics = (
+        "success",
+        "state_f1",
+        "ast_match",
+        "parse_error_rate",
+        "tool_error_rate",
+        "crash_rate",
+        "executability",
+        "lcs",
+    )
     macro = {m: (sum(t[m] for t in per_tool.values()) / len(per_tool) if per_tool else 0.0) for m in metrics}
     return {"per_tool": per_tool, "macro": macro, "micro": aggregate(scores).as_dict()}

@@ -190,3 +190,27 @@ def test_fast_state_encoding_equals_canonical_json(value):
     from toolbench.score import _canonical, _encode
 
     assert _encode(value) == json.dumps(_canonical(value), sort_keys=True)
+
+
+def test_lcs_and_executability():
+    from toolbench.records import Call
+    from toolbench.score import lcs_ratio
+
+    a, b, c = (Call(name=n, arguments={}) for n in "abc")
+    assert lcs_ratio([a, b, c], [a, b, c]) == 1.0
+    assert lcs_ratio([a, c], [a, b, c]) == pytest.approx(2 / 3)
+    assert lcs_ratio([c, b, a], [a, b, c]) == pytest.approx(1 / 3)
+    assert lcs_ratio([], []) == 1.0 and lcs_ratio([a], []) == 0.0
+    gold, swapped = (
+        score(GOLD),
+        score(
+            GOLD.replace(
+                "API.set_num_beds(3)\nAPI.set_max_price(500000)",
+                "API.set_max_price(500000)\nAPI.set_num_beds(3)",
+            )
+        ),
+    )
+    assert (gold.executable, gold.lcs) == (True, 1.0)
+    assert swapped.executable and swapped.lcs == pytest.approx(4 / 5)
+    broken = score(GOLD.replace("(3)", '("three")'))
+    assert not broken.executable and aggregate([gold, broken]).executability == 0.5

@@ -78,7 +78,11 @@ def execute(
     program: Program, tools: list[str], setup: dict[str, Any] | None = None, stop_on_error: bool = True
 ) -> Execution:
     index = spec_index(tuple(tools))
-    simulators = {name: get_tool(name)((setup or {}).get(name)) for name in tools}
+    try:
+        simulators = {name: get_tool(name)((setup or {}).get(name)) for name in tools}
+    except Exception as error:  # a malformed task setup must not crash a benchmark run
+        message = f"the task's setup was refused: {type(error).__name__}: {error}"
+        return Execution(state={}, errors=[ExecError(error_type="exec:setup", message=message)])
     results: list[Any] = []
     errors: list[ExecError] = []
     for i, call in enumerate(program):

@@ -58,3 +58,25 @@ def test_a_missed_goal_names_the_failing_predicates():
 def test_execution_errors_come_before_goals():
     result = Scorer().score(TASK, PY.parse("API.set_num_beds(2)"))
     assert result.error_type == "home_search:order" and result.goal_satisfied is False
+
+
+def test_verify_accepts_goal_labels_that_end_in_different_worlds(tmp_path):
+    from toolbench.io import write_jsonl
+    from toolbench.tasks import verify_tasks
+
+    two_ways = TASK.model_copy(update={"labels": [PY.parse(GOLD), PY.parse(GOLD.replace("(2)", "(3)"))]})
+    write_jsonl(tmp_path / "t.jsonl", [two_ways])
+    assert verify_tasks(tmp_path / "t.jsonl")[2] == []
+    plain = two_ways.model_copy(update={"goal": None})
+    write_jsonl(tmp_path / "p.jsonl", [plain])
+    assert [p.message for p in verify_tasks(tmp_path / "p.jsonl")[2]] == [
+        "labels disagree: they reach different states"
+    ]
+
+
+def test_a_refused_setup_is_an_execution_error():
+    from toolbench.executor import execute
+    from toolbench.records import Program
+
+    result = execute(Program([]), ["home_search"], {"home_search": {"criteria": 5}})
+    assert [e.error_type for e in result.errors] == ["exec:setup"]

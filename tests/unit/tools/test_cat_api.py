@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import assert_wrong
 from toolbench.calls import PythonFormat
 from toolbench.executor import execute
 from toolbench.records import Task
@@ -358,10 +359,7 @@ def test_gold_and_equivalent_orders_succeed():
     ],
 )
 def test_wrong_predictions_get_exact_verdicts(name, text, error_type, f1):
-    result = score(text)
-    assert not result.success, name
-    assert result.error_type == error_type, name
-    assert result.state_f1 == pytest.approx(f1), name
+    assert_wrong(score(text), error_type, f1, name)
 
 
 def test_shipped_test_tasks_use_held_out_templates():

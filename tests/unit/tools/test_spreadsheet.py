@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import assert_wrong
 from toolbench.calls import PythonFormat
 from toolbench.errors import ToolError
 from toolbench.executor import execute
@@ -417,7 +418,4 @@ def test_gold_and_its_alternative_succeed():
     ],
 )
 def test_wrong_predictions_get_exact_verdicts(name, text, error_type, f1):
-    result = score(text)
-    assert not result.success, name
-    assert result.error_type == error_type, name
-    assert result.state_f1 == pytest.approx(f1), name
+    assert_wrong(score(text), error_type, f1, name)

@@ -9,6 +9,7 @@ import random
 
 import pytest
 
+from tests.helpers import assert_wrong
 from toolbench.calls import PythonFormat
 from toolbench.executor import execute
 from toolbench.records import Call, Program, Task
@@ -452,10 +453,7 @@ PARIS_CALL = 'API.current_weather(city="Paris", units="metric")'
     ],
 )
 def test_wrong_predictions_get_exact_verdicts(name, text, error_type, f1):
-    result = score(text)
-    assert not result.success, name
-    assert result.error_type == error_type, name
-    assert result.state_f1 == pytest.approx(f1), name
+    assert_wrong(score(text), error_type, f1, name)
 
 
 def test_structured_prediction_with_null_location_is_a_schema_error():

@@ -1,0 +1,14 @@
+"""Assertions shared by the per-tool scorer tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from toolbench.records import Score
+
+
+def assert_wrong(result: Score, error_type: str, f1: float, name: str = "") -> None:
+    """A wrong prediction: not a success, the exact error type, and the hand-computed state F1."""
+    assert not result.success, name
+    assert result.error_type == error_type, name
+    assert result.state_f1 == pytest.approx(f1), name

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from toolbench.errors import UserError
 from toolbench.records import Program, Task
-from toolbench.registry import get_tool, tool_names
 
 CATEGORIES = ("multi_tool", "parallel", "relevance")
 OTHERS_OFFERED = 2
@@ -36,15 +35,12 @@ def category_task_files() -> list[Path]:
 
 
 def _tool_tasks() -> dict[str, list[Task]]:
-    from toolbench.tasks import load_tasks
+    from toolbench.tasks import load_tasks, tool_task_files
 
-    pools = {}
-    for name in tool_names():
-        path = get_tool(name).tasks_file()
-        if path.exists():
-            pools[name] = [
-                numbered.task for numbered in load_tasks(path) if len(numbered.task.offered_tools) == 1
-            ]
+    pools = {
+        name: [numbered.task for numbered in load_tasks(path) if len(numbered.task.offered_tools) == 1]
+        for name, path in tool_task_files().items()
+    }
     if len(pools) < OTHERS_OFFERED + 1:
         raise UserError(
             f"categories need test tasks of at least {OTHERS_OFFERED + 1} tools; found: {', '.join(pools) or 'none'}"

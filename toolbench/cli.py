@@ -617,16 +617,13 @@ def index_evaluate(
     model: Annotated[str | None, typer.Option(help="Model for dense/hybrid.")] = None,
 ) -> None:
     """recall@k of demo retrieval on test queries: a top-k demo uses the gold label's function set."""
-    from toolbench.registry import get_tool, tool_names
     from toolbench.retriever import RETRIEVERS, demo_documents, make_retriever
     from toolbench.retriever.quality import recall_at_k
-    from toolbench.tasks import load_tasks
+    from toolbench.tasks import load_tasks, tool_task_files
 
     kinds = list(RETRIEVERS) if retriever == "all" else [retriever]
     # Default: each tool's own test queries (a cross-tool parallel task has no single-demo match).
-    files = tasks or [
-        get_tool(name).tasks_file() for name in tool_names() if get_tool(name).tasks_file().exists()
-    ]
+    files = tasks or list(tool_task_files().values())
     task_list = [n.task for path in files for n in load_tasks(path)]
     documents = demo_documents(demos)
     results = {

@@ -16,11 +16,10 @@ from pydantic import BaseModel, Field
 
 from toolbench.backends import BackendParams, BackendRequest, BackendResponse, make_backend
 from toolbench.cache import RequestCache, cached_generate
-from toolbench.calls import ChatNativeFormat, JsonFormat, PythonFormat
 from toolbench.errors import CallParseError, UserError
 from toolbench.io import atomic_open, write_json, write_jsonl
 from toolbench.records import Prediction, Program, Score, Task
-from toolbench.registry import get_tool, spec_index, tool_names
+from toolbench.registry import formatter, get_tool, tool_names
 from toolbench.results import markdown_table
 from toolbench.runinfo import finish_record, start_record
 from toolbench.score import summarize
@@ -118,14 +117,12 @@ def to_prediction(
         return Prediction(id=task.id, text="", meta={"error": answer.error}), CallParseError(
             "backend", answer.error
         )
-    context = spec_index(tuple(task.offered_tools)).format_context
+    tools = tuple(task.offered_tools)
     try:
         if answer.tool_calls is not None:
-            program = JsonFormat(context).parse_items(answer.tool_calls)
-        elif mode == "completion":
-            program = PythonFormat(context).parse(answer.text)
+            program = formatter(tools, "json").parse_items(answer.tool_calls)
         else:
-            program = ChatNativeFormat(context).parse(answer.text)
+            program = formatter(tools, "python" if mode == "completion" else "chat-native").parse(answer.text)
     except CallParseError as error:
         return Prediction(id=task.id, text=answer.text, meta={"parse_error": error.error_type}), error
     return Prediction(id=task.id, text=answer.text, calls=list(program)), program

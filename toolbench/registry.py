@@ -12,6 +12,7 @@ import pkgutil
 from functools import cache
 from importlib.metadata import entry_points
 
+from toolbench.calls import CallFormat, get_format
 from toolbench.errors import UserError
 from toolbench.simulator import Simulator, SpecIndex
 
@@ -65,3 +66,10 @@ def resolve_tools(spec: str | list[str]) -> list[str]:
 @cache
 def spec_index(tools: tuple[str, ...]) -> SpecIndex:
     return SpecIndex([get_tool(name) for name in tools])
+
+
+@cache
+def formatter(tools: tuple[str, ...], fmt: str) -> CallFormat:
+    """The call format bound to the functions these tools offer; one per (tools, format), so
+    scoring thousands of predictions reuses it (and the python parser's line cache)."""
+    return get_format(fmt, spec_index(tools).format_context)

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolbench.calls import get_format
 from toolbench.records import Call, Prediction, Program, Task
-from toolbench.registry import spec_index
+from toolbench.registry import formatter
 
 # Cycled over the tasks in file order: a quarter of each.
 CORRUPTIONS = ("intact", "wrong_value", "missing_call", "syntax")
 
 
 def _formatter(task: Task, fmt: str):
-    return get_format(fmt, spec_index(tuple(task.offered_tools)).format_context)
+    return formatter(tuple(task.offered_tools), fmt)
 
 
 def gold_predictions(tasks: list[Task], fmt: str = "python") -> list[Prediction]:

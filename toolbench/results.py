@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from toolbench.calls import get_format
 from toolbench.errors import CallParseError, UserError
 from toolbench.io import atomic_open, read_records, write_json, write_jsonl
 from toolbench.records import Prediction, Program, Score, Task
-from toolbench.registry import spec_index
+from toolbench.registry import formatter
 from toolbench.runinfo import finish_record, start_record
 from toolbench.score import Scorer, summarize
 
@@ -47,9 +46,8 @@ def parse_prediction(task: Task, prediction: Prediction | None, fmt: str) -> Pro
         return None
     if prediction.calls is not None:
         return Program(prediction.calls)
-    formatter = get_format(fmt, spec_index(tuple(task.offered_tools)).format_context)
     try:
-        return formatter.parse(prediction.text or "")
+        return formatter(tuple(task.offered_tools), fmt).parse(prediction.text or "")
     except CallParseError as error:
         return error
 

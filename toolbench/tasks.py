@@ -46,16 +46,19 @@ def load_tasks(path: str | Path) -> list[NumberedTask]:
     return tasks
 
 
+def tool_task_files() -> dict[str, Path]:
+    """Each registered tool's frozen test file, where it has one."""
+    paths = {name: get_tool(name).tasks_file() for name in tool_names()}
+    return {name: path for name, path in paths.items() if path.exists()}
+
+
 def builtin_task_files() -> list[Path]:
-    """Every registered tool's frozen test file and the cross-tool category files (shown relative
-    to the working folder if inside it)."""
+    """Every tool's frozen test file and the cross-tool category files (shown relative to the
+    working folder if inside it)."""
     from toolbench.categories import category_task_files
 
-    files = []
-    for path in [*(get_tool(name).tasks_file() for name in tool_names()), *category_task_files()]:
-        if path.exists():
-            files.append(path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path)
-    return files
+    paths = [*tool_task_files().values(), *category_task_files()]
+    return [path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path for path in paths]
 
 
 def make_tasks(tool: str, n: int, seed: int) -> list[Task]:

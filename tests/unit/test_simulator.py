@@ -207,6 +207,7 @@ def test_third_party_tools_register_through_the_entry_point_group(tmp_path, monk
         registry.tool_paths.cache_clear()
         registry.get_tool.cache_clear()
         registry.spec_index.cache_clear()
+        registry.formatter.cache_clear()
         sys.modules.pop("acme_tools", None)
 
 

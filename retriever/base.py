@@ -68,15 +68,22 @@ class Retriever:
         if k <= 0 or not self.documents:
             return []
         scores = np.asarray(self.scores(query), dtype=np.float64)
-        if allow is not None:
-            mask = np.fromiter((allow(doc) for doc in self.documents), dtype=bool, count=len(self.documents))
-            scores = np.where(mask, scores, -np.inf)
-        candidates = np.flatnonzero(np.isfinite(scores))
-        if len(candidates) > k:
-            top = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
+        if allow is None:
+            candidates = np.flatnonzero(np.isfinite(scores))
+            if len(candidates) > k:
+                candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
+            top = sorted(candidates.tolist(), key=lambda i: (-scores[i], i))
         else:
-            top = candidates
-        top = sorted(top.tolist(), key=lambda i: (-scores[i], i))
+            # walk the ranking and ask `allow` only until k documents pass: the filter is Python,
+            # the corpus can be large, and most queries stop after a handful of documents
+            top = []
+            for i in np.argsort(-scores, kind="stable").tolist():
+                if not np.isfinite(scores[i]):
+                    break
+                if allow(self.documents[i]):
+                    top.append(i)
+                    if len(top) == k:
+                        break
         return [Hit(self.documents[i], float(scores[i]), rank) for rank, i in enumerate(top)]
 
     def save(self, folder: Path, source: dict[str, Any] | None = None) -> None:

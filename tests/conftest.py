@@ -45,3 +45,37 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from tests.fixtures.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+TINY_TOOLS = ["cat_api", "home_search", "spreadsheet", "trip_booking", "weather"]
+
+
+@pytest.fixture(scope="session")
+def generic_cache(tmp_path_factory) -> Path:
+    """A cache dir whose generic corpus is the first 300 stdlib documents (fast to train on)."""
+    from toolbench.distill.corpus import generic_documents
+    from toolbench.io import write_jsonl
+
+    cache = tmp_path_factory.mktemp("toolbench-cache")
+    write_jsonl(cache / "generic_corpus.jsonl", generic_documents()[:300])
+    return cache
+
+
+@pytest.fixture(scope="session")
+def product_tokenizer_dir(tmp_path_factory, generic_cache) -> Path:
+    """The product tokenizer (`toolbench train tokenizer`) at a tiny vocabulary."""
+    from toolbench.distill.tokenizer import TokenizerConfig, train_tokenizer
+
+    out = tmp_path_factory.mktemp("tokenizer") / "tokenizer"
+    train_tokenizer(
+        TokenizerConfig(vocab_size=700, samples_per_tool=40, tools=TINY_TOOLS), out, generic_cache
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_draft_dir(tmp_path_factory, tiny_model_dir) -> Path:
+    """A smaller random Llama sharing the tiny model's tokenizer: a draft for speculative decoding."""
+    from tests.fixtures.tiny_model import build_tiny_draft
+
+    return build_tiny_draft(tmp_path_factory.mktemp("tiny-draft"), tiny_model_dir)

@@ -37,10 +37,16 @@ def category_task_files() -> list[Path]:
 def _tool_tasks() -> dict[str, list[Task]]:
     from toolbench.tasks import load_tasks, tool_task_files
 
-    pools = {
-        name: [numbered.task for numbered in load_tasks(path) if len(numbered.task.offered_tools) == 1]
-        for name, path in tool_task_files().items()
-    }
+    pools: dict[str, list[Task]] = {}
+    for name, path in tool_task_files().items():
+        # an episode is played step by step: it cannot be merged into a single-shot category task
+        tasks = [
+            n.task
+            for n in load_tasks(path)
+            if len(n.task.offered_tools) == 1 and n.task.category != "episode"
+        ]
+        if tasks:
+            pools[name] = tasks
     if len(pools) < OTHERS_OFFERED + 1:
         raise UserError(
             f"categories need test tasks of at least {OTHERS_OFFERED + 1} tools; found: {', '.join(pools) or 'none'}"

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from toolbench.cli_train import train_app
 from toolbench.errors import UserError
 from toolbench.export import Exporter, export_file, export_path
 
@@ -30,6 +31,7 @@ index_app = typer.Typer(help="Build and evaluate demo / API-doc retrieval indexe
 app.add_typer(tools_app, name="tools")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(index_app, name="index")
+app.add_typer(train_app, name="train")
 
 console = Console()
 err = Console(stderr=True)
@@ -373,11 +375,11 @@ def score(
 
 
 def print_summary(summary: dict, title: str | None = None) -> None:
-    from toolbench.results import METRIC_COLUMNS, summary_rows
+    from toolbench.results import metric_columns, summary_rows
 
     table = Table(title=title)
     table.add_column("tool", no_wrap=True)
-    for header in ("n", *(f"{label} %" for _, label in METRIC_COLUMNS)):
+    for header in ("n", *(f"{label} %" for _, label in metric_columns(summary))):
         table.add_column(header, justify="right")
     for row in summary_rows(summary):
         table.add_row(*row)
@@ -401,6 +403,14 @@ def _system_prompt(value: str) -> str | None:
     if not path.is_file():
         raise UserError(f"--system-prompt takes default, none or a text file; {value!r} is none of them")
     return path.read_text().strip()
+
+
+def _task_selection(tools: str, tasks: list[Path] | None) -> dict:
+    """--tools (comma-separated) and --tasks as config fields: eval and spec pick tasks alike."""
+    return {
+        "tools": [t.strip() for t in tools.split(",") if t.strip()],
+        "tasks": [str(t) for t in tasks] if tasks else None,
+    }
 
 
 @app.command("eval")
@@ -447,6 +457,10 @@ def eval_command(
         bool, typer.Option("--no-cache", help="Ask the model again instead of reusing cached answers.")
     ] = False,
     limit: Annotated[int | None, typer.Option(help="Only the first N tasks of each file.", min=1)] = None,
+    max_steps: Annotated[
+        int | None,
+        typer.Option(help="Step limit of episode tasks (default: the environment's, 15 for webshop).", min=1),
+    ] = None,
     cache_dir: Annotated[
         Path | None,
         typer.Option(help="Answer cache and demo indexes (default: $TOOLBENCH_CACHE or ~/.cache/toolbench)."),
@@ -457,6 +471,9 @@ def eval_command(
             help="Run ToolBench's grid: system prompt on/off x k in {0, 3} x BM25/dense; one table."
         ),
     ] = False,
+    ablate_retrievers: Annotated[
+        str, typer.Option(help="Retrievers the --ablate grid tries for k = 3 (comma-separated).")
+    ] = "bm25,dense",
 ) -> None:
     """Measure a model's tool success rate per tool, ToolBench-style.
 
@@ -475,8 +492,7 @@ def eval_command(
     base = EvalConfig(
         model=model,
         base_url=base_url,
-        tools=[t.strip() for t in tools.split(",") if t.strip()],
-        tasks=[str(t) for t in tasks] if tasks else None,
+        **_task_selection(tools, tasks),
         mode=mode,
         k_demos=k_demos,
         retriever=retriever,
@@ -491,6 +507,7 @@ def eval_command(
         retries=retries,
         use_cache=not no_cache,
         limit=limit,
+        max_steps=max_steps,
         cache_dir=str(cache_dir) if cache_dir else None,
     )
     configs = [base]
@@ -498,7 +515,7 @@ def eval_command(
         configs = []
         for prompt in (_system_prompt("default"), None):
             configs.append(base.model_copy(update={"system_prompt": prompt, "k_demos": 0}))
-            for kind in ("bm25", "dense"):
+            for kind in [k.strip() for k in ablate_retrievers.split(",") if k.strip()]:
                 configs.append(
                     base.model_copy(update={"system_prompt": prompt, "k_demos": 3, "retriever": kind})
                 )
@@ -653,6 +670,121 @@ def retrieve(
         console.print(f"[bold]{hit.rank + 1}.[/] ({hit.score:.3f}) {hit.document.text}", highlight=False)
         if body and body != hit.document.text:
             console.print("   " + body.replace("\n", "\n   "), highlight=False, style="dim")
+
+
+# -------------------------------------------------------------------- spec
+
+
+@app.command()
+def spec(
+    target: Annotated[
+        str, typer.Option(help="Target model: HF folder or id (a causal LM with a chat template).")
+    ],
+    draft: Annotated[str, typer.Option(help="Draft model: HF folder or id sharing the target's tokenizer.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Run folder: samples.jsonl, summary.json (+ run record), summary.md, acceptance.png."
+        ),
+    ] = Path("runs/spec"),
+    tools: Annotated[str, typer.Option(help="Tools and categories (comma-separated), or all.")] = "all",
+    tasks: Annotated[
+        list[Path] | None, typer.Option("--tasks", help="Task files instead of the tools' test sets.")
+    ] = None,
+    gamma: Annotated[
+        int, typer.Option(help="γ: draft tokens per round (the most, for adaptive policies).")
+    ] = 5,
+    draft_policy: Annotated[
+        str, typer.Option(help="fixed (always γ) or confidence (stop below --threshold top probability).")
+    ] = "fixed",
+    threshold: Annotated[float, typer.Option(help="Confidence policy threshold.")] = 0.5,
+    temperature: Annotated[
+        float,
+        typer.Option(help="0: greedy (output must equal the target's); > 0: rejection sampling.", min=0.0),
+    ] = 0.0,
+    max_tokens: Annotated[int, typer.Option(help="Most new tokens per answer.", min=1)] = 128,
+    limit: Annotated[int | None, typer.Option(help="Only the first N tasks of each file.", min=1)] = None,
+    k_demos: Annotated[int, typer.Option(help="Retrieved demonstrations per prompt.", min=0)] = 0,
+    system_prompt: Annotated[str, typer.Option(help="default, none, or a text file.")] = "default",
+    seed: Annotated[int, typer.Option(help="Sampling seed (per prompt: seed + index).")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, …")] = "auto",
+    threads: Annotated[
+        int | None, typer.Option(help="torch CPU threads (fewer than cores on a busy machine).", min=1)
+    ] = None,
+    assisted: Annotated[
+        bool, typer.Option(help="Also time HF assisted generation on the same prompts (greedy only).")
+    ] = True,
+) -> None:
+    """Score a draft for a target by speculative decoding on eval's chat prompts.
+
+    Reports per-token acceptance α = A/(A+R), draft acceptance rate A/(γ·S), mean accepted length
+    1 + A/S, the τ expected from α, the analytic α (mean Σ min(p, q) on the target's outputs),
+    wall-clock tokens/s of speculative vs target-only decoding (same prompts, same run), α by
+    token class and per tool, and HF assisted generation for comparison. Example:
+
+        toolbench spec --target runs/demo/models/target --draft runs/demo/models/draft --tools home_search --limit 20
+    """
+    from toolbench.distill.spec_eval import SpecConfig, run_spec
+    from toolbench.distill.speculative import make_policy
+
+    make_policy(draft_policy, gamma, threshold=threshold)  # bad γ / policy: one line, before loading models
+    config = SpecConfig(
+        target=target,
+        draft=draft,
+        **_task_selection(tools, tasks),
+        gamma=gamma,
+        policy=draft_policy,
+        threshold=threshold,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        limit=limit,
+        k_demos=k_demos,
+        system_prompt=_system_prompt(system_prompt),
+        seed=seed,
+        device=device,
+        threads=threads,
+        assisted=assisted,
+    )
+    with _progress() as progress:
+        bar = progress.add_task("spec", total=None)
+        summary = run_spec(config, out, lambda: progress.advance(bar))
+    overall = summary["overall"]
+    table = Table(
+        "tool",
+        "prompts",
+        "α",
+        "A/D",
+        "τ=1+A/S",
+        "τ(α)",
+        "analytic α",
+        "speedup",
+        title=f"{draft_policy}, γ = {gamma}",
+    )
+    table.columns[0].no_wrap = True
+    for tool, f in [*summary["per_tool"].items(), ("all", overall)]:
+        analytic = "-" if f["analytic_alpha"] is None else f"{f['analytic_alpha']:.3f}"
+        table.add_row(
+            tool,
+            str(f["prompts"]),
+            f"{f['alpha']:.3f}",
+            f"{f['draft_acceptance_rate']:.3f}",
+            f"{f['mean_accepted_length']:.2f}",
+            f"{f['expected_tau']:.2f}",
+            analytic,
+            f"{f['speedup']:.2f}×",
+        )
+    console.print(table)
+    console.print(
+        "α by token class: " + ", ".join(f"{k}={v['alpha']:.3f}" for k, v in overall["by_class"].items()),
+        highlight=False,
+    )
+    line = f"tokens/s: target {overall['target_tokens_per_s']:.1f}, speculative {overall['spec_tokens_per_s']:.1f}"
+    if "assisted_tokens_per_s" in overall:
+        line += f", HF assisted {overall['assisted_tokens_per_s']:.1f}"
+    if overall["spec_equal_target"]:
+        line += f"; greedy output equal to target: {overall['spec_equal_target']}"
+    console.print(line, highlight=False)
+    console.print(f"results in {out}", highlight=False)
 
 
 # -------------------------------------------------------------------- demo

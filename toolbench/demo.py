@@ -69,6 +69,7 @@ def run_demo(out: Path, console: Console) -> None:
         print_summary(summary, title=f"{name} replay of the gold labels")
     console.print(
         "The corrupted replay keeps 1 of every 4 answers intact and breaks the others (a wrong value, a "
-        "missing call, a cut-off text); tasks whose right answer is no call stay right when emptied.",
+        "missing call, a cut-off text); tasks whose right answer is no call stay right when emptied, and a "
+        "webshop search query with one extra word still finds the product.",
         highlight=False,
     )

@@ -1,5 +1,8 @@
 """`toolbench eval`: prompts → backend → parse → score, per tool, reproducibly and resumably.
 
+Episode tasks (WebShop) run as a loop instead: the backend is asked for the next action given the
+history of actions and observations, one step at a time, up to the environment's step limit.
+
 The steps are joined by files (BFCL's generate/evaluate split): every answer lands in the request
 cache as it arrives, so a killed run resumes where it stopped, and `predictions.jsonl` can be
 re-scored later with the replay backend.
@@ -16,13 +19,15 @@ from pydantic import BaseModel, Field
 
 from toolbench.backends import BackendParams, BackendRequest, BackendResponse, make_backend
 from toolbench.cache import RequestCache, cached_generate
+from toolbench.episode import Episode, EpisodeResult
 from toolbench.errors import CallParseError, UserError
+from toolbench.export import tool_call
 from toolbench.io import atomic_open, write_json, write_jsonl
-from toolbench.records import Prediction, Program, Score, Task
+from toolbench.records import Prediction, Program, Score, Step, Task
 from toolbench.registry import formatter, get_tool, tool_names
 from toolbench.results import markdown_table
 from toolbench.runinfo import finish_record, start_record
-from toolbench.score import summarize
+from toolbench.score import Scorer, summarize
 
 COMPLETION_STOPS = ("\n\n", "\nTask:", "-------------")
 
@@ -53,6 +58,7 @@ class EvalConfig(BaseModel):
     use_cache: bool = True
     cache_dir: str | None = None
     limit: int | None = Field(None, description="Only the first N tasks of each file (smoke tests).")
+    max_steps: int | None = Field(None, ge=1, description="Episode step limit; default: the environment's.")
 
 
 def select_tasks(config: EvalConfig) -> list[Task]:
@@ -71,7 +77,7 @@ def select_tasks(config: EvalConfig) -> list[Task]:
     tasks = []
     for path in files:
         numbered = load_tasks(path)
-        tasks.extend(n.task for n in numbered[: config.limit] if n.task.category != "episode")
+        tasks.extend(n.task for n in numbered[: config.limit])
     return tasks
 
 
@@ -139,7 +145,8 @@ def run_eval(config: EvalConfig, out: Path, progress: Any = None) -> dict[str, A
     builder = PromptBuilder(
         demo_index(config, cache_dir) if config.k_demos else None, config.k_demos, config.system_prompt
     )
-    requests = build_requests(config, tasks, builder)
+    single = [task for task in tasks if task.category != "episode"]
+    requests = build_requests(config, single, builder)
     backend = make_backend(
         config.model,
         base_url=config.base_url,
@@ -157,14 +164,25 @@ def run_eval(config: EvalConfig, out: Path, progress: Any = None) -> dict[str, A
     cache = RequestCache(cache_dir / "requests.sqlite") if config.use_cache else None
     try:
         answers, hits = cached_generate(backend, requests, params, cache, progress)
+        episodes = [task for task in tasks if task.category == "episode"]
+        played, episode_hits = run_episodes(config, episodes, builder, backend, params, cache, progress)
     finally:
         if cache is not None:
             cache.close()
         backend.close()
-    predictions, programs = zip(
-        *(to_prediction(t, a, config.mode) for t, a in zip(tasks, answers, strict=True)), strict=True
-    )
-    scores = score_programs(tasks, list(programs))
+    results: dict[str, tuple[Prediction, Score]] = {}
+    scorer = Scorer()
+    for task, answer in zip(single, answers, strict=True):
+        prediction, program = to_prediction(task, answer, config.mode)
+        results[task.id] = (prediction, scorer.score(task, program))
+    for task, result in zip(episodes, played, strict=True):
+        prediction = Prediction(
+            id=task.id, calls=result.actions, meta={"end": result.end, "steps": len(result.trajectory)}
+        )
+        results[task.id] = (prediction, scorer.score_episode(task, result))
+    predictions = [results[task.id][0] for task in tasks]
+    scores = [results[task.id][1] for task in tasks]
+    hits += episode_hits
     summary = summarize(scores)
     finish_record(record, tasks=len(tasks), cache_hits=hits, backend=backend.fingerprint)
     out.mkdir(parents=True, exist_ok=True)
@@ -177,10 +195,87 @@ def run_eval(config: EvalConfig, out: Path, progress: Any = None) -> dict[str, A
 
 
 def score_programs(tasks: list[Task], programs: list[Program | CallParseError | None]) -> list[Score]:
-    from toolbench.score import Scorer
-
     scorer = Scorer()
     return [scorer.score(task, program) for task, program in zip(tasks, programs, strict=True)]
+
+
+# ------------------------------------------------------------------- episodes
+EPISODE_STOPS = ("\n",)  # completion mode: one action per line, so one line per step
+
+
+def episode_request(config: EvalConfig, task: Task, base: Any, history: list[Step]) -> BackendRequest:
+    """The request for an episode's next action: the task's prompt, then every step so far.
+
+    completion: the ToolBench scaffold continued with `<action>` / `Observation: <text>` lines (the
+    observation's own lines indented), ending where the next action goes. chat: the task's
+    messages, then per step the assistant's tool call and the tool's observation (an answer that
+    held no call: the assistant's text and the error as a user turn)."""
+    step = len(history)
+    if config.mode == "completion":
+        python = formatter(tuple(task.offered_tools), "python")
+        lines = []
+        for past in history:
+            said = (
+                python.render(Program([past.action]))
+                if past.action is not None
+                else (past.text or "").strip()
+            )
+            lines.append(f"{said}\nObservation: " + past.observation.replace("\n", "\n  ") + "\n")
+        return BackendRequest(id=task.id, mode="completion", prompt=base + "".join(lines), step=step)
+    messages, tools = base
+    messages = list(messages)
+    for i, past in enumerate(history):
+        if past.action is not None:
+            messages.append(
+                {"role": "assistant", "content": None, "tool_calls": [tool_call(i, past.action, True)]}
+            )
+            # no "name" on tool turns: not every OpenAI-compatible server accepts it there
+            messages.append({"role": "tool", "tool_call_id": f"call_{i}", "content": past.observation})
+        else:
+            messages.append({"role": "assistant", "content": past.text or ""})
+            messages.append({"role": "user", "content": past.observation})
+    return BackendRequest(id=task.id, mode="chat", messages=messages, tools=tools, step=step)
+
+
+def run_episodes(
+    config: EvalConfig,
+    tasks: list[Task],
+    builder: Any,
+    backend: Any,
+    params: BackendParams,
+    cache: RequestCache | None,
+    progress: Any = None,
+) -> tuple[list[EpisodeResult], int]:
+    """Play every episode task with the backend as the policy, all episodes in lockstep (one
+    batched, cached request per running episode and step) until each ends (`toolbench.episode`:
+    terminal action, no call in the answer, or the step limit). An answer's first call is the
+    action; later calls in the same answer are ignored. Returns (results, cache hits)."""
+    episodes = [Episode(task.offered_tools, task.setup, config.max_steps) for task in tasks]
+    bases = [
+        builder.completion(task) if config.mode == "completion" else builder.chat(task) for task in tasks
+    ]
+    if config.mode == "completion":
+        params = params.model_copy(update={"stop": EPISODE_STOPS})
+    hits = 0
+    while True:
+        running = [k for k, episode in enumerate(episodes) if not episode.over]
+        if not running:
+            break
+        requests = [episode_request(config, tasks[k], bases[k], episodes[k].trajectory) for k in running]
+        answers, new_hits = cached_generate(backend, requests, params, cache, progress)
+        hits += new_hits
+        for k, answer in zip(running, answers, strict=True):
+            episode = episodes[k]
+            _, program = to_prediction(tasks[k], answer, config.mode)
+            if isinstance(program, CallParseError):
+                episode.step(program, answer.text)
+                if answer.error is not None:  # the backend refused: asking again would not help
+                    episode.stop()
+            elif len(program) == 0:
+                episode.stop()
+            else:
+                episode.step(program[0], answer.text or None)
+    return [episode.result() for episode in episodes], hits
 
 
 def setting_name(config: EvalConfig) -> str:

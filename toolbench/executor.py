@@ -78,15 +78,13 @@ def execute(
     program: Program, tools: list[str], setup: dict[str, Any] | None = None, stop_on_error: bool = True
 ) -> Execution:
     index = spec_index(tuple(tools))
-    try:
-        simulators = {name: get_tool(name)((setup or {}).get(name)) for name in tools}
-    except Exception as error:  # a malformed task setup must not crash a benchmark run
-        message = f"the task's setup was refused: {type(error).__name__}: {error}"
-        return Execution(state={}, errors=[ExecError(error_type="exec:setup", message=message)])
+    simulators = make_simulators(tools, setup)
+    if isinstance(simulators, ExecError):
+        return Execution(state={}, errors=[simulators])
     results: list[Any] = []
     errors: list[ExecError] = []
     for i, call in enumerate(program):
-        error = _run_call(i, call, index, simulators, results)
+        error = run_call(i, call, index, simulators, results)
         if error is not None:
             errors.append(error)
             if stop_on_error:
@@ -96,9 +94,20 @@ def execute(
     )
 
 
-def _run_call(
+def make_simulators(tools: list[str], setup: dict[str, Any] | None) -> dict[str, Any] | ExecError:
+    """A fresh simulator per offered tool, each reset with its part of the setup."""
+    try:
+        return {name: get_tool(name)((setup or {}).get(name)) for name in tools}
+    except Exception as error:  # a malformed task setup must not crash a benchmark run
+        message = f"the task's setup was refused: {type(error).__name__}: {error}"
+        return ExecError(error_type="exec:setup", message=message)
+
+
+def run_call(
     i: int, call: Call, index: Any, simulators: dict[str, Any], results: list[Any]
 ) -> ExecError | None:
+    """Validate one call against its schema and run it on its owner's simulator; the result is
+    appended to `results`, a refusal returned as an ExecError (never raised)."""
     owner = index.owner.get(call.name)
     if owner is None:
         known = ", ".join(index.owner)

@@ -11,7 +11,9 @@
 
 Multi-turn samples add each tool result as a `tool`/`observation` message and the tool's
 `final_reply` as the closing assistant turn. A sample whose gold program is empty (relevance)
-ends with an assistant text reply instead of calls.
+ends with an assistant text reply instead of calls. Episode samples are always multi-turn: one
+action per assistant turn, each followed by the observation it produced (assistant action → tool
+observation → … → closing reply).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import ValidationError
 
@@ -28,6 +30,7 @@ from toolbench.io import describe_validation_error, iter_jsonl, write_jsonl
 from toolbench.prompts import completion_prompt
 from toolbench.records import Call, FunctionSpec, Sample
 from toolbench.registry import spec_index
+from toolbench.simulator import result_text
 
 ExportFormat = Literal["openai", "hf-chat", "sharegpt", "toolbench"]
 EXPORT_FORMATS: tuple[str, ...] = ("openai", "hf-chat", "sharegpt", "toolbench")
@@ -49,11 +52,31 @@ def openai_tools(specs: list[FunctionSpec]) -> list[dict[str, Any]]:
     return tools
 
 
-def _tool_content(result: Any) -> str:
-    return json.dumps({"status": "ok"} if result is None else result, ensure_ascii=False)
+def tool_call(i: int, call: Call, as_string: bool) -> dict[str, Any]:
+    """One entry of an assistant message's `tool_calls` (OpenAI shape; `arguments` a JSON string
+    for the OpenAI API, a dict for HF chat templates)."""
+    arguments = json.dumps(call.arguments, ensure_ascii=False) if as_string else call.arguments
+    return {"id": f"call_{i}", "type": "function", "function": {"name": call.name, "arguments": arguments}}
+
+
+def tool_message(i: int, call: Call, content: str) -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": f"call_{i}", "name": call.name, "content": content}
+
+
+class _Parts(NamedTuple):
+    """What every chat-shaped export is built from."""
+
+    specs: list[FunctionSpec]
+    calls: list[Call]
+    turns: list[list[int]]  # assistant turns as call indices: all calls in one, or one per action
+    final: str | None
 
 
 class Exporter:
+    """Episode samples (category `episode`) are always multi-turn, one action per assistant turn,
+    each followed by its observation, then the tool's closing reply: the next action depends on
+    what the last one showed, so a conversation without the observations would teach guessing."""
+
     def __init__(self, fmt: str, multi_turn: bool = False, system_prompt: str | None = None):
         if fmt not in EXPORT_FORMATS:
             raise UserError(f"unknown export format {fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
@@ -63,87 +86,79 @@ class Exporter:
         index = spec_index(tuple(sample.offered_tools))
         specs = list(index.specs.values())
         calls = list(sample.labels[0])
-        final = self._final_reply(sample, calls, index) if self.multi_turn or not calls else None
+        episode = sample.category == "episode"
+        final = self._final_reply(sample, calls, index) if self.multi_turn or episode or not calls else None
         if self.fmt == "toolbench":
             return {
                 "prompt": completion_prompt(sample.query, specs, system_prompt=self.system_prompt),
                 "completion": sample.action,
             }
-        if self.fmt == "sharegpt":
-            return self._sharegpt(sample, specs, calls, final)
-        return self._chat(sample, specs, calls, final)
+        turns = [[i] for i in range(len(calls))] if episode else ([list(range(len(calls)))] if calls else [])
+        parts = _Parts(specs, calls, turns, final)
+        return self._sharegpt(sample, parts) if self.fmt == "sharegpt" else self._chat(sample, parts)
 
     def _final_reply(self, sample: Sample, calls: list[Call], index: Any) -> str:
         if not calls:
             return NO_CALL_REPLY
         return index.owner[calls[-1].name].final_reply(calls, sample.results)
 
-    def _chat(
-        self, sample: Sample, specs: list[FunctionSpec], calls: list[Call], final: str | None
-    ) -> dict[str, Any]:
+    def _shows_results(self, sample: Sample) -> bool:
+        return self.multi_turn or sample.category == "episode"
+
+    @staticmethod
+    def _content(sample: Sample, i: int) -> str:
+        """A tool turn's text: an episode's observation as shown, other results as JSON."""
+        result = sample.results[i]
+        return result if sample.category == "episode" else result_text(result)
+
+    def _chat(self, sample: Sample, parts: _Parts) -> dict[str, Any]:
+        specs, calls, turns, final = parts
         as_string = self.fmt == "openai"
         messages: list[dict[str, Any]] = []
         if self.system_prompt:
             messages.append({"role": "system", "content": self.system_prompt})
         messages.append({"role": "user", "content": sample.query})
-        if calls:
-            tool_calls = [
-                {
-                    "id": f"call_{i}",
-                    "type": "function",
-                    "function": {
-                        "name": c.name,
-                        "arguments": json.dumps(c.arguments, ensure_ascii=False)
-                        if as_string
-                        else c.arguments,
-                    },
-                }
-                for i, c in enumerate(calls)
-            ]
+        for turn in turns:
             messages.append(
-                {"role": "assistant", "content": None if as_string else "", "tool_calls": tool_calls}
+                {
+                    "role": "assistant",
+                    "content": None if as_string else "",
+                    "tool_calls": [tool_call(i, calls[i], as_string) for i in turn],
+                }
             )
-            if self.multi_turn:
-                for i, (call, result) in enumerate(zip(calls, sample.results, strict=True)):
-                    messages.append(
-                        {
-                            "role": "tool",
-                            "tool_call_id": f"call_{i}",
-                            "name": call.name,
-                            "content": _tool_content(result),
-                        }
-                    )
+            if self._shows_results(sample):
+                messages += [tool_message(i, calls[i], self._content(sample, i)) for i in turn]
         if final is not None:
             messages.append({"role": "assistant", "content": final})
         record: dict[str, Any] = {"messages": messages, "tools": openai_tools(specs)}
         if as_string:
-            record["parallel_tool_calls"] = len(calls) > 1
+            record["parallel_tool_calls"] = any(len(turn) > 1 for turn in turns)
         return record
 
-    def _sharegpt(
-        self, sample: Sample, specs: list[FunctionSpec], calls: list[Call], final: str | None
-    ) -> dict[str, Any]:
-        turns = [{"from": "human", "value": sample.query}]
-        if calls:
-            payload = [{"name": c.name, "arguments": c.arguments} for c in calls]
-            turns.append(
+    def _sharegpt(self, sample: Sample, parts: _Parts) -> dict[str, Any]:
+        specs, calls, turns, final = parts
+        conversation = [{"from": "human", "value": sample.query}]
+        for turn in turns:
+            payload = [{"name": calls[i].name, "arguments": calls[i].arguments} for i in turn]
+            conversation.append(
                 {
                     "from": "function_call",
                     "value": json.dumps(payload[0] if len(payload) == 1 else payload, ensure_ascii=False),
                 }
             )
-            if self.multi_turn:
-                results = [r if r is not None else {"status": "ok"} for r in sample.results]
-                turns.append(
-                    {
-                        "from": "observation",
-                        "value": json.dumps(results[0] if len(results) == 1 else results, ensure_ascii=False),
-                    }
-                )
+            if self._shows_results(sample):
+                if sample.category == "episode":
+                    value = "\n".join(sample.results[i] for i in turn)
+                else:
+                    results = [
+                        sample.results[i] if sample.results[i] is not None else {"status": "ok"} for i in turn
+                    ]
+                    value = json.dumps(results[0] if len(results) == 1 else results, ensure_ascii=False)
+                conversation.append({"from": "observation", "value": value})
         if final is not None:
-            turns.append({"from": "gpt", "value": final})
+            conversation.append({"from": "gpt", "value": final})
         record: dict[str, Any] = {
-            "conversations": turns,
+            "conversations": conversation,
             "tools": json.dumps(openai_tools_functions(specs), ensure_ascii=False),
         }
         if self.system_prompt:

@@ -151,9 +151,21 @@ class ExecError(BaseModel):
     message: str
 
 
+class Step(BaseModel):
+    """One step of an episode: the action the policy took (None when its answer held no valid
+    call), the model's raw text if any, and what the world answered."""
+
+    action: Call | None = None
+    text: str | None = None
+    observation: str
+    error_type: str | None = Field(None, description="Set when the action was refused or unparseable.")
+
+
 class Score(BaseModel):
     """The verdict on one prediction. `success` is ToolBench's rule (state F1 == 1 against the
-    best label) and additionally requires a clean parse and execution."""
+    best label) and additionally requires a clean parse and execution. Episode tasks (see
+    `toolbench.episode`) also carry `reward`, `steps` and the `trajectory`; there success is
+    reward 1."""
 
     id: str
     tool: str
@@ -172,6 +184,9 @@ class Score(BaseModel):
     error_type: str | None = None
     errors: list[ExecError] = Field(default_factory=list)
     n_calls: int = 0
+    reward: float | None = Field(None, description="Episodes: the environment's reward in [0, 1].")
+    steps: int | None = Field(None, description="Episodes: actions taken, refused ones included.")
+    trajectory: list[Step] | None = Field(None, description="Episodes: every action and observation.")
 
 
 class RunRecord(BaseModel):

@@ -74,19 +74,29 @@ METRIC_COLUMNS = (
 )
 
 
+def metric_columns(summary: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The table's metrics; mean episode reward too when some tool was scored by episodes."""
+    if summary["macro"].get("reward") is None:
+        return METRIC_COLUMNS
+    return (*METRIC_COLUMNS, ("reward", "reward"))
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
 def summary_rows(summary: dict[str, Any]) -> list[list[str]]:
+    columns = metric_columns(summary)
     rows = []
     for tool, agg in summary["per_tool"].items():
-        rows.append([tool, str(agg["n"])] + [f"{100 * agg[key]:.1f}" for key, _ in METRIC_COLUMNS])
+        rows.append([tool, str(agg["n"])] + [_percent(agg[key]) for key, _ in columns])
     macro = summary["macro"]
-    rows.append(
-        ["macro", str(summary["micro"]["n"])] + [f"{100 * macro[key]:.1f}" for key, _ in METRIC_COLUMNS]
-    )
+    rows.append(["macro", str(summary["micro"]["n"])] + [_percent(macro[key]) for key, _ in columns])
     return rows
 
 
 def markdown_table(summary: dict[str, Any]) -> str:
-    header = ["tool", "n"] + [f"{label} %" for _, label in METRIC_COLUMNS]
+    header = ["tool", "n"] + [f"{label} %" for _, label in metric_columns(summary)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in summary_rows(summary)]
     return "\n".join(lines) + "\n"

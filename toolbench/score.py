@@ -9,6 +9,9 @@ Rules (no branch on any tool's name):
   needs an empty prediction. A task with a `goal` (world-state tools) succeeds when the goal
   predicates hold on the final state instead: many action sequences reach one goal.
 - AST match: the prediction equals some label call for call, after schema defaults are filled.
+- An episode task (category `episode`) replays the prediction one action at a time through
+  `toolbench.episode` (refused actions are error observations; the episode goes on); success is
+  the environment's reward being 1, and the Score carries reward, steps and the trajectory.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from toolbench.episode import EpisodeResult, ReplayPolicy, run_episode
 from toolbench.errors import CallParseError
 from toolbench.executor import Execution, execute, fill_defaults
 from toolbench.goals import unmet
@@ -118,7 +122,7 @@ class Scorer:
         return self._gold[task.id]
 
     @staticmethod
-    def _canonical(program: Program, task: Task) -> list[Call]:
+    def _canonical(program: Program | list[Call], task: Task) -> list[Call]:
         specs = spec_index(tuple(task.offered_tools)).specs
         return [
             fill_defaults(call, specs[call.name].parameters) if call.name in specs else call
@@ -145,14 +149,12 @@ class Scorer:
                 error_type=prediction.error_type,
                 errors=[ExecError(error_type=prediction.error_type, message=prediction.message)],
             )
+        if task.category == "episode":
+            policy = ReplayPolicy(prediction)
+            return self.score_episode(task, run_episode(task.offered_tools, task.setup, policy, task.query))
         gold = self.gold(task)
         execution = execute(prediction, task.offered_tools, task.setup)
-        items = flatten_state(execution.state)
-        f1s = [state_f1(items, label.items) for label in gold]
-        best = max(range(len(gold)), key=f1s.__getitem__)
-        canonical = self._canonical(prediction, task)
-        ast_match = any(canonical == label.canonical for label in gold)
-        lcs = max(lcs_ratio(canonical, label.canonical) for label in gold)
+        f1s, best, ast_match, lcs = self._compare(task, prediction, execution.state)
         errors = list(execution.errors)
         goal_satisfied = None
         if task.goal is not None:
@@ -193,6 +195,45 @@ class Scorer:
             n_calls=len(prediction),
         )
 
+    def _compare(
+        self, task: Task, program: Program | list[Call], state: dict[str, Any]
+    ) -> tuple[list[float], int, bool, float]:
+        """(state F1 per label, best label, AST match, LCS) of what was done against the labels."""
+        gold = self.gold(task)
+        items = flatten_state(state)
+        f1s = [state_f1(items, label.items) for label in gold]
+        best = max(range(len(gold)), key=f1s.__getitem__)
+        canonical = self._canonical(program, task)
+        ast_match = any(canonical == label.canonical for label in gold)
+        lcs = max(lcs_ratio(canonical, label.canonical) for label in gold)
+        return f1s, best, ast_match, lcs
+
+    def score_episode(self, task: Task, episode: EpisodeResult) -> Score:
+        """An episode's verdict: success is reward 1 (`toolbench.episode` has the rules). State F1,
+        AST match and LCS compare the actions taken and the final world with the gold trajectories;
+        `error_type` is the first refused step's, else why the episode failed, and None on success
+        (a refused step the policy recovered from stays listed in `errors` and the trajectory)."""
+        actions = episode.actions
+        f1s, best, ast_match, lcs = self._compare(task, actions, episode.state)
+        success = episode.success
+        return Score(
+            id=task.id,
+            tool=task.tool,
+            category=task.category,
+            success=success,
+            state_f1=f1s[best],
+            ast_match=ast_match,
+            best_label=best,
+            executable=all(step.error_type is None for step in episode.trajectory),
+            lcs=lcs,
+            error_type=None if success or not episode.errors else episode.errors[0].error_type,
+            errors=episode.errors,
+            n_calls=len(actions),
+            reward=episode.reward,
+            steps=len(episode.trajectory),
+            trajectory=episode.trajectory,
+        )
+
 
 def lcs_ratio(predicted: list[Call], label: list[Call]) -> float:
     """ToolBench's LCS score for action sequences: the longest common subsequence of calls (name and
@@ -213,7 +254,7 @@ def lcs_ratio(predicted: list[Call], label: list[Call]) -> float:
 
 
 # ------------------------------------------------------------------ aggregates
-ERROR_FAMILIES = ("parse", "schema", "exec", "state", "goal", "missing")
+ERROR_FAMILIES = ("parse", "schema", "exec", "state", "goal", "episode", "missing")
 
 
 def error_family(error_type: str | None) -> str | None:
@@ -237,6 +278,7 @@ class Aggregate:
     executability: float
     lcs: float
     error_types: dict[str, int]
+    reward: float | None = None  # mean over the episode tasks; None when there are none
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -248,6 +290,7 @@ def aggregate(scores: Iterable[Score]) -> Aggregate:
     if n == 0:
         return Aggregate(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, {})
     families = Counter(error_family(s.error_type) for s in scores)
+    rewards = [s.reward for s in scores if s.reward is not None]
     return Aggregate(
         n=n,
         success=sum(s.success for s in scores) / n,
@@ -259,6 +302,7 @@ def aggregate(scores: Iterable[Score]) -> Aggregate:
         executability=sum(s.executable for s in scores) / n,
         lcs=sum(s.lcs for s in scores) / n,
         error_types=dict(sorted(Counter(s.error_type for s in scores if s.error_type).items())),
+        reward=sum(rewards) / len(rewards) if rewards else None,
     )
 
 
@@ -280,4 +324,6 @@ def summarize(scores: list[Score]) -> dict[str, Any]:
         "lcs",
     )
     macro = {m: (sum(t[m] for t in per_tool.values()) / len(per_tool) if per_tool else 0.0) for m in metrics}
+    rewards = [t["reward"] for t in per_tool.values() if t["reward"] is not None]
+    macro["reward"] = sum(rewards) / len(rewards) if rewards else None  # over the episode tools
     return {"per_tool": per_tool, "macro": macro, "micro": aggregate(scores).as_dict()}

@@ -10,6 +10,7 @@ Rules (call order, ranges, preconditions) are checks inside the methods that rai
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import typing
 import zlib
@@ -34,6 +35,12 @@ def stable_hash(*parts: Any) -> int:
     """A 32-bit hash that is the same in every process and run (Python's `hash` of a str is
     not). Simulators derive their synthetic results from it: cheap, seed-free, deterministic."""
     return zlib.crc32(repr(parts).encode())
+
+
+def result_text(result: Any) -> str:
+    """A function's result as the text a tool message carries: its JSON, `{"status": "ok"}` for a
+    function that returns nothing."""
+    return json.dumps({"status": "ok"} if result is None else result, ensure_ascii=False)
 
 
 def function(method: F) -> F:
@@ -147,6 +154,11 @@ class Simulator:
         """What the scorer compares: plain JSON data. Lists are compared as multisets, so put
         order into keys where it matters."""
         raise NotImplementedError
+
+    def observe(self, call: Call, result: Any) -> str:
+        """What the model is shown after `call` ran and returned `result` (episodes feed it back
+        as the next observation). Environments override it to describe the page or scene."""
+        return result_text(result)
 
     @classmethod
     def final_reply(cls, calls: list[Call], results: list[Any]) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from toolbench.episode import is_environment
 from toolbench.errors import UserError
 from toolbench.generate.engine import GenerateConfig, SampleFactory
 from toolbench.io import describe_validation_error, iter_jsonl
@@ -40,6 +41,13 @@ def load_tasks(path: str | Path) -> list[NumberedTask]:
             raise UserError(f"{path}:{number}: {error}") from None
         except ValueError as error:
             raise UserError(f"{path}:{number}: offered tools clash: {error}") from None
+        environments = [name for name in task.offered_tools if is_environment(name)]
+        if (task.category == "episode") != bool(environments) or len(environments) > 1:
+            raise UserError(
+                f"{path}:{number}: field 'category': an episode task offers exactly one environment tool "
+                f"and only episode tasks offer one (category {task.category!r}, environments: "
+                f"{', '.join(environments) or 'none'})"
+            )
         tasks.append(NumberedTask(number, task))
     if not tasks:
         raise UserError(f"{path}: no tasks in file")
@@ -88,8 +96,8 @@ class LabelProblem:
 
 def verify_tasks(path: str | Path) -> tuple[int, int, list[LabelProblem]]:
     """Run every gold label through the scorer against its own task: each must succeed with
-    state F1 = 1, and all labels of a task must reach the same state. Returns (tasks, labels,
-    problems)."""
+    state F1 = 1 (an episode's gold trajectory is replayed step by step and must reach reward 1),
+    and all labels of a task must reach the same state. Returns (tasks, labels, problems)."""
     scorer = Scorer()
     problems: list[LabelProblem] = []
     n_labels = 0

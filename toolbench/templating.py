@@ -313,12 +313,13 @@ class CompiledEntry:
         return Rendered(query, paraphrase, actions, slots, setup, goal)
 
 
-_WHOLE_SLOT = re.compile(r"^\{\{\s*(\w+)\s*\}\}$")
+_WHOLE_SLOT = re.compile(r"^\{\{\s*(\w+)((?:\.\w+)*)\s*\}\}$")
 
 
 def _compile_setup(value: Any, env: SandboxedEnvironment, declared: set[str], where: str) -> Any:
     """An entry's initial tool state or goal. String leaves are Jinja; a leaf that is exactly
-    `{{ slot }}` becomes the slot's value with its type (a number stays a number, a list a list)."""
+    `{{ slot }}` or `{{ slot.key.key }}` (a pool item that is a mapping) becomes that value with
+    its type (a number stays a number, a list a list, a mapping a mapping)."""
     if isinstance(value, dict):
         return {str(k): _compile_setup(v, env, declared, where) for k, v in value.items()}
     if isinstance(value, list):
@@ -328,7 +329,8 @@ def _compile_setup(value: Any, env: SandboxedEnvironment, declared: set[str], wh
         if whole:
             if whole.group(1) not in declared:
                 raise TemplateError(f"{where} uses undefined slot '{whole.group(1)}'")
-            return ("slot", whole.group(1))
+            keys = tuple(whole.group(2).split(".")[1:])
+            return ("path", (whole.group(1), keys)) if keys else ("slot", whole.group(1))
         parsed = env.parse(value)
         undefined = sorted(meta.find_undeclared_variables(parsed) - declared)
         if undefined:
@@ -345,6 +347,13 @@ def _render_setup(compiled: Any, slots: dict[str, Any]) -> Any:
     kind, payload = compiled
     if kind == "slot":
         return slots[payload]
+    if kind == "path":
+        node = slots[payload[0]]
+        for key in payload[1]:
+            if not isinstance(node, dict) or key not in node:
+                raise ValueError(f"slot '{payload[0]}' has no key path '{'.'.join(payload[1])}'")
+            node = node[key]
+        return node
     if kind == "template":
         return _render(payload, slots)
     return payload

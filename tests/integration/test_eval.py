@@ -300,3 +300,80 @@ def test_ablation_grid_makes_one_table(tmp_path):
     assert (
         len(list((tmp_path / "grid").glob("*/summary.json"))) == 6 and "ToolBench ablation" in result.stdout
     )
+
+
+def test_episodes_run_step_by_step_with_the_replay_backend(tmp_path):
+    tasks = [json.loads(line) for line in Path("tools/webshop/test.jsonl").read_text().splitlines()[:3]]
+    gold = [c for c in tasks[0]["labels"][0]]
+    recovered = [{"name": "buy", "arguments": {}}, *tasks[1]["labels"][0]]  # refused, then the gold
+    trajectories = tmp_path / "trajectories.jsonl"
+    trajectories.write_text(
+        json.dumps({"id": tasks[0]["id"], "calls": gold})
+        + "\n"
+        + json.dumps({"id": tasks[1]["id"], "calls": recovered})
+        + "\n"
+        + json.dumps({"id": tasks[2]["id"], "calls": tasks[2]["labels"][0][:-1]})  # never buys
+        + "\n"
+    )
+    for mode in ("completion", "chat"):
+        out = tmp_path / mode
+        eval_cli(
+            "--model",
+            f"replay:{trajectories}",
+            "--tools",
+            "webshop",
+            "--limit",
+            "3",
+            "--mode",
+            mode,
+            "--k-demos",
+            "0",
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        )
+        scores = [orjson.loads(line) for line in (out / "scores.jsonl").read_bytes().splitlines()]
+        assert [s["success"] for s in scores] == [True, True, False], mode
+        assert [s["steps"] for s in scores] == [len(gold), len(recovered), len(tasks[2]["labels"][0]) - 1]
+        assert (
+            scores[1]["trajectory"][0]["error_type"] == "webshop:no_product"
+            and scores[1]["error_type"] is None
+        )
+        assert scores[2]["error_type"] == "episode:stopped" and scores[2]["reward"] == 0.0
+        webshop = summary_of(out)["summary"]["per_tool"]["webshop"]
+        assert webshop["n"] == 3 and webshop["reward"] == pytest.approx(2 / 3)
+        predictions = [orjson.loads(line) for line in (out / "predictions.jsonl").read_bytes().splitlines()]
+        assert predictions[0]["calls"] == gold and predictions[0]["meta"] == {
+            "end": "terminal",
+            "steps": len(gold),
+        }
+        assert "| webshop | 3 | 66.7 |" in (out / "summary.md").read_text()
+
+
+def test_episodes_with_a_tiny_hf_model_stop_at_the_limit_and_are_cached(tiny_model_dir, tmp_path):
+    eval_cli(
+        "--model",
+        f"hf:{tiny_model_dir}",
+        "--tools",
+        "webshop",
+        "--limit",
+        "2",
+        "--max-tokens",
+        "4",
+        "--k-demos",
+        "0",
+        "--max-steps",
+        "3",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "a"),
+    )
+    scores = [orjson.loads(line) for line in (tmp_path / "a" / "scores.jsonl").read_bytes().splitlines()]
+    assert len(scores) == 2 and not any(s["success"] for s in scores)
+    assert all(1 <= s["steps"] <= 3 and len(s["trajectory"]) == s["steps"] for s in scores)
+    # one cached answer per step asked (an answer without a call ends the episode: asked, not a step)
+    asked = sum(s["steps"] + (s["errors"][-1]["error_type"] == "episode:stopped") for s in scores)
+    database = sqlite3.connect(tmp_path / "cache" / "requests.sqlite")
+    assert database.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == asked

@@ -125,3 +125,35 @@ def test_one_trl_sft_step_on_a_tiny_random_model(exports, tokenizer, tiny_model_
     result = trainer.train()
     assert result.global_step == 1
     assert math.isfinite(result.training_loss) and result.training_loss > math.log(len(tokenizer)) - 2
+
+
+@pytest.mark.parametrize("fmt", ["openai", "hf-chat", "sharegpt"])
+def test_episode_samples_export_as_action_observation_turns(tmp_path, fmt):
+    canonical = tmp_path / "webshop.jsonl"
+    generate(GenerateConfig(tools=["webshop"], n=40, seed=2, split="train"), canonical)
+    out = tmp_path / f"webshop.{fmt}.jsonl"
+    export_file(canonical, out, fmt, split="train")  # episodes are multi-turn without --multi-turn
+    samples = train_samples(canonical)
+    data = datasets.load_dataset("json", data_files=str(out), split="train")
+    assert len(data) == len(samples) == 40 and {s.category for s in samples} == {"episode"}
+    for row, sample in zip(data, samples, strict=True):
+        calls, observations = list(sample.labels[0]), sample.results
+        if fmt == "sharegpt":
+            turns = row["conversations"]
+            assert [t["from"] for t in turns] == ["human"] + ["function_call", "observation"] * len(calls) + [
+                "gpt"
+            ]
+            assert [json.loads(t["value"])["name"] for t in turns[1:-1:2]] == [c.name for c in calls]
+            assert [t["value"] for t in turns[2:-1:2]] == observations
+            assert turns[-1]["value"].startswith("I bought [")
+            continue
+        messages = row["messages"]
+        assert [m["role"] for m in messages] == ["user"] + ["assistant", "tool"] * len(calls) + ["assistant"]
+        actions = [m["tool_calls"] for m in messages[1:-1:2]]
+        assert all(len(a) == 1 for a in actions) and [a[0]["function"]["name"] for a in actions] == [
+            c.name for c in calls
+        ]
+        assert [m["content"] for m in messages[2:-1:2]] == observations
+        assert observations[0].startswith("Results for ") and messages[-1]["content"].startswith("I bought [")
+        if fmt == "openai":
+            assert row["parallel_tool_calls"] is False

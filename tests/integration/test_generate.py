@@ -143,3 +143,18 @@ def test_samples_whose_gold_misses_the_goal_are_rejected(tmp_path):
         == [{"path": "home_search.criteria.num_beds", "value": s["labels"][0][2]["arguments"]["value"]}]
         for s in samples
     )
+
+
+def test_episode_generation_is_deterministic_and_every_gold_trajectory_succeeds(tmp_path):
+    config = GenerateConfig(tools=["webshop"], n=1500, seed=0)
+    generate(config, tmp_path / "a.jsonl")
+    generate(config, tmp_path / "b.jsonl", workers=2, chunk_size=200)
+    data = (tmp_path / "a.jsonl").read_bytes()
+    assert data == (tmp_path / "b.jsonl").read_bytes()
+    from toolbench.episode import ReplayPolicy, run_episode
+
+    samples = [Sample.model_validate(orjson.loads(line)) for line in data.splitlines()]
+    assert {s.category for s in samples} == {"episode"} and len({s.meta["template"] for s in samples}) == 14
+    for sample in samples[:300]:
+        result = run_episode(sample.offered_tools, sample.setup, ReplayPolicy(sample.labels[0]), sample.query)
+        assert result.success and [step.observation for step in result.trajectory] == sample.results

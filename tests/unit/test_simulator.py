@@ -212,11 +212,24 @@ def test_third_party_tools_register_through_the_entry_point_group(tmp_path, monk
 
 
 def test_function_names_are_unique_across_builtin_tools():
-    # any combination of built-in tools can be offered together (multi_tool tasks) only if so
+    # any combination of built-in single-shot tools can be offered together (multi_tool tasks)
+    # only if so. Environments keep their paper's action names (webshop's `search`, like
+    # home_search's): they are never offered as distractors, and the generator offers beside
+    # them only tools whose names they do not share.
+    from toolbench.episode import is_environment, single_shot_tools
     from toolbench.simulator import SpecIndex
 
-    index = SpecIndex([registry.get_tool(name) for name in registry.tool_names()])
+    single = single_shot_tools()
+    index = SpecIndex([registry.get_tool(name) for name in single])
     assert "set_location" in index.owner
+    clashes = {
+        (env, name)
+        for env in registry.tool_names()
+        if is_environment(env)
+        for name in single
+        if set(registry.get_tool(env).specs) & set(registry.get_tool(name).specs)
+    }
+    assert clashes == {("webshop", "home_search")}
 
 
 def test_stable_hash_is_stable():

@@ -21,6 +21,9 @@ class BackendRequest(BaseModel):
     prompt: str | None = None
     messages: list[dict[str, Any]] | None = None
     tools: list[dict[str, Any]] | None = None
+    step: int | None = Field(
+        None, description="Episodes: which step's action is asked for (replay backends answer with that one)."
+    )
 
     def payload(self) -> dict[str, Any]:
         """What determines the answer (the id does not)."""

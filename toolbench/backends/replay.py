@@ -1,5 +1,9 @@
 """`replay:<predictions.jsonl>`: answers read from a predictions file (by task id), so a model's
-outputs can be re-scored, shared, or produced by anything that writes JSONL."""
+outputs can be re-scored, shared, or produced by anything that writes JSONL.
+
+For an episode step (`request.step` = k) the answer is the trajectory's k-th action: the k-th of
+`calls`, or the k-th non-blank line of `text` (one call per line, as the python format writes
+them); past the end the answer is empty, which ends the episode."""
 
 from __future__ import annotations
 
@@ -33,6 +37,8 @@ class ReplayBackend(Backend):
             prediction = self.predictions.get(request.id)
             if prediction is None:
                 answer = BackendResponse(error=f"no prediction for task '{request.id}' in {self.path}")
+            elif request.step is not None:
+                answer = _step_answer(prediction, request.step)
             else:
                 calls = [c.model_dump() for c in prediction.calls] if prediction.calls is not None else None
                 answer = BackendResponse(text=prediction.text or "", tool_calls=calls)
@@ -40,3 +46,11 @@ class ReplayBackend(Backend):
                 on_done(i, answer)
             answers.append(answer)
         return answers
+
+
+def _step_answer(prediction: Prediction, step: int) -> BackendResponse:
+    if prediction.calls is not None:
+        calls = prediction.calls[step : step + 1]
+        return BackendResponse(tool_calls=[c.model_dump() for c in calls]) if calls else BackendResponse()
+    lines = [line for line in (prediction.text or "").splitlines() if line.strip()]
+    return BackendResponse(text=lines[step] if step < len(lines) else "")

@@ -20,11 +20,12 @@ import orjson
 from pydantic import BaseModel, Field
 
 from toolbench.calls import PythonFormat
+from toolbench.episode import Environment, ReplayPolicy, run_episode, single_shot_tools
 from toolbench.errors import CallParseError, UserError
 from toolbench.executor import execute
 from toolbench.goals import Predicate, unmet
 from toolbench.records import Program
-from toolbench.registry import get_tool, tool_names
+from toolbench.registry import get_tool
 from toolbench.score import flatten_state
 from toolbench.templating import CompiledEntry, TemplateSet
 
@@ -77,12 +78,35 @@ def program_dicts(program: Program) -> list[dict[str, Any]]:
     return [{"name": call.name, "arguments": call.arguments} for call in program]
 
 
+def _check_episode(
+    programs: list[Program], tool: str, setup: dict[str, Any] | None, query: str
+) -> list[str] | str:
+    """Replay each gold trajectory as an episode: every step must be accepted and the reward 1.
+    Returns the first trajectory's observations (the tool turns of the sample), or why it is
+    rejected."""
+    observations: list[str] = []
+    for k, program in enumerate(programs):
+        episode = run_episode([tool], setup, ReplayPolicy(program), query)
+        if episode.errors or not episode.success:
+            return (
+                "label:disagree"
+                if k
+                else (episode.errors[0].error_type if episode.errors else "episode:reward")
+            )
+        if len(episode.trajectory) != len(program):  # actions after the terminal one never ran
+            return "episode:after_end"
+        if k == 0:
+            observations = [step.observation for step in episode.trajectory]
+    return observations
+
+
 class SampleFactory:
     def __init__(self, config: GenerateConfig):
         self.config = config
         self.entries: dict[str, list[CompiledEntry]] = {}
         self.weights: dict[str, list[float]] = {}
         self.formats: dict[str, PythonFormat] = {}
+        self.environments: dict[str, bool] = {}
         for tool in config.tools:
             simulator = get_tool(tool)
             if config.templates is None:
@@ -97,9 +121,20 @@ class SampleFactory:
             self.entries[tool] = entries
             self.weights[tool] = [e.entry.weight for e in entries]
             self.formats[tool] = PythonFormat(simulator.format_context())
-        self.distractor_pool = tool_names() if (config.distractors or config.relevance) else []
+            self.environments[tool] = issubclass(simulator, Environment)
+        # Environments are never offered as distractors (a request for another tool does not
+        # become an episode), and no tool is offered beside one whose function names it shares.
+        self.distractor_pool = single_shot_tools() if (config.distractors or config.relevance) else []
         if (config.distractors or config.relevance) and len(self.distractor_pool) < 2:
             raise UserError("--distractors/--relevance need at least two registered tools")
+        self.others = {
+            tool: [
+                t
+                for t in self.distractor_pool
+                if t != tool and not set(get_tool(t).specs) & set(get_tool(tool).specs)
+            ]
+            for tool in config.tools
+        }
 
     def make(self, index: int) -> Candidate:
         rng = random.Random((self.config.seed << 40) | index)  # one stream per (seed, index)
@@ -113,35 +148,43 @@ class SampleFactory:
         except CallParseError as error:
             return Candidate(index, reject=error.error_type)
         setup = {tool: rendered.setup} if rendered.setup is not None else None
-        execution = execute(programs[0], [tool], setup)
-        if not execution.ok:
-            return Candidate(index, reject=execution.errors[0].error_type)
-        goal = [Predicate.model_validate(p) for p in rendered.goal] if rendered.goal is not None else None
-        if goal is not None and unmet(goal, execution.state):
-            return Candidate(index, reject="goal:unmet")
-        for alternative in programs[1:]:
-            other = execute(alternative, [tool], setup)
-            if not other.ok:
-                return Candidate(index, reject="label:disagree")
-            if goal is not None:  # many action sequences reach one goal: each must reach it
-                if unmet(goal, other.state):
+        if self.environments[tool]:
+            outcome = _check_episode(programs, tool, setup, rendered.query)
+            if isinstance(outcome, str):
+                return Candidate(index, reject=outcome)
+            category, results = "episode", outcome
+        else:
+            execution = execute(programs[0], [tool], setup)
+            if not execution.ok:
+                return Candidate(index, reject=execution.errors[0].error_type)
+            goal = [Predicate.model_validate(p) for p in rendered.goal] if rendered.goal is not None else None
+            if goal is not None and unmet(goal, execution.state):
+                return Candidate(index, reject="goal:unmet")
+            for alternative in programs[1:]:
+                other = execute(alternative, [tool], setup)
+                if not other.ok:
                     return Candidate(index, reject="label:disagree")
-            elif other.state != execution.state and flatten_state(other.state) != flatten_state(
-                execution.state
-            ):
-                return Candidate(index, reject="label:disagree")
-        category = entry.entry.category or ("single" if len(programs[0]) == 1 else "multi_call")
+                if goal is not None:  # many action sequences reach one goal: each must reach it
+                    if unmet(goal, other.state):
+                        return Candidate(index, reject="label:disagree")
+                elif other.state != execution.state and flatten_state(other.state) != flatten_state(
+                    execution.state
+                ):
+                    return Candidate(index, reject="label:disagree")
+            category = entry.entry.category or ("single" if len(programs[0]) == 1 else "multi_call")
+            results = execution.results
         offered = [tool]
         labels = [program_dicts(p) for p in programs]
-        action, results, goal_json = python.render(programs[0]), execution.results, rendered.goal
+        action, goal_json = python.render(programs[0]), rendered.goal
         if self.config.relevance and rng.random() < self.config.relevance:
-            others = [t for t in self.distractor_pool if t != tool]
+            others = self.others[tool]
             offered = sorted(rng.sample(others, min(max(1, self.config.distractors), len(others))))
             category, labels, action, results, setup, goal_json = "relevance", [[]], "", [], None, None
         elif self.config.distractors:
-            others = [t for t in self.distractor_pool if t != tool]
+            others = self.others[tool]
             offered = sorted([tool, *rng.sample(others, min(self.config.distractors, len(others)))])
-            category = "multi_tool"
+            if category != "episode":  # an episode offered more tools is still an episode
+                category = "multi_tool"
         sample = {
             "id": f"{tool}-{self.config.seed}-{index}",
             "tool": tool,

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import assert_wrong
 from toolbench.calls import PythonFormat
+from toolbench.episode import single_shot_tools
 from toolbench.errors import ToolError
 from toolbench.executor import execute
 from toolbench.records import Task
@@ -55,7 +56,7 @@ def test_functions_and_registry():
         "sort",
         "set_format",
     }
-    spec_index(tuple(tool_names()))  # no function name clashes with any other tool
+    spec_index(tuple(single_shot_tools()))  # no function name clashes with any other tool
     cell = TOOL.specs["update_cell"].parameters["properties"]["value"]
     assert cell["type"] == ["string", "number", "null"]
 

@@ -95,9 +95,10 @@ def test_function_names_and_no_clash_with_other_tools():
         "switch_on",
         "walk_to",
     ]
-    from toolbench.registry import spec_index, tool_names
+    from toolbench.episode import single_shot_tools
+    from toolbench.registry import spec_index
 
-    spec_index(tuple(tool_names()))  # raises on a name offered by two tools
+    spec_index(tuple(single_shot_tools()))  # raises on a name offered by two tools
 
 
 # -------------------------------------------------------------------------------- state

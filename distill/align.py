@@ -1,0 +1,78 @@
+"""Target alignment (ToolBench's "model alignment"): SFT on generated tool-use conversations,
+loss on assistant tokens only, after a brief generic pretraining stage.
+
+Hong et al. (2025) found a smaller learning rate works better on synthetic data; here that is
+`sft_lr_scale` (the SFT learning rate is the pretraining one times this), measured in the README.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from toolbench.distill.data import ConversationConfig
+from toolbench.distill.pretrain import PretrainConfig
+from toolbench.distill.trainer import TrainConfig, Trainer, is_trained
+
+SFT_TOOLS = ["cat_api", "home_search", "spreadsheet", "trip_booking", "weather"]
+
+
+class AlignConfig(BaseModel):
+    preset: str = "target"
+    tools: list[str] = Field(default_factory=lambda: list(SFT_TOOLS))
+    samples: int = Field(5000, ge=1, description="Generated training samples (train split) over the tools.")
+    data_seed: int = 1
+    pretrain: PretrainConfig = Field(
+        default_factory=lambda: PretrainConfig(
+            preset="target", train=TrainConfig(max_steps=40, learning_rate=2e-3, warmup_steps=10)
+        )
+    )
+    conversations: ConversationConfig = Field(default_factory=ConversationConfig)
+    sft: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(epochs=1.0, learning_rate=2e-3, batch_size=16)
+    )
+    sft_lr_scale: float = Field(
+        1.0, gt=0, description="SFT learning rate multiplier (smaller for synthetic data)."
+    )
+
+
+def align_target(
+    config: AlignConfig,
+    tokenizer_path: Path,
+    out: Path,
+    cache_dir: Path,
+    resume: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """`out/pretrain` (generic stage, skipped when done), then SFT into `out` itself."""
+    from toolbench.distill.data import sft_examples
+    from toolbench.distill.models import load_causal_lm, load_tokenizer, parameter_count
+    from toolbench.distill.pretrain import pretrain
+    from toolbench.generate import GenerateConfig, generate
+
+    out = Path(out)
+    stage_one = out / "pretrain"
+    if not is_trained(stage_one):
+        pretrain(config.pretrain, tokenizer_path, stage_one, cache_dir, resume=resume, progress=progress)
+    samples = out / "data" / f"sft-{config.samples}-seed{config.data_seed}.jsonl"
+    if not samples.exists():
+        generate(
+            GenerateConfig(tools=config.tools, n=config.samples, seed=config.data_seed, split="train"),
+            samples,
+        )
+    tokenizer = load_tokenizer(tokenizer_path)
+    examples, stats = sft_examples(samples, tokenizer, config.conversations)
+    model = load_causal_lm(stage_one)
+    sft = config.sft.model_copy(update={"learning_rate": config.sft.learning_rate * config.sft_lr_scale})
+    info = {
+        "stage": "sft",
+        "config": config.model_dump(),
+        "tokenizer": str(tokenizer_path),
+        "parameters": parameter_count(model),
+        "data": {"samples": str(samples), **stats},
+    }
+    return Trainer(model, tokenizer, examples, sft, out, name="sft", record=info, progress=progress).train(
+        resume
+    )

@@ -1,0 +1,123 @@
+"""Tokenised training examples: packed blocks of generic text for pretraining, and chat
+conversations for target alignment whose labels cover assistant tokens only.
+
+SFT conversations are built by the evaluator's own `PromptBuilder.chat`, so a model is trained on
+exactly the layout it is later asked in: the offered tools in the system turn, an optional system
+prompt, 0-3 retrieved demonstrations as earlier turns (user → tool calls → tool acknowledgements),
+then the request. Demos are other samples of the same pool (never the sample itself), found with
+the same BM25 demo retriever `toolbench eval` uses. Every assistant turn is trained on (the demos'
+answers are training answers too), which also spreads the cost of the tool list over several
+answers.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from toolbench.distill.trainer import IGNORE
+from toolbench.records import Sample
+
+NO_CALL_REPLY = "None of the available functions can do that, so I made no call."
+
+
+def pack_blocks(documents: Iterable[str], tokenizer: Any, block_size: int) -> list[dict[str, list[int]]]:
+    """Documents joined by the end token and cut into equal blocks (no padding, every token trained)."""
+    end = tokenizer.eos_token_id
+    stream: list[int] = []
+    for ids in tokenizer(list(documents), add_special_tokens=False, verbose=False)["input_ids"]:
+        stream.extend(ids)
+        stream.append(end)
+    return [
+        {"input_ids": stream[i : i + block_size], "labels": stream[i : i + block_size]}
+        for i in range(0, len(stream) - block_size + 1, block_size)
+    ]
+
+
+class ConversationConfig(BaseModel):
+    demo_weights: list[float] = Field(
+        [0.4, 0.2, 0.2, 0.2], description="Probability of 0, 1, 2, 3 demos before the request."
+    )
+    system_prompt_rate: float = Field(
+        0.5, ge=0, le=1, description="Share of conversations with the system prompt."
+    )
+    max_length: int = Field(768, ge=16, description="Longer conversations are dropped.")
+    seed: int = 0
+
+
+def assistant_message(sample: Sample) -> dict[str, Any]:
+    program = sample.labels[0]
+    if not program:
+        return {"role": "assistant", "content": NO_CALL_REPLY}
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": f"call{i}",
+                "type": "function",
+                "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)},
+            }
+            for i, call in enumerate(program)
+        ],
+    }
+
+
+def conversations(samples: Sequence[Sample], samples_path: Path, config: ConversationConfig):
+    """(messages, tools) per sample, demos retrieved like `toolbench eval` retrieves them."""
+    from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
+    from toolbench.retriever import demo_documents, make_retriever
+    from toolbench.retriever.prompt import PromptBuilder
+
+    index = make_retriever("bm25").build(demo_documents(samples_path, split="all"))
+    builders = {
+        (k, system): PromptBuilder(index if k else None, k, DEFAULT_SYSTEM_PROMPT if system else None)
+        for k in range(len(config.demo_weights))
+        for system in (False, True)
+    }
+    for i, sample in enumerate(samples):
+        rng = random.Random(config.seed * 1_000_003 + i)
+        k = rng.choices(range(len(config.demo_weights)), config.demo_weights)[0]
+        system = rng.random() < config.system_prompt_rate
+        messages, tools = builders[(k, system)].chat(sample)
+        yield messages + [assistant_message(sample)], tools
+
+
+def tokenize_conversation(tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]]):
+    """{input_ids, labels} with labels = -100 everywhere but the assistant turns."""
+    out = tokenizer.apply_chat_template(
+        messages, tools=tools or None, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    ids, mask = list(out["input_ids"]), out["assistant_masks"]
+    if not any(mask):
+        raise ValueError("the chat template marks no assistant tokens ({% generation %} is missing)")
+    return {"input_ids": ids, "labels": [t if m else IGNORE for t, m in zip(ids, mask, strict=True)]}
+
+
+def sft_examples(samples_path: Path, tokenizer: Any, config: ConversationConfig) -> tuple[list[dict], dict]:
+    """Tokenised SFT examples from a generated samples file, plus counts for the run record."""
+    from toolbench.export import iter_samples
+
+    samples = list(iter_samples(Path(samples_path)))
+    examples, dropped = [], 0
+    for messages, tools in conversations(samples, Path(samples_path), config):
+        example = tokenize_conversation(tokenizer, messages, tools)
+        if len(example["input_ids"]) > config.max_length:
+            dropped += 1
+            continue
+        examples.append(example)
+    lengths = [len(e["input_ids"]) for e in examples]
+    trained = sum(sum(1 for t in e["labels"] if t != IGNORE) for e in examples)
+    stats = {
+        "conversations": len(examples),
+        "dropped_too_long": dropped,
+        "tokens": sum(lengths),
+        "assistant_tokens": trained,
+        "mean_length": round(sum(lengths) / max(1, len(lengths)), 1),
+    }
+    return examples, stats

@@ -1,0 +1,101 @@
+"""Named tiny Llama configurations for the embedded default, and loading any causal LM with
+errors a user can act on.
+
+The presets are sized for a 2-core CPU (see docs in README "Models"): the target is ~6x the
+draft's parameters and ~5x its per-token decode cost, the ratio that lets speculative decoding
+pay off, while still training in minutes. Real users pass any HF model id or folder instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from toolbench.errors import UserError
+
+
+class ModelPreset(BaseModel):
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    max_position_embeddings: int = 2048
+    tie_word_embeddings: bool = True
+
+
+PRESETS: dict[str, ModelPreset] = {
+    # the embedded target: 6 layers x 256 wide, ~6 M parameters with a 4 k vocabulary
+    "target": ModelPreset(hidden_size=256, intermediate_size=768, num_hidden_layers=6, num_attention_heads=4),
+    # the embedded draft: 2 layers x 128 wide, ~1 M parameters, same vocabulary
+    "draft": ModelPreset(hidden_size=128, intermediate_size=384, num_hidden_layers=2, num_attention_heads=2),
+    # for tests: trains in seconds
+    "tiny": ModelPreset(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2),
+}
+
+
+def new_model(preset: str, tokenizer: Any, seed: int = 0):
+    """A randomly initialised LlamaForCausalLM of a named preset, sized to the tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    if preset not in PRESETS:
+        raise UserError(f"unknown model preset {preset!r}; known: {', '.join(PRESETS)}")
+    spec = PRESETS[preset]
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        num_key_value_heads=spec.num_attention_heads,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **spec.model_dump(),
+    )
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config)
+
+
+def load_tokenizer(path: str | Path):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path}: not a tokenizer folder or hub id ({str(error).splitlines()[0]})") from None
+
+
+def load_causal_lm(path: str | Path, what: str = "model"):
+    """`AutoModelForCausalLM.from_pretrained`, with one-line errors for the usual mistakes."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        config = AutoConfig.from_pretrained(str(path))
+    except (OSError, ValueError) as error:
+        raise UserError(
+            f"{what} {path}: not a model folder or hub id ({str(error).splitlines()[0]})"
+        ) from None
+    try:
+        return AutoModelForCausalLM.from_pretrained(str(path))
+    except ValueError:
+        kind = getattr(config, "model_type", "?")
+        raise UserError(f"{what} {path}: a {kind!r} model is not a causal language model") from None
+    except OSError as error:
+        raise UserError(f"{what} {path}: cannot load weights ({str(error).splitlines()[0]})") from None
+
+
+def check_same_vocabulary(target_tokenizer: Any, draft_tokenizer: Any, target: str, draft: str) -> None:
+    """Draft and target must map every token to the same id: a loss or an acceptance test across
+    different vocabularies compares unrelated distributions and silently means nothing."""
+    a, b = target_tokenizer.get_vocab(), draft_tokenizer.get_vocab()
+    if a != b:
+        only_a, only_b = len(a.keys() - b.keys()), len(b.keys() - a.keys())
+        moved = sum(1 for token in a.keys() & b.keys() if a[token] != b[token])
+        raise UserError(
+            f"draft {draft} and target {target} have different vocabularies ({len(b)} vs {len(a)} tokens; "
+            f"{only_a} only in the target, {only_b} only in the draft, {moved} with other ids); "
+            "a draft must share its target's tokenizer"
+        )
+
+
+def parameter_count(model: Any) -> int:
+    return sum(p.numel() for p in model.parameters())

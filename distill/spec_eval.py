@@ -1,0 +1,393 @@
+"""`toolbench spec`: score a (target, draft) pair by speculative acceptance and real speedup on
+function-calling prompts built exactly like `toolbench eval --mode chat`.
+
+For every prompt, in one run and on one machine: target-only decoding (the baseline), speculative
+decoding with the chosen draft policy, and (greedy) HF assisted generation. Out come per-prompt
+records (`samples.jsonl`), `summary.json` with the run record, `summary.md` and `acceptance.png`
+(acceptance by draft position and by token class). Every acceptance figure is named and defined in
+`toolbench.distill.acceptance`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from toolbench.distill.acceptance import (
+    AcceptanceStats,
+    ClassStat,
+    PositionStat,
+    acceptance_by_class,
+    acceptance_by_position,
+    analytic_alpha,
+)
+from toolbench.distill.speculative import (
+    Generation,
+    hf_decode,
+    make_policy,
+    speculative_decode,
+    target_decode,
+)
+from toolbench.distill.token_classes import CLASSES, token_classes
+from toolbench.errors import UserError
+from toolbench.io import atomic_open, write_json, write_jsonl
+from toolbench.runinfo import finish_record, start_record
+
+
+class SpecConfig(BaseModel):
+    target: str
+    draft: str
+    tools: list[str] = Field(default_factory=lambda: ["all"])
+    tasks: list[str] | None = Field(None, description="Task files instead of the tools' own test sets.")
+    gamma: int = Field(5, description="γ: most draft tokens per round (vLLM's num_speculative_tokens).")
+    policy: str = Field("fixed", description="A draft policy name (speculative.POLICIES).")
+    threshold: float = Field(0.5, description="Confidence policy: least top probability to keep drafting.")
+    temperature: float = Field(0.0, ge=0.0, description="0: greedy; > 0: exact rejection sampling.")
+    max_tokens: int = Field(128, ge=1)
+    limit: int | None = Field(None, description="Only the first N tasks of each file.")
+    k_demos: int = Field(0, ge=0, description="Retrieved demonstrations per prompt, as in eval.")
+    retriever: Literal["bm25", "dense", "hybrid"] = "bm25"
+    system_prompt: str | None = None
+    demos: str | None = None
+    cache_dir: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = Field(None, description="torch CPU threads; None keeps torch's default.")
+    assisted: bool = Field(True, description="Also run HF assisted generation (greedy runs only).")
+
+
+class SpecSample(BaseModel):
+    """One prompt's outcome: the three decodes' speed, the speculative rounds and token classes."""
+
+    id: str
+    tool: str
+    prompt_tokens: int
+    text: str
+    tokens: list[int]
+    classes: list[str]
+    rounds: list[tuple[int, int, int]] = Field(description="(position, drafted, accepted) per round.")
+    target_seconds: float
+    target_tokens: int
+    spec_seconds: float
+    spec_equal_target: bool | None = Field(description="Greedy runs: spec output == target output.")
+    assisted_seconds: float | None = None
+    assisted_tokens: int | None = None
+    assisted_equal_target: bool | None = None
+    analytic_alpha: float | None = None
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def load_pair(target: str, draft: str, device: str) -> tuple[Any, Any, Any]:
+    """(target model, draft model, tokenizer), both models in eval mode on `device`; a draft whose
+    vocabulary differs from the target's, or a folder that is not a causal LM, is a UserError."""
+    from toolbench.distill.models import check_same_vocabulary, load_causal_lm, load_tokenizer
+
+    target_model = load_causal_lm(target, "target")
+    draft_model = load_causal_lm(draft, "draft")
+    tokenizer = load_tokenizer(target)
+    check_same_vocabulary(tokenizer, load_tokenizer(draft), target, draft)
+    return target_model.to(device).eval(), draft_model.to(device).eval(), tokenizer
+
+
+def stop_ids(model: Any, tokenizer: Any) -> set[int]:
+    """Ids that end an answer: the generation config's end tokens, else the tokenizer's."""
+    ends = getattr(model.generation_config, "eos_token_id", None) or tokenizer.eos_token_id
+    return set(ends if isinstance(ends, list) else [ends]) - {None}
+
+
+def chat_prompts(config: SpecConfig, tokenizer: Any) -> tuple[list[Any], list[list[int]]]:
+    """(tasks, prompt ids): `toolbench eval --mode chat` prompts, rendered with the target's chat
+    template (tools offered, generation prompt added)."""
+    from toolbench.evaluate import EvalConfig, default_cache_dir, demo_index, select_tasks
+    from toolbench.retriever.prompt import PromptBuilder
+
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserError(f"target {config.target} has no chat template; spec prompts are chat prompts")
+    eval_config = EvalConfig(
+        model=f"hf:{config.target}",
+        tools=config.tools,
+        tasks=config.tasks,
+        mode="chat",
+        k_demos=config.k_demos,
+        retriever=config.retriever,
+        system_prompt=config.system_prompt,
+        demos=config.demos,
+        limit=config.limit,
+        cache_dir=config.cache_dir,
+    )
+    tasks = select_tasks(eval_config)
+    if not tasks:
+        raise UserError("no tasks selected")
+    cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    demos = demo_index(eval_config, cache_dir) if config.k_demos else None
+    builder = PromptBuilder(demos, config.k_demos, config.system_prompt)
+    prompts = []
+    for task in tasks:
+        messages, tools = builder.chat(task)
+        text = tokenizer.apply_chat_template(
+            messages, tools=tools or None, tokenize=False, add_generation_prompt=True
+        )
+        prompts.append(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return tasks, prompts
+
+
+def run_spec(config: SpecConfig, out: Path, progress: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Decode every prompt three ways, measure, write the results folder, return the summary."""
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a command's output is its report, not loading bars
+    hf_logging.set_verbosity_error()  # assisted generation warns about its own internal call
+    policy = make_policy(config.policy, config.gamma, threshold=config.threshold)
+    if config.threads:
+        torch.set_num_threads(config.threads)  # on a shared CPU, oversubscribed threads spin and stall
+    record = start_record("spec", config.model_dump(), seed=config.seed)
+    device = resolve_device(config.device)
+    target, draft, tokenizer = load_pair(config.target, config.draft, device)
+    tasks, prompts = chat_prompts(config, tokenizer)
+    stops = stop_ids(target, tokenizer)
+    greedy = config.temperature == 0
+    assisted = config.assisted and greedy
+
+    def generator(i: int) -> torch.Generator:
+        return torch.Generator(device).manual_seed(config.seed + i)
+
+    def decode_target(ids: list[int], budget: int, i: int = 0) -> Generation:
+        return target_decode(
+            target, ids, budget, temperature=config.temperature, stop_ids=stops, generator=generator(i)
+        )
+
+    def decode_spec(ids: list[int], budget: int, i: int = 0) -> Generation:
+        return speculative_decode(
+            target,
+            draft,
+            ids,
+            budget,
+            policy,
+            temperature=config.temperature,
+            stop_ids=stops,
+            generator=generator(i),
+        )
+
+    def decode_assisted(ids: list[int], budget: int, i: int = 0) -> Generation:
+        return hf_decode(
+            target,
+            ids,
+            budget,
+            draft=draft,
+            gamma=config.gamma,
+            stop_ids=stops,
+            pad_id=tokenizer.pad_token_id,
+        )
+
+    for warm in (decode_target, decode_spec, *((decode_assisted,) if assisted else ())):
+        warm(prompts[0][-16:], 4)  # first calls pay for allocation and lazy init, not decoding
+    samples: list[SpecSample] = []
+    target_runs, spec_runs = [], []
+    for i, task in enumerate(tasks):
+        base = decode_target(prompts[i], config.max_tokens, i)
+        spec = decode_spec(prompts[i], config.max_tokens, i)
+        helper = decode_assisted(prompts[i], config.max_tokens, i) if assisted else None
+        target_runs.append(base)
+        spec_runs.append(spec)
+        samples.append(
+            SpecSample(
+                id=task.id,
+                tool=task.tool,
+                prompt_tokens=len(prompts[i]),
+                text=tokenizer.decode(spec.tokens, skip_special_tokens=True),
+                tokens=spec.tokens,
+                classes=token_classes(tokenizer, spec.tokens),
+                rounds=[(r.position, r.drafted, r.accepted) for r in spec.rounds],
+                target_seconds=base.seconds,
+                target_tokens=len(base.tokens),
+                spec_seconds=spec.seconds,
+                spec_equal_target=(spec.tokens == base.tokens) if greedy else None,
+                assisted_seconds=helper.seconds if helper else None,
+                assisted_tokens=len(helper.tokens) if helper else None,
+                assisted_equal_target=(helper.tokens == base.tokens) if helper else None,
+            )
+        )
+        if progress:
+            progress()
+    overlaps = analytic_alpha(
+        target,
+        draft,
+        [prompt + run.tokens for prompt, run in zip(prompts, target_runs, strict=True)],
+        [len(prompt) for prompt in prompts],
+        temperature=config.temperature if config.temperature > 0 else 1.0,
+        pad_id=tokenizer.pad_token_id or 0,
+    )
+    for sample, values in zip(samples, overlaps.per_sequence, strict=True):
+        sample.analytic_alpha = float(values.double().mean()) if values.numel() else None
+    summary = summarize_spec(samples, spec_runs, policy.max_draft, overlaps.per_sequence)
+    summary["config"] = {
+        "policy": config.policy,
+        "gamma": config.gamma,
+        "temperature": config.temperature,
+        "device": device,
+        "assisted": assisted,
+    }
+    finish_record(record, prompts=len(samples))
+    write_outputs(out, samples, summary, record)
+    return summary
+
+
+def _group_figures(
+    samples: list[SpecSample], runs: list[Generation], gamma: int, overlaps: list[Any]
+) -> dict[str, Any]:
+    """The figures of one group of prompts (all of them, or one tool's)."""
+    stats = AcceptanceStats(gamma=gamma)
+    for run in runs:
+        stats.add(run.rounds)
+    target_s = sum(s.target_seconds for s in samples)
+    spec_s = sum(s.spec_seconds for s in samples)
+    target_tokens = sum(s.target_tokens for s in samples)
+    spec_tokens = sum(len(s.tokens) for s in samples)
+    positions = sum(int(v.numel()) for v in overlaps)
+    figures: dict[str, Any] = {
+        "prompts": len(samples),
+        "tokens": spec_tokens,
+        **stats.model_dump(),
+        "analytic_alpha": float(sum(float(v.double().sum()) for v in overlaps) / positions)
+        if positions
+        else None,
+        "target_tokens_per_s": target_tokens / target_s if target_s else 0.0,
+        "spec_tokens_per_s": spec_tokens / spec_s if spec_s else 0.0,
+        "target_calls_per_token": stats.rounds / spec_tokens if spec_tokens else 0.0,
+        "wasted_draft_tokens_per_call": (stats.drafted - stats.accepted) / stats.rounds
+        if stats.rounds
+        else 0.0,
+    }
+    figures["speedup"] = (
+        figures["spec_tokens_per_s"] / figures["target_tokens_per_s"]
+        if figures["target_tokens_per_s"]
+        else 0.0
+    )
+    equal = [s.spec_equal_target for s in samples if s.spec_equal_target is not None]
+    figures["spec_equal_target"] = f"{sum(equal)}/{len(equal)}" if equal else None
+    helped = [s for s in samples if s.assisted_seconds is not None]
+    if helped:
+        rate = sum(s.assisted_tokens or 0 for s in helped) / sum(s.assisted_seconds or 0.0 for s in helped)
+        figures["assisted_tokens_per_s"] = rate
+        figures["spec_vs_assisted"] = figures["spec_tokens_per_s"] / rate if rate else 0.0
+        figures["assisted_equal_target"] = (
+            f"{sum(bool(s.assisted_equal_target) for s in helped)}/{len(helped)}"
+        )
+    figures["by_class"] = {
+        name: stat.model_dump()
+        for name, stat in _ordered(acceptance_by_class(runs, [s.classes for s in samples])).items()
+    }
+    return figures
+
+
+def _ordered(stats: dict[str, ClassStat]) -> dict[str, ClassStat]:
+    return {name: stats[name] for name in CLASSES if name in stats}
+
+
+def summarize_spec(
+    samples: list[SpecSample], runs: list[Generation], gamma: int, overlaps: list[Any]
+) -> dict[str, Any]:
+    """Overall and per-tool figures, acceptance by draft position and by token class."""
+    by_tool: dict[str, list[int]] = defaultdict(list)
+    for i, sample in enumerate(samples):
+        by_tool[sample.tool].append(i)
+    per_tool = {
+        tool: _group_figures(
+            [samples[i] for i in rows], [runs[i] for i in rows], gamma, [overlaps[i] for i in rows]
+        )
+        for tool, rows in sorted(by_tool.items())
+    }
+    positions: list[PositionStat] = acceptance_by_position(runs, gamma)
+    return {
+        "overall": _group_figures(samples, runs, gamma, overlaps),
+        "per_tool": per_tool,
+        "by_position": [p.model_dump() for p in positions],
+    }
+
+
+def markdown_report(summary: dict[str, Any]) -> str:
+    """The summary as Markdown tables, each metric's formula in its header."""
+    lines = [
+        "| tool | prompts | tokens | α = A/(A+R) | A/D | τ = 1+A/S | τ from α | analytic α "
+        "| target tok/s | spec tok/s | speedup | greedy equal |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows = [*summary["per_tool"].items(), ("**all**", summary["overall"])]
+    for tool, f in rows:
+        analytic = "-" if f["analytic_alpha"] is None else f"{f['analytic_alpha']:.3f}"
+        lines.append(
+            f"| {tool} | {f['prompts']} | {f['tokens']} | {f['alpha']:.3f} | {f['draft_acceptance_rate']:.3f} "
+            f"| {f['mean_accepted_length']:.2f} | {f['expected_tau']:.2f} | {analytic} "
+            f"| {f['target_tokens_per_s']:.1f} | {f['spec_tokens_per_s']:.1f} | {f['speedup']:.2f}× "
+            f"| {f['spec_equal_target'] or '-'} |"
+        )
+    overall = summary["overall"]
+    lines += [
+        "",
+        "S rounds (target calls), D drafted tokens (γ·S at fixed γ: A/D is vLLM's draft acceptance rate), "
+        "A accepted, R rounds ended by a rejection; τ from α = (1 − α^(γ+1)) / (1 − α); "
+        "analytic α = mean Σ_v min(p, q) on the target's own outputs.",
+    ]
+    lines += ["", "| token class | accepted | rejected | α |", "|---|---:|---:|---:|"]
+    for name, stat in overall["by_class"].items():
+        lines.append(f"| {name} | {stat['accepted']} | {stat['rejected']} | {stat['alpha']:.3f} |")
+    lines += ["", "| draft position | drafted | accepted | rate |", "|---:|---:|---:|---:|"]
+    for p in summary["by_position"]:
+        lines.append(f"| {p['position']} | {p['drafted']} | {p['accepted']} | {p['rate']:.3f} |")
+    if "assisted_tokens_per_s" in overall:
+        lines += [
+            "",
+            f"HF assisted generation (greedy, γ = {summary['config']['gamma']}): "
+            f"{overall['assisted_tokens_per_s']:.1f} tok/s; ours {overall['spec_tokens_per_s']:.1f} tok/s "
+            f"({overall['spec_vs_assisted']:.2f}×); outputs equal to target greedy: {overall['assisted_equal_target']}.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def plot_acceptance(summary: dict[str, Any], path: Path) -> None:
+    """Two panels: acceptance rate by draft position, α by token class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5), dpi=110)
+    positions = summary["by_position"]
+    left.bar([p["position"] for p in positions], [p["rate"] for p in positions], color="#4c72b0")
+    left.set_xlabel("draft position i")
+    left.set_ylabel("accepted / drafted at i")
+    left.set_ylim(0, 1)
+    left.set_title("acceptance by draft position")
+    classes = summary["overall"]["by_class"]
+    right.bar(range(len(classes)), [c["alpha"] for c in classes.values()], color="#55a868")
+    right.set_xticks(range(len(classes)), [name.replace("_", "\n") for name in classes], fontsize=8)
+    right.set_ylabel("α = A / (A + R)")
+    right.set_ylim(0, 1)
+    right.set_title("acceptance by token class")
+    for axis in (left, right):
+        axis.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    with atomic_open(path) as handle:
+        figure.savefig(handle, format="png")
+    plt.close(figure)
+
+
+def write_outputs(out: Path, samples: list[SpecSample], summary: dict[str, Any], record: Any) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out / "samples.jsonl", samples)
+    write_json(out / "summary.json", {"summary": summary, "run": record.model_dump(mode="json")})
+    with atomic_open(out / "summary.md", "w") as handle:
+        handle.write(markdown_report(summary))
+    plot_acceptance(summary, out / "acceptance.png")

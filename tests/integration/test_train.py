@@ -1,0 +1,163 @@
+"""Training on tiny sizes: SFT lowers the assistant loss and never trains on other tokens, 2
+processes under `accelerate launch` follow the 1-process loss curve, and a killed run resumes from
+its last checkpoint to the very weights an uninterrupted run reaches."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def log_losses(folder: Path) -> list[tuple[int, float]]:
+    lines = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
+    return [(line["step"], line["loss"]) for line in lines]
+
+
+def tiny_draft_args(tokenizer: Path, out: Path, cache: Path, steps: int, **extra: str) -> list[str]:
+    args = [
+        "train",
+        "draft",
+        "--generic",
+        "--preset",
+        "tiny",
+        "--tokenizer",
+        str(tokenizer),
+        "--out",
+        str(out),
+    ]
+    args += ["--steps", str(steps), "--batch-size", "8", "--block-size", "32", "--cache-dir", str(cache)]
+    for key, value in extra.items():
+        args += [f"--{key.replace('_', '-')}", value]
+    return args
+
+
+@pytest.fixture(scope="module")
+def sft_data(tmp_path_factory, product_tokenizer_dir):
+    from toolbench.distill.data import ConversationConfig, sft_examples
+    from toolbench.distill.models import load_tokenizer
+    from toolbench.generate import GenerateConfig, generate
+
+    samples = tmp_path_factory.mktemp("sft") / "samples.jsonl"
+    generate(GenerateConfig(tools=["weather", "cat_api"], n=96, seed=3, split="train"), samples)
+    tokenizer = load_tokenizer(product_tokenizer_dir)
+    examples, stats = sft_examples(samples, tokenizer, ConversationConfig(max_length=512))
+    return tokenizer, examples, stats
+
+
+def test_sft_lowers_assistant_loss_and_masks_everything_else(sft_data, tmp_path):
+    import torch
+
+    from toolbench.distill.models import new_model
+    from toolbench.distill.trainer import IGNORE, TrainConfig, Trainer, causal_lm_loss, collate
+
+    tokenizer, examples, stats = sft_data
+    assert stats["conversations"] == len(examples) > 60
+    assert 0 < stats["assistant_tokens"] < stats["tokens"]
+    for example in examples:  # every label is an assistant token: role markers are never targets
+        labelled = {t for t in example["labels"] if t != IGNORE}
+        assert not labelled & {
+            tokenizer.convert_tokens_to_ids(t) for t in ("<|user|>", "<|tool|>", "<|system|>")
+        }
+    model = new_model("tiny", tokenizer, seed=0)
+    batch = collate(examples[:16], tokenizer.pad_token_id)
+    with torch.no_grad():
+        before_sum, count = causal_lm_loss(model, batch)
+    assert int(count) == int((batch["labels"][:, 1:] != IGNORE).sum())  # normalised by valid tokens only
+    config = TrainConfig(max_steps=30, batch_size=8, learning_rate=3e-3, warmup_steps=3, bf16=False)
+    Trainer(model, tokenizer, examples, config, tmp_path / "sft", progress=False).train()
+    with torch.no_grad():
+        after_sum, _ = causal_lm_loss(model, batch)
+    before, after = float(before_sum / count), float(after_sum / count)
+    assert after < before - 1.0, (before, after)
+    # the loss is exactly the mean cross-entropy over assistant positions, computed independently
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+        targets = batch["labels"][:, 1:]
+        keep = targets != IGNORE
+        picked = torch.log_softmax(logits.float(), -1)[keep].gather(-1, targets[keep][:, None])
+        assert abs(float(-picked.mean()) - after) < 1e-4
+    saved = tmp_path / "sft"
+    assert (saved / "model.safetensors").exists() and (saved / "loss.png").stat().st_size > 1000
+    record = json.loads((saved / "train_record.json").read_text())
+    assert record["counts"]["steps"] == 30 and record["seed"] == 0 and "torch" in record["packages"]
+
+
+def test_two_processes_follow_the_one_process_loss_curve(product_tokenizer_dir, generic_cache, tmp_path):
+    one = tmp_path / "one"
+    run_cli(
+        *tiny_draft_args(product_tokenizer_dir, one, generic_cache, 12, checkpoint_every="100"), check=True
+    )
+    two = tmp_path / "two"
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    launcher += [
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "toolbench",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        launcher + tiny_draft_args(product_tokenizer_dir, two, generic_cache, 12),
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((two / "train_record.json").read_text())
+    assert record["counts"]["processes"] == 2
+    a, b = log_losses(one), log_losses(two)
+    assert [s for s, _ in a] == [s for s, _ in b] == [10, 12]
+    for (_, x), (_, y) in zip(a, b, strict=True):  # same global batches, exact token-mean loss
+        assert abs(x - y) < 0.02 * x, (a, b)
+
+
+def test_resume_after_kill_reaches_the_uninterrupted_weights(product_tokenizer_dir, generic_cache, tmp_path):
+    from safetensors.torch import load_file
+
+    steps = "60"
+    whole = tmp_path / "whole"
+    run_cli(
+        *tiny_draft_args(product_tokenizer_dir, whole, generic_cache, 60, checkpoint_every="10"), check=True
+    )
+
+    killed = tmp_path / "killed"
+    args = tiny_draft_args(product_tokenizer_dir, killed, generic_cache, int(steps), checkpoint_every="10")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toolbench", *args],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((killed / "checkpoints").glob("step-*/trainer_state.json")):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "train_record.json").exists(), "the run finished before it could be killed"
+    result = run_cli(*args, check=True)
+    record = json.loads((killed / "train_record.json").read_text())
+    assert record["counts"]["resumed_from_step"] >= 10
+    assert "generic draft: 60 steps" in result.stdout
+    steps_logged = [s for s, _ in log_losses(killed)]
+    assert steps_logged == list(range(10, 61, 10))  # nothing lost, nothing duplicated
+    a, b = load_file(whole / "model.safetensors"), load_file(killed / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert (a[key] - b[key]).abs().max() < 1e-5, key

@@ -1,0 +1,176 @@
+"""`toolbench train tokenizer|draft|target`: the embedded default's own models (no hub here).
+
+Every command writes an ordinary HF folder (safetensors + tokenizer + chat template) beside its
+`train_log.jsonl`, `loss.png` and `train_record.json`, resumes from its last checkpoint when rerun,
+and runs unchanged under `accelerate launch --num_processes N -m toolbench train …`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from toolbench.errors import UserError
+
+console = Console(highlight=False)
+train_app = typer.Typer(
+    help="Train the embedded default's tokenizer, generic draft and aligned target.", no_args_is_help=True
+)
+MODELS = Path("runs/demo/models")
+
+CacheDir = Annotated[
+    Path | None,
+    typer.Option(help="Where the generic corpus is kept (default: $TOOLBENCH_CACHE or ~/.cache/toolbench)."),
+]
+
+CheckpointEvery = Annotated[int, typer.Option(help="Save a resumable checkpoint every N steps.", min=1)]
+
+
+def _cache(cache_dir: Path | None) -> Path:
+    from toolbench.evaluate import default_cache_dir
+
+    return Path(cache_dir) if cache_dir else default_cache_dir()
+
+
+def _report(what: str, out: Path, summary: dict) -> None:
+    console.print(
+        f"{what}: {summary['steps']} steps in {summary['seconds']:.0f} s "
+        f"({summary['tokens_per_second']:,.0f} tokens/s, final loss {summary['final_loss']}) → {out}"
+    )
+
+
+@train_app.command("tokenizer")
+def tokenizer_command(
+    out: Annotated[
+        Path, typer.Option(help="Tokenizer folder (PreTrainedTokenizerFast + chat template).")
+    ] = MODELS / "tokenizer",
+    vocab_size: Annotated[int, typer.Option(min=300)] = 4096,
+    samples_per_tool: Annotated[
+        int, typer.Option(help="Generated samples per tool in the corpus.", min=0)
+    ] = 2000,
+    tools: Annotated[
+        str, typer.Option(help="Tools whose generated data is in the corpus (comma-separated), or all.")
+    ] = "all",
+    seed: Annotated[int, typer.Option()] = 0,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Byte-level BPE over generated tool data + the stdlib's docs and docstrings (offline everywhere).
+
+    Digits are single tokens and identifiers keep their underscores; the chat template renders
+    `tools` (one `name(args)` line each) and `tool_calls` (`<tool_call>{…}</tool_call>` blocks).
+    """
+    from toolbench.distill.tokenizer import TokenizerConfig, train_tokenizer
+
+    names = None if tools == "all" else [t.strip() for t in tools.split(",") if t.strip()]
+    config = TokenizerConfig(vocab_size=vocab_size, samples_per_tool=samples_per_tool, tools=names, seed=seed)
+    tokenizer = train_tokenizer(config, out, _cache(cache_dir))
+    console.print(f"tokenizer: {len(tokenizer)} tokens → {out}")
+
+
+@train_app.command("draft")
+def draft_command(
+    generic: Annotated[
+        bool,
+        typer.Option(
+            "--generic", help="Pretrain on the generic corpus only (the distillation starting point)."
+        ),
+    ] = False,
+    tokenizer: Annotated[Path, typer.Option(help="Tokenizer folder from `train tokenizer`.")] = MODELS
+    / "tokenizer",
+    out: Annotated[Path, typer.Option(help="Model folder.")] = MODELS / "draft-generic",
+    preset: Annotated[str, typer.Option(help="Model size: draft, target or tiny.")] = "draft",
+    steps: Annotated[int, typer.Option(help="Optimizer steps.", min=1)] = 600,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    learning_rate: Annotated[float, typer.Option(min=0.0)] = 2e-3,
+    block_size: Annotated[int, typer.Option(help="Tokens per packed block.", min=8)] = 256,
+    documents: Annotated[int | None, typer.Option(help="Only the first N generic documents.", min=1)] = None,
+    checkpoint_every: CheckpointEvery = 100,
+    seed: Annotated[int, typer.Option()] = 0,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Ignore checkpoints and start over.")] = False,
+    cache_dir: CacheDir = None,
+) -> None:
+    """A generic draft: a small model that has read English-about-code, never a tool call.
+
+    Function-calling drafts are made from it with `toolbench distill`.
+    """
+    from toolbench.distill.pretrain import PretrainConfig, pretrain
+    from toolbench.distill.trainer import TrainConfig
+
+    if not generic:
+        raise UserError(
+            "only --generic drafts are trained here; function-calling drafts come from `toolbench distill`"
+        )
+    train = TrainConfig(
+        max_steps=steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        checkpoint_every=checkpoint_every,
+        log_every=min(10, steps),
+    )
+    config = PretrainConfig(preset=preset, block_size=block_size, documents=documents, train=train)
+    summary = pretrain(config, tokenizer, out, _cache(cache_dir), resume=not fresh)
+    _report("generic draft", out, summary)
+
+
+@train_app.command("target")
+def target_command(
+    tokenizer: Annotated[Path, typer.Option(help="Tokenizer folder from `train tokenizer`.")] = MODELS
+    / "tokenizer",
+    out: Annotated[Path, typer.Option(help="Model folder (the generic stage goes to OUT/pretrain).")] = MODELS
+    / "target",
+    preset: Annotated[str, typer.Option(help="Model size: target, draft or tiny.")] = "target",
+    tools: Annotated[str, typer.Option(help="Tools to align on (comma-separated).")] = (
+        "cat_api,home_search,spreadsheet,trip_booking,weather"
+    ),
+    samples: Annotated[int, typer.Option(help="Generated training samples over the tools.", min=1)] = 5000,
+    pretrain_steps: Annotated[int, typer.Option(help="Generic pretraining steps before SFT.", min=1)] = 40,
+    epochs: Annotated[float, typer.Option(help="SFT epochs.", min=0.01)] = 1.0,
+    sft_steps: Annotated[int | None, typer.Option(help="SFT steps (overrides --epochs).", min=1)] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    learning_rate: Annotated[float, typer.Option(min=0.0)] = 2e-3,
+    sft_lr_scale: Annotated[
+        float,
+        typer.Option(help="SFT learning rate = lr x this; <1 for synthetic data (Hong et al.).", min=0.0),
+    ] = 1.0,
+    checkpoint_every: CheckpointEvery = 100,
+    seed: Annotated[int, typer.Option()] = 0,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Ignore checkpoints and start over.")] = False,
+    cache_dir: CacheDir = None,
+) -> None:
+    """The target: brief generic pretraining, then SFT on generated tool conversations.
+
+    Loss on assistant tokens only; conversations are laid out exactly like `toolbench eval --mode chat`
+    asks (tools in the system turn, optional system prompt, 0-3 retrieved demos). Then:
+
+        toolbench eval --model hf:runs/demo/models/target --mode chat --tools weather
+    """
+    from toolbench.distill.align import AlignConfig, align_target
+    from toolbench.distill.pretrain import PretrainConfig
+    from toolbench.distill.trainer import TrainConfig
+
+    config = AlignConfig(
+        preset=preset,
+        tools=[t.strip() for t in tools.split(",") if t.strip()],
+        samples=samples,
+        pretrain=PretrainConfig(
+            preset=preset,
+            train=TrainConfig(
+                max_steps=pretrain_steps, learning_rate=learning_rate, batch_size=batch_size, seed=seed
+            ),
+        ),
+        sft=TrainConfig(
+            epochs=epochs,
+            max_steps=sft_steps,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            seed=seed,
+            checkpoint_every=checkpoint_every,
+        ),
+        sft_lr_scale=sft_lr_scale,
+    )
+    summary = align_target(config, tokenizer, out, _cache(cache_dir), resume=not fresh)
+    _report("target", out, summary)

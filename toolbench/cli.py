@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from toolbench.cli_distill import distill_app
 from toolbench.cli_train import train_app
 from toolbench.errors import UserError
 from toolbench.export import Exporter, export_file, export_path
@@ -32,6 +33,7 @@ app.add_typer(tools_app, name="tools")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(index_app, name="index")
 app.add_typer(train_app, name="train")
+app.add_typer(distill_app, name="distill")
 
 console = Console()
 err = Console(stderr=True)

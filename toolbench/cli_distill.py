@@ -1,0 +1,218 @@
+"""`toolbench distill`: train a function-calling draft for a target (any HF causal LM pair sharing
+a tokenizer), and `toolbench distill eval-alpha`: score drafts by analytic α on held-out prompts.
+
+    toolbench distill --target runs/demo/models/target --draft runs/demo/models/draft-generic \\
+        --out runs/demo/models/draft-fc                       # offline, white-box, FKL, scenario II
+    accelerate launch --multi_gpu --num_processes 2 -m toolbench distill …   # same run, 2 processes
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+
+from toolbench.errors import UserError
+
+console = Console(highlight=False)
+distill_app = typer.Typer(
+    help="Distill a generic draft into a function-calling draft for a target (speculative decoding).",
+    invoke_without_command=True,
+)
+
+
+def _quiet(threads: int | None) -> None:
+    """A command's output is its report: no weight-loading bars; optionally fewer torch threads."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+Threads = Annotated[
+    int | None,
+    typer.Option(help="torch CPU threads (1 is much faster on a CPU shared with other jobs)", min=1),
+]
+
+
+@distill_app.callback()
+def distill(
+    ctx: typer.Context,
+    target: Annotated[
+        str | None, typer.Option(help="Target model folder or hub id (it answers every prompt).")
+    ] = None,
+    draft: Annotated[
+        str | None, typer.Option(help="Draft to start from (same tokenizer as the target).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Output HF folder of the distilled draft.")] = Path(
+        "runs/distill/draft"
+    ),
+    scenario: Annotated[
+        Literal["I", "II", "III"],
+        typer.Option(help="Prompts: I real (--prompts), II template, III target-written."),
+    ] = "II",
+    mode: Annotated[
+        Literal["offline", "online"], typer.Option(help="Cache the target once, or run it while training.")
+    ] = "offline",
+    signal: Annotated[
+        Literal["white", "black"], typer.Option(help="white: logit divergence; black: target text only.")
+    ] = "white",
+    loss: Annotated[Literal["fkl", "rkl", "jsd", "tvd"], typer.Option(help="White-box divergence.")] = "fkl",
+    beta: Annotated[float, typer.Option(help="JSD(β): 0 → FKL, 1 → RKL.", min=0.0, max=1.0)] = 0.5,
+    select: Annotated[Literal["none", "adaspec"], typer.Option(help="AdaSPEC token selection.")] = "none",
+    adaspec_fraction: Annotated[
+        float, typer.Option(help="AdaSPEC: share of tokens kept.", min=0.01, max=1.0)
+    ] = 0.4,
+    on_policy: Annotated[
+        float, typer.Option("--on-policy", help="λ: share of draft-sampled steps (online).", min=0.0, max=1.0)
+    ] = 0.0,
+    prompts: Annotated[
+        Path | None, typer.Option(help="Scenario I: JSONL of tasks (default: even test lines).")
+    ] = None,
+    tools: Annotated[str, typer.Option(help="Tools for scenarios II/III and α (comma-separated).")] = (
+        "cat_api,home_search,spreadsheet,trip_booking,weather"
+    ),
+    samples: Annotated[int, typer.Option(help="II: generated samples; III: query attempts.", min=1)] = 2000,
+    top_k: Annotated[int, typer.Option(help="Teacher log-probs cached per position.", min=1)] = 20,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest target answer.", min=1)] = 320,
+    shard_size: Annotated[
+        int, typer.Option(help="Cached answers per shard (unit of resumption).", min=1)
+    ] = 256,
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps (overrides --epochs).", min=1)] = None,
+    epochs: Annotated[float, typer.Option(min=0.01)] = 1.0,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.", min=0.0)] = 2e-3,
+    seed: Annotated[int, typer.Option()] = 0,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Teacher cache + prompts (share it across settings).")
+    ] = None,
+    checkpoint_every: Annotated[int, typer.Option(min=1)] = 50,
+    eval_per_tool: Annotated[
+        int, typer.Option(help="Held-out prompts per tool for α before/after (0: skip).", min=0)
+    ] = 10,
+    bf16: Annotated[bool, typer.Option(help="bf16 autocast while training.")] = True,
+    threads: Threads = None,
+    plan_only: Annotated[
+        bool, typer.Option("--plan", help="Print the resolved configuration and stop.")
+    ] = False,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Ignore checkpoints and start over.")] = False,
+) -> None:
+    """Distill DRAFT towards TARGET (default: offline, white-box, FKL, scenario II).
+
+    Writes OUT as an HF folder (AutoModelForCausalLM loads it; vLLM serves it as a draft with
+    `vllm serve TARGET --speculative-config '{"model": "OUT", "num_speculative_tokens": 5}'`),
+    with train_log.jsonl, loss.png, train_record.json and alpha.json (α before/after).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if target is None or draft is None:
+        raise UserError("toolbench distill needs --target and --draft (see --help)")
+    from toolbench.distill.distillation import DistillConfig, plan, run_distill
+    from toolbench.distill.scenarios import ScenarioConfig
+    from toolbench.distill.teacher_cache import CacheConfig
+    from toolbench.distill.trainer import TrainConfig
+
+    if scenario != "I" and prompts is not None:
+        raise UserError("--prompts is scenario I's input; add --scenario I")
+    config = DistillConfig(
+        target=target,
+        draft=draft,
+        scenario=ScenarioConfig(
+            scenario=scenario,
+            tools=[t.strip() for t in tools.split(",") if t.strip()],
+            prompts=str(prompts) if prompts else None,
+            samples=samples,
+            seed=seed,
+        ),
+        mode=mode,
+        signal=signal,
+        loss=loss,
+        beta=beta,
+        select=select,
+        adaspec_fraction=adaspec_fraction,
+        lmbda=on_policy,
+        cache=CacheConfig(top_k=top_k, max_new_tokens=max_new_tokens, shard_size=shard_size, seed=seed),
+        cache_dir=str(cache_dir) if cache_dir else None,
+        train=TrainConfig(
+            learning_rate=lr,
+            batch_size=batch_size,
+            epochs=epochs,
+            max_steps=steps,
+            seed=seed,
+            warmup_steps=10,
+            log_every=5,
+            checkpoint_every=checkpoint_every,
+            bf16=bf16,
+        ),
+        eval_per_tool=eval_per_tool,
+    )
+    if plan_only:
+        console.print_json(json.dumps(plan(config, out)))
+        return
+    _quiet(threads)
+    if fresh:
+        import shutil
+
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    summary = run_distill(config, out, resume=not fresh)
+    train = summary["train"]
+    console.print(
+        f"distill {summary['setting']}: {train['steps']} steps in {train['seconds']:.0f} s "
+        f"({train['tokens_per_second']:,.0f} tokens/s, final loss {train['final_loss']}) → {out}"
+    )
+    if "cache" in summary:
+        c = summary["cache"]
+        console.print(
+            f"teacher cache: {c['sequences']} answers, {c['response_tokens']:,} tokens, top-{c['top_k']}: "
+            f"{c['disk_bytes'] / 1e6:.1f} MB on disk, {c['topk_memory_bytes'] / 1e6:.1f} MB in memory, "
+            f"{c['seconds']:.0f} s to build"
+        )
+    if "alpha" in summary:
+        drafts = summary["alpha"]["drafts"]
+        console.print(
+            f"analytic α on {summary['alpha']['prompts']} held-out prompts: "
+            f"{drafts['before']['alpha']:.3f} before → {drafts['after']['alpha']:.3f} after"
+        )
+
+
+@distill_app.command("eval-alpha")
+def eval_alpha(
+    target: Annotated[str, typer.Option(help="Target model folder.")],
+    draft: Annotated[list[str], typer.Option(help="Draft folder, or NAME=FOLDER (repeatable).")],
+    tools: Annotated[str, typer.Option(help="Tools whose held-out (odd-line) test tasks are used.")] = (
+        "cat_api,home_search,spreadsheet,trip_booking,weather"
+    ),
+    per_tool: Annotated[int, typer.Option(help="Held-out prompts per tool.", min=1)] = 20,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 320,
+    out: Annotated[Path | None, typer.Option(help="Also write the results as JSON here.")] = None,
+    threads: Threads = None,
+) -> None:
+    """Analytic α = mean Σ_v min(p_target, p_draft) over the target's greedy answers to held-out
+    function-calling prompts (the odd lines of the tools' test sets: never a distillation prompt)."""
+    from toolbench.distill.distillation import evaluate_alpha
+    from toolbench.io import write_json
+
+    _quiet(threads)
+    named = {}
+    for item in draft:
+        name, _, path = item.rpartition("=") if "=" in item else (item, "", item)
+        named[name] = path
+    names = [t.strip() for t in tools.split(",") if t.strip()]
+    result = evaluate_alpha(target, named, names, per_tool, max_new_tokens)
+    tool_names = sorted(next(iter(result["drafts"].values()))["per_tool"])
+    console.print(
+        f"analytic α on {result['prompts']} held-out prompts ({result['answer_tokens']} answer tokens)"
+    )
+    console.print("| draft | α | " + " | ".join(tool_names) + " |")
+    console.print("|---|---:|" + "---:|" * len(tool_names))
+    for name, figures in result["drafts"].items():
+        per = " | ".join(f"{figures['per_tool'][t]:.3f}" for t in tool_names)
+        console.print(f"| {name} | {figures['alpha']:.3f} | {per} |")
+    if out:
+        write_json(out, result)

@@ -4,7 +4,7 @@ processes, GPUs or nodes unchanged.
 
 Choices that matter:
 - **Deterministic global batches.** Step `s` of epoch `e` always trains on the same examples (a
-  seeded permutation per epoch); each process takes its share of that global batch. Resuming is
+  seeded permutation per epoch, grouped by length); each process takes its share of that global batch. Resuming is
   then just "start at step s", and 1 and N processes see the same data in the same order.
 - **Loss normalised by the number of valid tokens in the global batch**, not per process or
   per micro-batch (the gradient-accumulation bug TRL and others shipped): each process returns a
@@ -89,10 +89,25 @@ def collate(
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
-def global_batches(n_examples: int, batch_size: int, epoch: int, seed: int) -> list[list[int]]:
-    order = list(range(n_examples))
-    random.Random(seed * 1_000_003 + epoch).shuffle(order)
-    return [order[i : i + batch_size] for i in range(0, n_examples - batch_size + 1, batch_size)]
+def global_batches(
+    lengths: Sequence[int], batch_size: int, epoch: int, seed: int, group: int = 16
+) -> list[list[int]]:
+    """The global batches of one epoch: a seeded shuffle, then, within windows of `group` batches,
+    examples sorted by length so a batch pads little (SFT conversations run from ~100 to ~750
+    tokens: padding to the longest of 16 random ones wasted about half the compute), then the
+    batches shuffled again. A pure function of (lengths, seed, epoch), so resuming and N processes
+    see the same batches."""
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    order = order[: len(order) // batch_size * batch_size]
+    batches = []
+    window = batch_size * group
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
 
 
 def _lr_factor(step: int, total: int, config: TrainConfig) -> float:
@@ -209,10 +224,15 @@ class Trainer:
         tokens_seen = 0
         window: list[float] = []
         bar = self._progress_bar(start)
+        lengths = [len(example["input_ids"]) for example in self.examples]
+        batches: list[list[int]] = []
+        batches_epoch = -1
         model.train()
         for step in range(start, self.total_steps):
             epoch, index = divmod(step, self.steps_per_epoch)
-            batch_ids = global_batches(len(self.examples), config.batch_size, epoch, config.seed)[index]
+            if epoch != batches_epoch:
+                batches, batches_epoch = global_batches(lengths, config.batch_size, epoch, config.seed), epoch
+            batch_ids = batches[index]
             local = batch_ids[rank::world]
             batch = {
                 k: v.to(acc.device) if hasattr(v, "to") else v

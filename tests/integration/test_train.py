@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, run_cli
+from tests.helpers import two_cpu_processes
 
 pytestmark = pytest.mark.integration
 
@@ -99,20 +100,9 @@ def test_two_processes_follow_the_one_process_loss_curve(product_tokenizer_dir, 
         *tiny_draft_args(product_tokenizer_dir, one, generic_cache, 12, checkpoint_every="100"), check=True
     )
     two = tmp_path / "two"
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-    launcher += [
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "-m",
-        "toolbench",
-    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        launcher + tiny_draft_args(product_tokenizer_dir, two, generic_cache, 12),
+        two_cpu_processes(*tiny_draft_args(product_tokenizer_dir, two, generic_cache, 12)),
         cwd=REPO,
         env=env,
         capture_output=True,

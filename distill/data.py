@@ -12,7 +12,6 @@ answers.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -22,8 +21,6 @@ from pydantic import BaseModel, Field
 
 from toolbench.distill.trainer import IGNORE
 from toolbench.records import Sample
-
-NO_CALL_REPLY = "None of the available functions can do that, so I made no call."
 
 
 def pack_blocks(documents: Iterable[str], tokenizer: Any, block_size: int) -> list[dict[str, list[int]]]:
@@ -51,20 +48,16 @@ class ConversationConfig(BaseModel):
 
 
 def assistant_message(sample: Sample) -> dict[str, Any]:
+    """The gold answer as the exports write it (OpenAI shape, arguments as a JSON string)."""
+    from toolbench.export import NO_CALL_REPLY, tool_call
+
     program = sample.labels[0]
     if not program:
         return {"role": "assistant", "content": NO_CALL_REPLY}
     return {
         "role": "assistant",
         "content": None,
-        "tool_calls": [
-            {
-                "id": f"call{i}",
-                "type": "function",
-                "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)},
-            }
-            for i, call in enumerate(program)
-        ],
+        "tool_calls": [tool_call(i, c, True) for i, c in enumerate(program)],
     }
 
 

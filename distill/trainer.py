@@ -53,15 +53,10 @@ class TrainConfig(BaseModel):
 
 def causal_lm_loss(model: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
     """Summed next-token cross-entropy over positions whose label is not -100."""
-    import torch.nn.functional as F
+    from toolbench.distill.losses import cross_entropy_loss
 
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    labels = batch["labels"][:, 1:]
-    logits = logits[:, :-1].float()
-    loss = F.cross_entropy(
-        logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE, reduction="sum"
-    )
-    return loss, (labels != IGNORE).sum()
+    return cross_entropy_loss(logits[:, :-1], batch["labels"][:, 1:], IGNORE)
 
 
 PAD_TO_MULTIPLE = 64

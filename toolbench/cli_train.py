@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from toolbench.distill.align import SFT_TOOLS
 from toolbench.errors import UserError
 
 console = Console(highlight=False)
@@ -123,9 +124,7 @@ def target_command(
     out: Annotated[Path, typer.Option(help="Model folder (the generic stage goes to OUT/pretrain).")] = MODELS
     / "target",
     preset: Annotated[str, typer.Option(help="Model size: target, draft or tiny.")] = "target",
-    tools: Annotated[str, typer.Option(help="Tools to align on (comma-separated).")] = (
-        "cat_api,home_search,spreadsheet,trip_booking,weather"
-    ),
+    tools: Annotated[str, typer.Option(help="Tools to align on (comma-separated).")] = ",".join(SFT_TOOLS),
     samples: Annotated[int, typer.Option(help="Generated training samples over the tools.", min=1)] = 5000,
     pretrain_steps: Annotated[int, typer.Option(help="Generic pretraining steps before SFT.", min=1)] = 40,
     epochs: Annotated[float, typer.Option(help="SFT epochs.", min=0.01)] = 1.0,

@@ -21,9 +21,11 @@ def home_tasks() -> list[Task]:
     return [numbered.task for numbered in load_tasks(HOME_TASKS)]
 
 
-def run_cli(*args: str, cwd: Path | None = None, check: bool = False) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path | None = None, check: bool = False, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run the real `toolbench` command in a subprocess, as a user would."""
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
     result = subprocess.run(
         [sys.executable, "-m", "toolbench", *args],
         capture_output=True,

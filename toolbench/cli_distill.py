@@ -216,3 +216,48 @@ def eval_alpha(
         console.print(f"| {name} | {figures['alpha']:.3f} | {per} |")
     if out:
         write_json(out, result)
+
+
+@distill_app.command("grid")
+def grid(
+    target: Annotated[str, typer.Option(help="Target model folder.")] = "runs/demo/models/target",
+    draft: Annotated[
+        str, typer.Option(help="Generic draft every setting starts from.")
+    ] = "runs/demo/models/draft-generic",
+    out: Annotated[Path, typer.Option(help="One draft folder per setting + grid.json/md/png.")] = Path(
+        "runs/demo/grid"
+    ),
+    steps: Annotated[int, typer.Option(help="Optimizer steps of every setting (equal compute).", min=2)] = 60,
+    samples: Annotated[int, typer.Option(help="Scenario II prompts; III query attempts.", min=1)] = 600,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    eval_per_tool: Annotated[int, typer.Option(help="Held-out prompts per tool for α.", min=1)] = 20,
+    settings: Annotated[
+        str | None, typer.Option(help="Only these settings (comma-separated names; default all).")
+    ] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    threads: Threads = None,
+) -> None:
+    """Hong et al., DistillSpec and AdaSPEC's comparisons on one pair, margins next to the papers'.
+
+    Settings (all from the same generic draft, same steps): offline-fkl (baseline), online-fkl,
+    black, rkl, jsd, tvd, adaspec, online-onpolicy (λ = 0.5), real-I, synthetic-III. Each is a
+    resumable `toolbench distill` run under OUT; rerunning skips finished settings. About 20
+    minutes on 2 CPU cores with the embedded pair.
+    """
+    from toolbench.distill.grid import GridConfig, grid_markdown, run_grid, selected_settings
+
+    config = GridConfig(
+        target=target,
+        draft=draft,
+        steps=steps,
+        samples=samples,
+        batch_size=batch_size,
+        eval_per_tool=eval_per_tool,
+        settings=[s.strip() for s in settings.split(",") if s.strip()] if settings else None,
+        seed=seed,
+    )
+    selected_settings(config)  # an unknown name fails here, before any model loads
+    _quiet(threads)
+    result = run_grid(config, out, console)
+    console.print(grid_markdown(result))
+    console.print(f"results in {out}/grid.json, grid.md, grid.png")

@@ -43,9 +43,20 @@ class SpecConfig(BaseModel):
     draft: str
     tools: list[str] = Field(default_factory=lambda: ["all"])
     tasks: list[str] | None = Field(None, description="Task files instead of the tools' own test sets.")
-    gamma: int = Field(5, description="γ: most draft tokens per round (vLLM's num_speculative_tokens).")
+    gamma: int | None = Field(
+        None,
+        description="γ, the budget: most draft tokens per round (vLLM's num_speculative_tokens); "
+        "None: 5, or the learned head's budget chosen on training prompts.",
+    )
     policy: str = Field("fixed", description="A draft policy name (speculative.POLICIES).")
-    threshold: float = Field(0.5, description="Confidence policy: least top probability to keep drafting.")
+    threshold: float | None = Field(
+        None,
+        description="confidence: least top probability to keep drafting (None: 0.5); learned: least "
+        "predicted probability that the round so far is accepted (None: the head's, chosen on training prompts).",
+    )
+    head: str | None = Field(
+        None, description="Learned policy: a folder from `toolbench train acceptance-head`."
+    )
     temperature: float = Field(0.0, ge=0.0, description="0: greedy; > 0: exact rejection sampling.")
     max_tokens: int = Field(128, ge=1)
     limit: int | None = Field(None, description="Only the first N tasks of each file.")
@@ -149,7 +160,9 @@ def run_spec(config: SpecConfig, out: Path, progress: Callable[[], None] | None 
 
     hf_logging.disable_progress_bar()  # a command's output is its report, not loading bars
     hf_logging.set_verbosity_error()  # assisted generation warns about its own internal call
-    policy = make_policy(config.policy, config.gamma, threshold=config.threshold)
+    policy = make_policy(
+        config.policy, config.gamma, threshold=config.threshold, head=config.head, draft=config.draft
+    )
     if config.threads:
         torch.set_num_threads(config.threads)  # on a shared CPU, oversubscribed threads spin and stall
     record = start_record("spec", config.model_dump(), seed=config.seed)
@@ -186,7 +199,7 @@ def run_spec(config: SpecConfig, out: Path, progress: Callable[[], None] | None 
             ids,
             budget,
             draft=draft,
-            gamma=config.gamma,
+            gamma=policy.max_draft,
             stop_ids=stops,
             pad_id=tokenizer.pad_token_id,
         )
@@ -234,7 +247,9 @@ def run_spec(config: SpecConfig, out: Path, progress: Callable[[], None] | None 
     summary = summarize_spec(samples, spec_runs, policy.max_draft, overlaps.per_sequence)
     summary["config"] = {
         "policy": config.policy,
-        "gamma": config.gamma,
+        "gamma": policy.max_draft,
+        "threshold": getattr(policy, "threshold", None),
+        "head": config.head,
         "temperature": config.temperature,
         "device": device,
         "assisted": assisted,
@@ -285,11 +300,38 @@ def _group_figures(
         figures["assisted_equal_target"] = (
             f"{sum(bool(s.assisted_equal_target) for s in helped)}/{len(helped)}"
         )
+    classes = [s.classes for s in samples]
+    drafts = drafts_by_class(runs, classes, gamma)
     figures["by_class"] = {
-        name: stat.model_dump()
-        for name, stat in _ordered(acceptance_by_class(runs, [s.classes for s in samples])).items()
+        name: {**stat.model_dump(), **drafts.get(name, {})}
+        for name, stat in _ordered(acceptance_by_class(runs, classes)).items()
     }
     return figures
+
+
+def drafts_by_class(
+    runs: list[Generation], classes: list[list[str]], gamma: int
+) -> dict[str, dict[str, int]]:
+    """Where draft tokens go, by the class of the output token at the proposal's position: `drafted`
+    proposals, `wasted` = drafted − accepted (the rejected one and those after it), and
+    `policy_stops`: rounds the policy ended before its budget γ whose last proposal is there.
+    Proposals past the end of the output are left out (they have no output token to class)."""
+    table: dict[str, dict[str, int]] = {}
+    for run, labels in zip(runs, classes, strict=True):
+        end = len(labels)
+        for r in run.rounds:
+            for i in range(r.drafted):
+                if r.position + i >= end:
+                    break
+                row = table.setdefault(labels[r.position + i], {"drafted": 0, "wasted": 0, "policy_stops": 0})
+                row["drafted"] += 1
+                row["wasted"] += i >= r.accepted
+            last = r.position + r.drafted - 1
+            if 0 < r.drafted < gamma and last < end:
+                table.setdefault(labels[last], {"drafted": 0, "wasted": 0, "policy_stops": 0})[
+                    "policy_stops"
+                ] += 1
+    return table
 
 
 def _ordered(stats: dict[str, ClassStat]) -> dict[str, ClassStat]:
@@ -319,10 +361,15 @@ def summarize_spec(
 
 def markdown_report(summary: dict[str, Any]) -> str:
     """The summary as Markdown tables, each metric's formula in its header."""
+    config = summary.get("config", {})
+    threshold = config.get("threshold")
     lines = [
+        f"Draft policy: {config.get('policy', '?')}, γ (budget) = {config.get('gamma', '?')}"
+        + (f", threshold = {threshold:g}" if threshold is not None else ""),
+        "",
         "| tool | prompts | tokens | α = A/(A+R) | A/D | τ = 1+A/S | τ from α | analytic α "
-        "| target tok/s | spec tok/s | speedup | greedy equal |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| wasted (D−A)/S | calls S/tokens | target tok/s | spec tok/s | speedup | greedy equal |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     rows = [*summary["per_tool"].items(), ("**all**", summary["overall"])]
     for tool, f in rows:
@@ -330,6 +377,7 @@ def markdown_report(summary: dict[str, Any]) -> str:
         lines.append(
             f"| {tool} | {f['prompts']} | {f['tokens']} | {f['alpha']:.3f} | {f['draft_acceptance_rate']:.3f} "
             f"| {f['mean_accepted_length']:.2f} | {f['expected_tau']:.2f} | {analytic} "
+            f"| {f['wasted_draft_tokens_per_call']:.2f} | {f['target_calls_per_token']:.3f} "
             f"| {f['target_tokens_per_s']:.1f} | {f['spec_tokens_per_s']:.1f} | {f['speedup']:.2f}× "
             f"| {f['spec_equal_target'] or '-'} |"
         )
@@ -338,11 +386,19 @@ def markdown_report(summary: dict[str, Any]) -> str:
         "",
         "S rounds (target calls), D drafted tokens (γ·S at fixed γ: A/D is vLLM's draft acceptance rate), "
         "A accepted, R rounds ended by a rejection; τ from α = (1 − α^(γ+1)) / (1 − α); "
-        "analytic α = mean Σ_v min(p, q) on the target's own outputs.",
+        "analytic α = mean Σ_v min(p, q) on the target's own outputs; wasted = drafted tokens not "
+        "accepted per target call; calls = target calls per generated token.",
     ]
-    lines += ["", "| token class | accepted | rejected | α |", "|---|---:|---:|---:|"]
+    lines += [
+        "",
+        "| token class | accepted | rejected | α | drafted | wasted | policy stops |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, stat in overall["by_class"].items():
-        lines.append(f"| {name} | {stat['accepted']} | {stat['rejected']} | {stat['alpha']:.3f} |")
+        lines.append(
+            f"| {name} | {stat['accepted']} | {stat['rejected']} | {stat['alpha']:.3f} "
+            f"| {stat.get('drafted', 0)} | {stat.get('wasted', 0)} | {stat.get('policy_stops', 0)} |"
+        )
     lines += ["", "| draft position | drafted | accepted | rate |", "|---:|---:|---:|---:|"]
     for p in summary["by_position"]:
         lines.append(f"| {p['position']} | {p['drafted']} | {p['accepted']} | {p['rate']:.3f} |")

@@ -13,8 +13,10 @@ yields between 1 and γ + 1 tokens.
   norm(max(0, p − q)); after γ acceptances sample the bonus token from p. The output is
   distributed exactly as target sampling (a statistical test checks this).
 
-How long a round drafts is a `DraftPolicy` (fixed γ, or stop when the draft is unsure), so later
-policies (a learned acceptance head) plug in without touching the loop.
+How long a round drafts is a `DraftPolicy`: fixed γ, stop when the draft is unsure (confidence), or
+stop when a learned acceptance head predicts the target will reject (`acceptance_head`). The loop
+does not know which; every policy is lossless because it only decides *how many* tokens the target
+verifies, never which.
 
 Both caches keep one invariant between rounds: they hold the keys/values of every token except the
 last one (the "pending" token, fed with the next forward). After a rejection, each cache is cropped
@@ -28,8 +30,10 @@ Written for speed: `torch.inference_mode`, one preallocated token buffer, logits
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any, Literal, Protocol
 
 import torch
@@ -52,20 +56,35 @@ class DraftStep:
     hidden: torch.Tensor | None = None
 
 
+class Decision(IntEnum):
+    """A policy's answer for one candidate. `STOP` (or False): drop it and end the round; `PROPOSE`
+    (or True): propose it and keep drafting; `LAST`: propose it, then end the round.
+
+    `LAST` is what an adaptive policy wants: by the time it sees a candidate, the draft forward that
+    made it is paid for, and one more token in the target's verification forward costs far less
+    than the expected gain (its acceptance probability times a target call)."""
+
+    STOP = 0
+    PROPOSE = 1
+    LAST = 2
+
+
 class DraftPolicy(Protocol):
     """Decides how many tokens the draft proposes in a round.
 
-    `max_draft` bounds a round (γ; it also sizes buffers and the expected-τ formula); `propose` is
-    asked for each candidate in turn and the round ends at the first False (a round may propose
-    nothing, which makes it a plain target step). `needs_hidden` asks the loop to pass the draft's
-    last hidden state (a learned acceptance head needs it; others should not pay for it).
+    `max_draft` bounds a round (γ, the budget; it also sizes buffers and the expected-τ formula);
+    `propose` is asked for each candidate in turn and returns a `Decision` (a bool works: True is
+    PROPOSE, False is STOP); the round ends at the first STOP or LAST, or after `max_draft`
+    proposals. A round may propose nothing, which makes it a plain target step. `needs_hidden` asks
+    the loop to pass the draft's last hidden state (a learned acceptance head needs it; others
+    should not pay for it). A policy may keep state within a round (`step.index` 0 starts one).
     """
 
     name: str
     max_draft: int
     needs_hidden: bool
 
-    def propose(self, step: DraftStep) -> bool: ...
+    def propose(self, step: DraftStep) -> bool | Decision: ...
 
 
 def _check_gamma(gamma: int) -> int:
@@ -95,10 +114,11 @@ class FixedLength:
 
 @dataclass(frozen=True)
 class ConfidenceThreshold:
-    """Propose a candidate only while the draft's top probability (softmax of its raw logits) is at
-    least `threshold`, up to γ per round; the first candidate of a round is always proposed, so a
-    round never degenerates into a draft call that buys nothing. Function calls make this pay:
-    a draft is near-certain on JSON syntax and keys, unsure on values it must copy."""
+    """Keep drafting while the draft's top probability (softmax of its raw logits) is at least
+    `threshold`, up to γ per round; the first candidate below it is still proposed, as the round's
+    last (`Decision.LAST`: its draft forward is already paid, and the target may well accept it).
+    So every round proposes at least one token. Function calls make this pay: a draft is
+    near-certain on JSON syntax and keys, unsure on values it must copy."""
 
     gamma: int
     threshold: float = 0.5
@@ -114,21 +134,38 @@ class ConfidenceThreshold:
     def max_draft(self) -> int:
         return self.gamma
 
-    def propose(self, step: DraftStep) -> bool:
-        if step.index == 0:
-            return True
-        return float(torch.softmax(step.logits.float(), -1).max()) >= self.threshold
+    def propose(self, step: DraftStep) -> Decision:
+        logits = step.logits.float()
+        top = float(torch.exp(logits.max() - torch.logsumexp(logits, -1)))  # max softmax, one pass less
+        return Decision.PROPOSE if top >= self.threshold else Decision.LAST
+
+
+DEFAULT_GAMMA = 5
+DEFAULT_THRESHOLD = 0.5
+
+
+def _learned(
+    gamma: int | None, threshold: float | None = None, head: Any = None, **options: Any
+) -> DraftPolicy:
+    from toolbench.distill.acceptance_head import learned_policy
+
+    return learned_policy(head, gamma, threshold, draft=options.get("draft"))
 
 
 POLICIES: dict[str, Callable[..., DraftPolicy]] = {
-    "fixed": lambda gamma, **_: FixedLength(gamma),
-    "confidence": lambda gamma, threshold=0.5, **_: ConfidenceThreshold(gamma, threshold),
+    "fixed": lambda gamma, **_: FixedLength(DEFAULT_GAMMA if gamma is None else gamma),
+    "confidence": lambda gamma, threshold=None, **_: ConfidenceThreshold(
+        DEFAULT_GAMMA if gamma is None else gamma, DEFAULT_THRESHOLD if threshold is None else threshold
+    ),
+    "learned": _learned,
 }
-"""Draft policies by CLI name: a factory taking γ and the policy's options (unused ones ignored).
-A new policy registers here and every command that takes `--draft-policy` offers it."""
+"""Draft policies by CLI name: a factory taking γ (the most draft tokens per round; None: the
+policy's default) and the policy's options (unused ones ignored): `threshold`, and for `learned`
+`head` (a folder from `toolbench train acceptance-head`) and `draft` (the draft it will run with,
+checked against the head). A new policy registers here and every `--draft-policy` offers it."""
 
 
-def make_policy(name: str, gamma: int, **options: Any) -> DraftPolicy:
+def make_policy(name: str, gamma: int | None = None, **options: Any) -> DraftPolicy:
     """A policy by its CLI name, e.g. `make_policy("confidence", 5, threshold=0.6)`."""
     if name not in POLICIES:
         raise UserError(f"unknown draft policy {name!r}; choose one of {', '.join(POLICIES)}")
@@ -166,16 +203,28 @@ class Generation:
         return len(self.tokens) / self.seconds if self.seconds > 0 else 0.0
 
 
-def _forward(model: Any, ids: torch.Tensor, cache: Any, keep: int, hidden: bool = False) -> Any:
+def _forward(model: Any, ids: torch.Tensor, cache: Any, keep: int) -> Any:
     """One cached forward over `ids` (1-D), keeping logits of the last `keep` positions only.
     Positions come from the cache length (batch 1, no padding, so no mask is needed)."""
-    return model(
-        input_ids=ids.unsqueeze(0),
-        cache=cache,
-        use_cache=True,
-        logits_to_keep=keep,
-        output_hidden_states=hidden,
-    )
+    return model(input_ids=ids.unsqueeze(0), cache=cache, use_cache=True, logits_to_keep=keep)
+
+
+@contextmanager
+def capture_hidden(model: Any) -> Iterator[list[torch.Tensor]]:
+    """While open, `box[0]` is the input of `model`'s output layer at its latest forward: its last
+    hidden state as the logits see it ([batch, kept positions, d]; for Llama-style models,
+    `hidden_states[-1]` after the final norm). A pre-hook on one module costs a few microseconds a
+    forward, where `output_hidden_states=True` records every layer (~10% of a tiny draft's step)."""
+    box: list[torch.Tensor] = []
+
+    def hook(module: Any, args: tuple[Any, ...]) -> None:
+        box[:] = [args[0]]
+
+    handle = model.get_output_embeddings().register_forward_pre_hook(hook)
+    try:
+        yield box
+    finally:
+        handle.remove()
 
 
 def _crop(cache: Any, length: int) -> None:
@@ -301,64 +350,69 @@ def speculative_decode(
     if n_prompt > 1:
         _forward(target, buffer[: n_prompt - 1], t_cache, 1)
         _forward(draft, buffer[: n_prompt - 1], d_cache, 1)
+    with capture_hidden(draft) if policy.needs_hidden else nullcontext() as captured:
+        while reason is None:
+            tick = time.perf_counter() if profile else 0.0
+            # -- draft: feed what the draft has not seen (1 token, 2 after a fully accepted round)
+            drafted = 0
+            draft_probs: list[torch.Tensor] = []
+            fed = d_cache.get_seq_length()
+            for index in range(gamma):
+                out = _forward(draft, buffer[fed : length + index], d_cache, 1)
+                fed = length + index
+                logits = out.logits[0, -1, :vocab]
+                if sampling:
+                    probs = torch.softmax(logits.float() / temperature, -1)
+                    token = _sample(probs, generator)
+                else:
+                    token = logits.argmax(-1)
+                hidden = captured[0][0, -1] if captured is not None else None
+                decision = policy.propose(DraftStep(index, logits, token, hidden))
+                if not decision:
+                    break
+                buffer[length + index] = token
+                drafted += 1
+                if sampling:
+                    draft_probs.append(probs)
+                if decision == Decision.LAST:
+                    break
+            if profile:
+                _sync(device)
+                tock = time.perf_counter()
 
-    while reason is None:
-        tick = time.perf_counter() if profile else 0.0
-        # -- draft: feed what the draft has not seen (1 token, 2 after a fully accepted round)
-        drafted = 0
-        draft_probs: list[torch.Tensor] = []
-        fed = d_cache.get_seq_length()
-        for index in range(gamma):
-            out = _forward(draft, buffer[fed : length + index], d_cache, 1, policy.needs_hidden)
-            fed = length + index
-            logits = out.logits[0, -1, :vocab]
+            # -- verify: the pending token and every proposal in one target call
+            t_fed = t_cache.get_seq_length()
+            logits = _forward(target, buffer[t_fed : length + drafted], t_cache, drafted + 1).logits[
+                0, :, :vocab
+            ]
             if sampling:
-                probs = torch.softmax(logits.float() / temperature, -1)
-                token = _sample(probs, generator)
+                accepted, token = _rejection_sample(
+                    logits, buffer[length : length + drafted], draft_probs, temperature, generator
+                )
+                buffer[length + accepted] = token
+                emitted = buffer[length : length + accepted + 1].tolist()
             else:
-                token = logits.argmax(-1)
-            hidden = out.hidden_states[-1][0, -1] if policy.needs_hidden else None
-            if not policy.propose(DraftStep(index, logits, token, hidden)):
-                break
-            buffer[length + index] = token
-            drafted += 1
-            if sampling:
-                draft_probs.append(probs)
-        if profile:
-            _sync(device)
-            tock = time.perf_counter()
-
-        # -- verify: the pending token and every proposal in one target call
-        t_fed = t_cache.get_seq_length()
-        logits = _forward(target, buffer[t_fed : length + drafted], t_cache, drafted + 1).logits[0, :, :vocab]
-        if sampling:
-            accepted, token = _rejection_sample(
-                logits, buffer[length : length + drafted], draft_probs, temperature, generator
+                choice = logits.argmax(-1)  # the target's token after the pending one and each proposal
+                agree = choice[:drafted] == buffer[length : length + drafted]
+                both = torch.cat([choice, agree.long()]).tolist()  # one host sync per round
+                agree_list = both[drafted + 1 :]
+                accepted = agree_list.index(0) if 0 in agree_list else drafted
+                buffer[length + accepted] = choice[accepted]
+                emitted = both[: accepted + 1]  # accepted proposals equal the target's choices
+            rounds.append(
+                Round(
+                    len(new),
+                    drafted,
+                    accepted,
+                    (tock - tick) if profile else 0.0,
+                    (time.perf_counter() - tock) if profile else 0.0,
+                )
             )
-            buffer[length + accepted] = token
-            emitted = buffer[length : length + accepted + 1].tolist()
-        else:
-            choice = logits.argmax(-1)  # the target's token after the pending one and each proposal
-            agree = choice[:drafted] == buffer[length : length + drafted]
-            both = torch.cat([choice, agree.long()]).tolist()  # one host sync per round
-            agree_list = both[drafted + 1 :]
-            accepted = agree_list.index(0) if 0 in agree_list else drafted
-            buffer[length + accepted] = choice[accepted]
-            emitted = both[: accepted + 1]  # accepted proposals equal the target's choices
-        rounds.append(
-            Round(
-                len(new),
-                drafted,
-                accepted,
-                (tock - tick) if profile else 0.0,
-                (time.perf_counter() - tock) if profile else 0.0,
-            )
-        )
-        length += accepted + 1
-        reason = _extend(new, emitted, stops, max_new_tokens)
-        # -- both caches back to "everything but the pending token"
-        _crop(t_cache, length - 1)
-        _crop(d_cache, length - 1)
+            length += accepted + 1
+            reason = _extend(new, emitted, stops, max_new_tokens)
+            # -- both caches back to "everything but the pending token"
+            _crop(t_cache, length - 1)
+            _crop(d_cache, length - 1)
     _sync(device)
     seconds = time.perf_counter() - started
     return Generation(new, reason, seconds, n_prompt, target_calls=len(rounds), rounds=rounds)

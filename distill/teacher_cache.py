@@ -130,14 +130,17 @@ def prompts_digest(prompt_ids: Sequence[Sequence[int]]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _read_index(folder: Path) -> dict[str, Any] | None:
+def read_index(folder: Path) -> dict[str, Any] | None:
     path = folder / INDEX
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def check_identity(folder: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
-    """The folder's index if it was made for `identity`, None if there is none; else a UserError."""
-    index = _read_index(folder)
+def check_identity(
+    folder: Path, identity: dict[str, Any], what: str = "teacher cache"
+) -> dict[str, Any] | None:
+    """The folder's index if it was made for `identity`, None if there is none; else a UserError
+    naming the settings that differ (shared by every resumable sharded cache: `what` names it)."""
+    index = read_index(folder)
     if index is None:
         return None
     if index["identity"] != identity:
@@ -147,7 +150,7 @@ def check_identity(folder: Path, identity: dict[str, Any]) -> dict[str, Any] | N
             if identity.get(k) != index["identity"].get(k)
         )
         raise UserError(
-            f"teacher cache {folder} was made for other settings ({', '.join(differ)} differ); "
+            f"{what} {folder} was made for other settings ({', '.join(differ)} differ); "
             "pass another --cache-dir or delete it"
         )
     return index
@@ -240,7 +243,7 @@ def build_cache(
 
 def cache_report(folder: Path) -> dict[str, Any]:
     """What the cache costs: sequences, response tokens, bytes on disk, bytes once loaded, seconds."""
-    index = _read_index(folder)
+    index = read_index(folder)
     if index is None:
         raise UserError(f"{folder}: not a teacher cache (no {INDEX})")
     k = index["identity"]["top_k"]
@@ -261,7 +264,7 @@ def load_cache(folder: Path) -> list[CachedSequence]:
     """Every cached sequence in prompt order."""
     from safetensors.torch import load_file
 
-    index = _read_index(folder)
+    index = read_index(folder)
     if index is None or not index.get("complete"):
         raise UserError(
             f"teacher cache {folder} is missing or unfinished; run `toolbench distill` to fill it"

@@ -694,12 +694,28 @@ def spec(
         list[Path] | None, typer.Option("--tasks", help="Task files instead of the tools' test sets.")
     ] = None,
     gamma: Annotated[
-        int, typer.Option(help="γ: draft tokens per round (the most, for adaptive policies).")
-    ] = 5,
+        int | None,
+        typer.Option(
+            "--gamma",
+            "--budget",
+            help="γ: draft tokens per round; for adaptive policies the most (the budget). "
+            "Default 5, or the learned head's budget chosen on training prompts.",
+        ),
+    ] = None,
     draft_policy: Annotated[
-        str, typer.Option(help="fixed (always γ) or confidence (stop below --threshold top probability).")
+        str,
+        typer.Option(
+            help="fixed (always γ), confidence (stop once the draft's top probability < --threshold) or "
+            "learned (stop once the --head's predicted chance that the round is accepted < --threshold)."
+        ),
     ] = "fixed",
-    threshold: Annotated[float, typer.Option(help="Confidence policy threshold.")] = 0.5,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Adaptive policies' threshold (default: confidence 0.5, learned the head's own)."),
+    ] = None,
+    head: Annotated[
+        Path | None, typer.Option(help="Learned policy: a folder from `toolbench train acceptance-head`.")
+    ] = None,
     temperature: Annotated[
         float,
         typer.Option(help="0: greedy (output must equal the target's); > 0: rejection sampling.", min=0.0),
@@ -721,15 +737,18 @@ def spec(
 
     Reports per-token acceptance α = A/(A+R), draft acceptance rate A/(γ·S), mean accepted length
     1 + A/S, the τ expected from α, the analytic α (mean Σ min(p, q) on the target's outputs),
-    wall-clock tokens/s of speculative vs target-only decoding (same prompts, same run), α by
-    token class and per tool, and HF assisted generation for comparison. Example:
+    wasted draft tokens per target call, target calls per token, wall-clock tokens/s of
+    speculative vs target-only decoding (same prompts, same run), α and drafts by token class and
+    per tool, and HF assisted generation for comparison. Examples:
 
         toolbench spec --target runs/demo/models/target --draft runs/demo/models/draft --tools home_search --limit 20
+        toolbench spec … --draft-policy learned --head runs/demo/models/draft/acceptance-head [--budget 8]
     """
     from toolbench.distill.spec_eval import SpecConfig, run_spec
     from toolbench.distill.speculative import make_policy
 
-    make_policy(draft_policy, gamma, threshold=threshold)  # bad γ / policy: one line, before loading models
+    # bad γ / policy / head: one line, before loading models
+    policy = make_policy(draft_policy, gamma, threshold=threshold, head=head, draft=draft)
     config = SpecConfig(
         target=target,
         draft=draft,
@@ -737,6 +756,7 @@ def spec(
         gamma=gamma,
         policy=draft_policy,
         threshold=threshold,
+        head=str(head) if head else None,
         temperature=temperature,
         max_tokens=max_tokens,
         limit=limit,
@@ -759,8 +779,11 @@ def spec(
         "τ=1+A/S",
         "τ(α)",
         "analytic α",
+        "wasted/call",
+        "calls/token",
         "speedup",
-        title=f"{draft_policy}, γ = {gamma}",
+        title=f"{draft_policy}, γ = {policy.max_draft}"
+        + (f", threshold {policy.threshold:g}" if hasattr(policy, "threshold") else ""),
     )
     table.columns[0].no_wrap = True
     for tool, f in [*summary["per_tool"].items(), ("all", overall)]:
@@ -773,6 +796,8 @@ def spec(
             f"{f['mean_accepted_length']:.2f}",
             f"{f['expected_tau']:.2f}",
             analytic,
+            f"{f['wasted_draft_tokens_per_call']:.2f}",
+            f"{f['target_calls_per_token']:.3f}",
             f"{f['speedup']:.2f}×",
         )
     console.print(table)
@@ -789,19 +814,66 @@ def spec(
     console.print(f"results in {out}", highlight=False)
 
 
+# ------------------------------------------------------------------ report
+
+
+@app.command()
+def report(
+    run_dir: Annotated[
+        Path,
+        typer.Argument(
+            metavar="RUN_DIR",
+            help="A run folder: `toolbench demo --out`, or any folder holding eval, spec or training results.",
+        ),
+    ],
+) -> None:
+    """Write RUN_DIR/report.md and a self-contained RUN_DIR/report.html (plots inlined, no scripts).
+
+    Results are found by what they are, wherever they sit in the folder: eval summaries (success
+    per tool by setting; a model named random/untrained/floor is the floor), spec summaries (α by
+    tool and token class, acceptance by draft position, speedup; folders named before/after are
+    compared), train_log.jsonl of every trained model (loss curves), alpha.json, grid.json,
+    demo.json (step timings) and every run record. The PNGs also land in RUN_DIR/report/.
+    It reads results and rewrites only the report, so rerun it any time. Example:
+
+        toolbench report runs/demo
+    """
+    from toolbench.report import build_report
+
+    md, html = build_report(run_dir)
+    console.print(f"wrote {md}\nwrote {html}", highlight=False, soft_wrap=True)
+
+
 # -------------------------------------------------------------------- demo
 
 
 @app.command()
-def demo(out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/demo")) -> None:
-    """Run the product end to end on the embedded default: generate, verify tasks, score replays.
+def demo(
+    out: Annotated[
+        Path, typer.Option(help="Run folder; rerun to resume, finished steps are skipped.")
+    ] = Path("runs/demo"),
+    preset: Annotated[
+        str,
+        typer.Option(help="quick (fits 15 minutes on 2 cores) or full (the [models] sizes, all test tasks)."),
+    ] = "quick",
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Generic corpus + answer caches (default: $TOOLBENCH_CACHE or ~/.cache/toolbench)."
+        ),
+    ] = None,
+) -> None:
+    """The whole product on the embedded default, from templates to a distilled draft.
 
-    Generates training data from templates, verifies the frozen test tasks, then scores a perfect
-    and a deliberately corrupted replay of the gold labels. Steps whose output exists are skipped.
+    Generates training data from templates, checks the scorer on gold and corrupted replays, trains
+    a tokenizer, a generic draft and a target, measures the target's tool success rate (k = 0/3
+    demos, system prompt on/off, against an untrained model), distills the generic draft into a
+    function-calling draft, times speculative decoding before and after, and writes
+    OUT/report.html. Steps whose output exists are skipped; training resumes from checkpoints.
     """
     from toolbench.demo import run_demo
 
-    run_demo(out, console)
+    run_demo(out, console, preset, cache_dir=cache_dir)
 
 
 if __name__ == "__main__":

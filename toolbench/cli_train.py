@@ -173,3 +173,83 @@ def target_command(
     )
     summary = align_target(config, tokenizer, out, _cache(cache_dir), resume=not fresh)
     _report("target", out, summary)
+
+
+@train_app.command("acceptance-head")
+def acceptance_head_command(
+    target: Annotated[str, typer.Option(help="Target model folder or hub id.")],
+    draft: Annotated[str, typer.Option(help="The draft the head is for (same tokenizer as the target).")],
+    out: Annotated[Path | None, typer.Option(help="Head folder (default: DRAFT/acceptance-head).")] = None,
+    tools: Annotated[str, typer.Option(help="Tools of the training prompts (comma-separated).")] = ",".join(
+        SFT_TOOLS
+    ),
+    samples: Annotated[
+        int, typer.Option(help="Training prompts: scenario II samples (train templates).", min=1)
+    ] = 600,
+    seed: Annotated[
+        int, typer.Option(help="Prompt seed (distillation's is 0: other slot values by default).")
+    ] = 1,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest target answer.", min=1)] = 128,
+    width: Annotated[int, typer.Option(help="Hidden units of the head; 0: logistic regression.", min=0)] = 32,
+    steps: Annotated[int, typer.Option(help="Optimizer steps.", min=1)] = 2000,
+    max_budget: Annotated[
+        int, typer.Option(help="Largest γ / budget considered when choosing thresholds.", min=1)
+    ] = 10,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Data cache: target answers + draft features (default OUT/data).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, …")] = "auto",
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads.", min=1)] = None,
+) -> None:
+    """A learned acceptance head for DRAFT: predicts whether TARGET accepts each drafted token.
+
+    The target answers training prompts (never the test tasks); the draft reads each answer once
+    and every position gives (draft hidden state + probability features, accepted?), cached and
+    resumable. The head trains in seconds; then greedy rounds are replayed on held-out training
+    prompts, timed with costs measured on this machine, to choose the learned policy's threshold
+    and budget (and the best fixed γ and confidence threshold, for comparison). Then:
+
+        toolbench spec --target T --draft D --draft-policy learned --head D/acceptance-head
+    """
+    from toolbench.distill.acceptance_train import HeadTrainConfig, train_acceptance_head
+
+    if out is None:
+        if not Path(draft).is_dir():
+            raise UserError(f"--draft {draft} is not a local folder; pass --out for the head")
+        out = Path(draft) / "acceptance-head"
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    config = HeadTrainConfig(
+        target=target,
+        draft=draft,
+        tools=[t.strip() for t in tools.split(",") if t.strip()],
+        samples=samples,
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        width=width,
+        steps=steps,
+        max_budget=max_budget,
+        cache_dir=str(cache_dir) if cache_dir else None,
+        device=device,
+    )
+    summary = train_acceptance_head(config, out)
+    data, valid, best = summary["data"], summary["metrics"]["validation"], summary["best"]
+    console.print(
+        f"data: {data['sequences']} answers, {data['positions']:,} positions, "
+        f"{data['accepted_share']:.1%} accepted, {data['disk_bytes'] / 1e6:.1f} MB, {data['seconds']:.0f} s"
+    )
+    console.print(
+        f"head on held-out training prompts: AUC {valid.get('auc')} (draft top-1 probability alone: "
+        f"{valid.get('auc_top1_prob')}), log loss {valid.get('log_loss')} (base rate "
+        f"{valid.get('log_loss_base_rate')})"
+    )
+    fixed, confidence, learned = best["fixed"], best["confidence"], best["learned"]
+    console.print(
+        f"predicted decode speedup on held-out training prompts (replayed rounds x measured costs, "
+        f"prefill excluded): fixed γ={fixed['gamma']} "
+        f"{fixed['predicted_speedup']:.2f}x, confidence {confidence['threshold']:g}/budget "
+        f"{confidence['budget']} {confidence['predicted_speedup']:.2f}x, learned {learned['threshold']:g}/"
+        f"budget {learned['budget']} {learned['predicted_speedup']:.2f}x → {out}"
+    )

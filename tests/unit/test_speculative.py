@@ -17,6 +17,7 @@ from tests.fixtures.tiny_model import random_llama
 from toolbench.distill.acceptance import acceptance_stats
 from toolbench.distill.speculative import (
     ConfidenceThreshold,
+    Decision,
     DraftStep,
     FixedLength,
     hf_decode,
@@ -122,6 +123,33 @@ def test_confidence_and_custom_policies_stay_lossless(target, drafts):
     assert set(TwoThenStop.seen) == {0, 1, 2}
 
 
+def test_last_decision_proposes_the_candidate_then_ends_the_round(target, drafts):
+    class SecondIsLast:
+        name, max_draft, needs_hidden = "second-is-last", 5, False
+
+        def propose(self, step: DraftStep) -> Decision:
+            return Decision.LAST if step.index == 1 else Decision.PROPOSE
+
+    class StopAtSecond(SecondIsLast):
+        def propose(self, step: DraftStep) -> Decision:
+            return Decision.STOP if step.index == 1 else Decision.PROPOSE
+
+    expected = target_decode(target, PROMPTS[1], 20).tokens
+    last = speculative_decode(target, target, PROMPTS[1], 20, SecondIsLast())
+    stop = speculative_decode(target, target, PROMPTS[1], 20, StopAtSecond())
+    assert last.tokens == stop.tokens == expected
+    assert [(r.drafted, r.accepted) for r in last.rounds] == [(2, 2)] * 7
+    assert [(r.drafted, r.accepted) for r in stop.rounds] == [(1, 1)] * 10
+    # the confidence policy proposes its first unsure candidate as the round's last
+    sure, unsure = ConfidenceThreshold(5, 0.0), ConfidenceThreshold(5, 1.0)
+    assert {r.drafted for r in speculative_decode(target, drafts["noisy"], PROMPTS[0], 20, sure).rounds} == {
+        5
+    }
+    assert {
+        r.drafted for r in speculative_decode(target, drafts["noisy"], PROMPTS[0], 20, unsure).rounds
+    } == {1}
+
+
 def test_identical_draft_accepts_everything(target):
     gamma = 4
     result = speculative_decode(target, target, PROMPTS[2], 30, gamma)
@@ -192,7 +220,9 @@ def test_bad_gamma_and_policy_are_user_errors():
             UserError, match=r"^gamma \(draft tokens per round\) must be an integer >= 1; got "
         ):
             FixedLength(gamma)
-    with pytest.raises(UserError, match="unknown draft policy 'learned'; choose one of fixed, confidence"):
-        make_policy("learned", 5)
+    with pytest.raises(
+        UserError, match="unknown draft policy 'oracle'; choose one of fixed, confidence, learned"
+    ):
+        make_policy("oracle", 5)
     with pytest.raises(UserError, match="threshold must be between 0 and 1"):
         ConfidenceThreshold(5, 1.5)

@@ -1,0 +1,286 @@
+"""A learned acceptance head: a tiny classifier on the draft's last hidden state and its
+next-token probabilities that predicts whether the target will accept the token the draft is
+about to propose, and the `learned` draft policy that stops a round on it.
+
+Features of a candidate (what the draft knows when it proposes it): its last hidden state h (the
+input of its output layer, d numbers: `hidden_states[-1]` for Llama-style models; see
+`speculative.capture_hidden`) and three probability features of its distribution q: the top-1 probability, the margin top-1 − top-2, and the entropy of q (nats).
+The round index is deliberately not a feature: in greedy decoding, whether the target accepts the
+candidate at an output position is a function of the prefix alone (the draft's proposal and the
+target's argmax there), the same in whichever round it is proposed. Round position enters through
+the policy instead:
+
+    the learned policy keeps S_i = p_0 · p_1 ⋯ p_i, the predicted probability that candidates
+    0..i are all accepted (p_j = P(candidate j accepted | candidates before it accepted)), and
+    proposes candidate i as the round's last (`Decision.LAST`) once S_i < threshold, i.e. once
+    drafting candidate i + 1 would most likely be wasted. Every round proposes at least one token.
+
+The head is `(h, probability features) → standardise → Linear(d + 3, w) → ReLU → Linear(w, 1)`
+(w = 0: logistic regression), trained with BCE on data from `acceptance_train`; a few thousand
+parameters, a fraction of a draft step to evaluate. A head folder holds `head.safetensors`,
+`head.json` (`HeadInfo`: the feature spec, the draft and target it was trained for with their
+weight fingerprints, the threshold and budget chosen on training prompts, validation metrics)
+and `train_record.json`. A head is only valid for the draft it was trained on: loading it for a
+draft with another hidden size or other weights is a UserError.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, Field
+
+from toolbench.distill.speculative import (
+    DEFAULT_THRESHOLD,
+    Decision,
+    DraftStep,
+    _check_gamma,
+)
+from toolbench.errors import UserError
+
+PROBABILITY_FEATURES = ("top1_prob", "top1_minus_top2", "entropy")
+HEAD_FILE = "head.safetensors"
+INFO_FILE = "head.json"
+FORMAT = 1
+
+
+def probability_features(logits: torch.Tensor) -> torch.Tensor:
+    """[..., V] raw logits → [..., 3]: top-1 probability, top-1 − top-2 probability, entropy."""
+    logp = torch.log_softmax(logits.float(), -1)
+    top = logp.topk(2, -1).values.exp()
+    entropy = -(logp.exp() * logp).sum(-1)
+    return torch.stack([top[..., 0], top[..., 0] - top[..., 1], entropy], -1)
+
+
+def weights_fingerprint(path: str | Path) -> str:
+    """A short digest of a model folder's weight files (names, sizes, first and last MiB of each):
+    any retraining changes it, copying the folder does not. A hub id is fingerprinted by name."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return f"id:{path}"
+    files = sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")])
+    if not files:
+        raise UserError(f"{folder}: no weight files (*.safetensors, *.bin) to fingerprint")
+    digest = hashlib.sha256()
+    block = 1 << 20
+    for file in files:
+        size = file.stat().st_size
+        digest.update(f"{file.name}:{size}\n".encode())
+        with file.open("rb") as handle:
+            digest.update(handle.read(block))
+            if size > 2 * block:
+                handle.seek(-block, 2)
+                digest.update(handle.read())
+    return digest.hexdigest()[:16]
+
+
+def hidden_size_of(path: str | Path) -> int:
+    """The hidden size of a model folder or hub id, from its config alone (no weights loaded)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(path))
+    except (OSError, ValueError) as error:
+        raise UserError(
+            f"draft {path}: not a model folder or hub id ({str(error).splitlines()[0]})"
+        ) from None
+    return int(config.get_text_config().hidden_size)
+
+
+class HeadInfo(BaseModel):
+    """What `head.json` records: enough to refuse a head on the wrong draft and to reproduce it."""
+
+    format: int = FORMAT
+    hidden_size: int
+    width: int = Field(description="Hidden units of the MLP; 0: logistic regression.")
+    features: list[str] = Field(default_factory=lambda: ["hidden_state", *PROBABILITY_FEATURES])
+    label: str = "greedy: the draft's argmax equals the target's argmax at that position"
+    draft: str | None = None
+    draft_fingerprint: str | None = None
+    target: str | None = None
+    target_fingerprint: str | None = None
+    threshold: float | None = Field(
+        None, description="Chosen on training prompts: stop when S_i < threshold."
+    )
+    budget: int | None = Field(None, description="Chosen on training prompts: most draft tokens per round.")
+    confidence_threshold: float | None = Field(
+        None, description="The confidence policy's best threshold on the same training prompts."
+    )
+    confidence_budget: int | None = None
+    best_fixed_gamma: int | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    selection: dict[str, Any] = Field(default_factory=dict)
+
+
+class AcceptanceHead(torch.nn.Module):
+    """P(target accepts the candidate) from (draft hidden state [.., d], probability features [.., 3])."""
+
+    def __init__(self, hidden_size: int, width: int = 32):
+        super().__init__()
+        if hidden_size < 1 or width < 0:
+            raise ValueError(f"bad head shape: hidden_size {hidden_size}, width {width}")
+        inputs = hidden_size + len(PROBABILITY_FEATURES)
+        self.hidden_size, self.width = hidden_size, width
+        self.register_buffer("mean", torch.zeros(inputs))
+        self.register_buffer("std", torch.ones(inputs))
+        if width:
+            self.net = torch.nn.Sequential(
+                torch.nn.Linear(inputs, width), torch.nn.ReLU(), torch.nn.Linear(width, 1)
+            )
+        else:
+            self.net = torch.nn.Sequential(torch.nn.Linear(inputs, 1))
+        self.info: HeadInfo | None = None
+
+    def set_standardisation(self, features: torch.Tensor) -> None:
+        """Standardise inputs with the mean and standard deviation of these training rows."""
+        self.mean.copy_(features.mean(0))
+        self.std.copy_(features.std(0).clamp_min(1e-6))
+
+    def forward(self, hidden: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        """Logits of acceptance, shape [..]."""
+        x = torch.cat([hidden.float(), probs.float()], -1)
+        return self.net((x - self.mean) / self.std).squeeze(-1)
+
+    @torch.inference_mode()
+    def probability(self, hidden: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """P(accept) from the draft's hidden state and raw logits (any leading shape)."""
+        return torch.sigmoid(self(hidden, probability_features(logits)))
+
+    def folded(self) -> list[torch.Tensor]:
+        """The layers with the standardisation folded into the first one: (W1, b1[, W2, b2])."""
+        first = self.net[0]
+        weight = first.weight / self.std
+        bias = first.bias - weight @ self.mean
+        layers = [weight.detach().clone(), bias.detach().clone()]
+        if self.width:
+            layers += [self.net[2].weight.detach().clone(), self.net[2].bias.detach().clone()]
+        return layers
+
+
+def save_head(folder: str | Path, head: AcceptanceHead, info: HeadInfo) -> None:
+    """`head.safetensors` then `head.json` (written last: a folder with it is complete)."""
+    from safetensors.torch import save
+
+    from toolbench.io import atomic_open, write_json
+
+    folder = Path(folder)
+    state = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
+    with atomic_open(folder / HEAD_FILE) as handle:
+        handle.write(save(state))
+    write_json(folder / INFO_FILE, info.model_dump(mode="json"))
+    head.info = info
+
+
+def load_head(folder: str | Path) -> AcceptanceHead:
+    """A saved head (on CPU, eval mode) with its `info`; a folder that is not one is a UserError."""
+    import json
+
+    from pydantic import ValidationError
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not (folder / INFO_FILE).is_file() or not (folder / HEAD_FILE).is_file():
+        raise UserError(
+            f"{folder}: not an acceptance head (no {INFO_FILE} + {HEAD_FILE}); "
+            "train one with `toolbench train acceptance-head`"
+        )
+    try:
+        info = HeadInfo.model_validate(json.loads((folder / INFO_FILE).read_text()))
+    except (ValueError, ValidationError) as error:
+        raise UserError(
+            f"{folder / INFO_FILE}: not a head description ({str(error).splitlines()[0]})"
+        ) from None
+    if info.format != FORMAT:
+        raise UserError(f"{folder}: head format {info.format}, this version reads format {FORMAT}")
+    head = AcceptanceHead(info.hidden_size, info.width)
+    head.load_state_dict(load_file(str(folder / HEAD_FILE)))
+    head.info = info
+    return head.eval()
+
+
+def check_draft(head: AcceptanceHead, draft: str | Path, where: str = "acceptance head") -> None:
+    """Refuse a head on a draft it was not trained for (other hidden size, other weights)."""
+    info = head.info
+    if info is None:
+        return
+    size = hidden_size_of(draft)
+    retrain = f"retrain it: `toolbench train acceptance-head --target TARGET --draft {draft}`"
+    if size != info.hidden_size:
+        raise UserError(
+            f"{where} was trained for a draft with hidden size {info.hidden_size}; draft {draft} has "
+            f"hidden size {size}; {retrain}"
+        )
+    if info.draft_fingerprint is not None and weights_fingerprint(draft) != info.draft_fingerprint:
+        raise UserError(
+            f"{where} was trained for draft {info.draft} (weights {info.draft_fingerprint}); draft {draft} "
+            f"has other weights ({weights_fingerprint(draft)}); {retrain}"
+        )
+
+
+class LearnedAcceptance:
+    """The `learned` draft policy: propose while the predicted probability that the round's
+    candidates so far are all accepted, S_i = Π_{j ≤ i} p_j, stays at or above `threshold`; the
+    candidate that takes it below is proposed as the last of the round. At most `max_draft` per
+    round. Holds per-round state, so use one instance per decoding loop at a time."""
+
+    name = "learned"
+    needs_hidden = True
+
+    def __init__(self, head: AcceptanceHead, budget: int, threshold: float):
+        _check_gamma(budget)
+        if not 0.0 <= threshold <= 1.0:
+            raise UserError(f"learned policy threshold must be between 0 and 1; got {threshold}")
+        self.head, self.max_draft, self.threshold = head.eval(), budget, threshold
+        self._layers = head.folded()
+        self._survive = 1.0
+
+    def _to(self, device: torch.device) -> None:
+        self._layers = [layer.to(device) for layer in self._layers]
+
+    def acceptance(self, step: DraftStep) -> float:
+        """p for this candidate (the head, with the standardisation folded into its first layer)."""
+        hidden = step.hidden
+        if hidden is None:
+            raise ValueError("the learned policy needs the draft's hidden state (needs_hidden)")
+        if self._layers[0].device != hidden.device:
+            self._to(hidden.device)
+        x = torch.cat([hidden.float(), probability_features(step.logits)])
+        z = torch.addmv(self._layers[1], self._layers[0], x)
+        if len(self._layers) == 4:
+            z = torch.addmv(self._layers[3], self._layers[2], z.relu_())
+        return float(torch.sigmoid(z[0]))
+
+    def propose(self, step: DraftStep) -> Decision:
+        p = self.acceptance(step)
+        self._survive = p if step.index == 0 else self._survive * p
+        return Decision.PROPOSE if self._survive >= self.threshold else Decision.LAST
+
+
+def learned_policy(
+    head: AcceptanceHead | str | Path | None,
+    budget: int | None = None,
+    threshold: float | None = None,
+    draft: str | Path | None = None,
+) -> LearnedAcceptance:
+    """The `learned` policy from a head (or its folder); budget and threshold default to the ones
+    chosen on training prompts when the head was trained. With `draft`, the head is checked to be
+    that draft's (hidden size and weights) before anything is loaded."""
+    if head is None:
+        raise UserError(
+            "the learned draft policy needs --head: a folder from `toolbench train acceptance-head`"
+        )
+    where = "acceptance head"
+    if not isinstance(head, AcceptanceHead):
+        where = f"acceptance head {head}"
+        head = load_head(head)
+    if draft is not None:
+        check_draft(head, draft, where)
+    info = head.info
+    if budget is None:
+        budget = info.budget if info and info.budget else 8
+    if threshold is None:
+        threshold = info.threshold if info and info.threshold is not None else DEFAULT_THRESHOLD
+    return LearnedAcceptance(head, budget, threshold)

@@ -1,0 +1,776 @@
+"""`toolbench report RUN`: one page from everything a run folder holds.
+
+Results are found by what they are, not where they sit: every `summary.json` says which command
+wrote it (its RunRecord), every trained model folder has `train_log.jsonl`, and `alpha.json`,
+`grid.json` and `demo.json` keep their names. So the report works on a demo folder, on `toolbench
+eval --ablate` output, or on a folder where a person copied results from several machines.
+
+Out come `RUN/report/*.png`, `RUN/report.md` (links the PNGs) and `RUN/report.html`, which is
+self-contained (PNGs inlined as data URIs, inline CSS, no script, nothing fetched) so it can be
+mailed or archived as one file. Each section whose inputs are absent says so in one line.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from toolbench import report_plots as plots
+from toolbench.errors import UserError
+from toolbench.io import atomic_open
+from toolbench.runinfo import now
+
+SKIP_DIRS = {"checkpoints", "teacher-cache", "distill-cache", "__pycache__", "data"}
+FLOOR_WORDS = ("random", "untrained", "floor")
+SPEC_ORDER = {"before": 0, "after": 1}
+NUMERIC = re.compile(r"^([-+−]?\d[\d,.]*( ?(%|×|s|min \d+ s))?( \(\d+/\d+\))?|-)$")
+
+
+# ------------------------------------------------------------------- blocks
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+
+    def numeric(self) -> list[bool]:
+        """Columns to right-align: every cell a number (with unit or count), and not the first."""
+        return [i > 0 and all(NUMERIC.match(row[i]) for row in self.rows) for i in range(len(self.headers))]
+
+
+@dataclass
+class Figure:
+    name: str
+    png: bytes
+    caption: str
+
+
+@dataclass
+class Record:
+    label: str
+    tables: list[tuple[str, Table]]
+    raw: str
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[str | Table | Figure | Record] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------- discovery
+
+
+@dataclass
+class Found:
+    evals: list[tuple[Path, dict]] = field(default_factory=list)
+    scores: list[tuple[Path, dict]] = field(default_factory=list)
+    specs: list[tuple[Path, dict]] = field(default_factory=list)
+    logs: list[tuple[Path, list[dict], dict | None]] = field(default_factory=list)
+    alphas: list[tuple[Path, dict]] = field(default_factory=list)
+    grids: list[tuple[Path, dict]] = field(default_factory=list)
+    demo: dict | None = None
+    records: list[tuple[Path, dict]] = field(default_factory=list)
+
+    def empty(self) -> bool:
+        return not (
+            self.evals or self.scores or self.specs or self.logs or self.alphas or self.grids or self.demo
+        )
+
+
+def _json(path: Path) -> Any:
+    try:
+        return orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as error:
+        raise UserError(f"{path}: not valid JSON ({error})") from None
+
+
+def discover(run_dir: Path) -> Found:
+    found = Found()
+    for root, dirs, files in os.walk(run_dir):
+        folder = Path(root)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".") and d not in SKIP_DIRS and not (folder == run_dir and d == "report")
+        )
+        if "summary.json" in files:
+            data = _json(folder / "summary.json")
+            run = data.get("run") if isinstance(data, dict) else None
+            command = run.get("command") if isinstance(run, dict) else None
+            bucket = {"eval": found.evals, "spec": found.specs, "score": found.scores}.get(command)
+            if bucket is not None and isinstance(data.get("summary"), dict):
+                bucket.append((folder, data))
+                found.records.append((folder, data["run"]))
+        if "train_log.jsonl" in files:
+            lines = _log_lines(folder / "train_log.jsonl")
+            record = _json(folder / "train_record.json") if "train_record.json" in files else None
+            if lines or record:
+                found.logs.append((folder, lines, record))
+            if record:
+                found.records.append((folder, record))
+        if (
+            "alpha.json" in files
+            and isinstance(data := _json(folder / "alpha.json"), dict)
+            and "drafts" in data
+        ):
+            found.alphas.append((folder, data))
+        if "grid.json" in files and isinstance(data := _json(folder / "grid.json"), dict):
+            found.grids.append((folder, data))
+            if isinstance(data.get("run"), dict):
+                found.records.append((folder, data["run"]))
+    if (run_dir / "demo.json").is_file() and isinstance(demo := _json(run_dir / "demo.json"), dict):
+        found.demo = demo
+    return found
+
+
+def _log_lines(path: Path) -> list[dict]:
+    """A training log's lines; one being appended right now may end in a partial line: skip it."""
+    lines = []
+    for raw in path.read_bytes().splitlines():
+        try:
+            line = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(line, dict) and "step" in line and "loss" in line:
+            lines.append(line)
+    return lines
+
+
+# ------------------------------------------------------------------- helpers
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f} s" if value < 90 else f"{int(value // 60)} min {value % 60:.0f} s"
+
+
+def _duration(record: dict) -> float | None:
+    try:
+        start, end = (datetime.fromisoformat(record[k]) for k in ("started_at", "finished_at"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (end - start).total_seconds()
+
+
+def _rel(path: Path, run_dir: Path) -> str:
+    return str(path.relative_to(run_dir)) if path != run_dir else "."
+
+
+def model_label(model: str) -> str:
+    """`hf:runs/demo/models/target` → `target`; `replay:x/gold.jsonl` → `gold`."""
+    where = model.split(":", 1)[-1].rstrip("/")
+    path = Path(where)
+    return (path.stem if path.suffix in (".jsonl", ".json") else path.name) or model
+
+
+def is_floor(model: str) -> bool:
+    """The untrained model every trained one must beat; recognised by its name (the demo's is
+    `models/random`)."""
+    return any(word in model_label(model).lower() for word in FLOOR_WORDS)
+
+
+def setting_label(config: dict, modes: int) -> str:
+    k = config.get("k_demos", 0)
+    label = f"k={k}" + (f" {config.get('retriever', '')}" if k else "")
+    label += ", sys " + ("on" if config.get("system_prompt") else "off")
+    return f"{config.get('mode', '')} {label}" if modes > 1 else label
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        return [item for k, v in value.items() for item in _flatten(v, f"{prefix}{k}.")]
+    if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+        return [(prefix.rstrip("."), f"{len(value)} items")]
+    text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    text = " ".join(text.split())
+    return [(prefix.rstrip("."), text if len(text) <= 90 else text[:88] + "…")]
+
+
+def _generic_table(rows: list[dict]) -> Table:
+    """A list of dicts as a table of the columns whose values are scalars."""
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k, v in row.items() if k not in keys and not isinstance(v, dict | list)]
+    cells = [[_num(r[k]) if isinstance(r.get(k), float) else str(r.get(k, "-")) for k in keys] for r in rows]
+    return Table(keys, cells)
+
+
+# ------------------------------------------------------------------- sections
+
+
+def headline(found: Found, evals: list[dict]) -> Section:
+    rows = []
+    trained = [e for e in evals if not e["floor"]]
+    floors = [e for e in evals if e["floor"]]
+    if trained:
+        best = max(trained, key=lambda e: e["summary"]["macro"]["success"])
+        value = f"{_pct(best['summary']['macro']['success'])}%"
+        if floors:
+            floor = max(floors, key=lambda e: e["summary"]["macro"]["success"])
+            value += f" vs {_pct(floor['summary']['macro']['success'])}% for the floor ({floor['name']})"
+        tools = len(best["summary"]["per_tool"])
+        rows.append([f"tool success, macro over {tools} tools, best setting: {best['name']}", value])
+    specs = dict(_ordered_specs(found))
+    if "before" in specs and "after" in specs:
+        b, a = specs["before"]["overall"], specs["after"]["overall"]
+        rows.append(
+            ["per-token acceptance α = A/(A+R) on spec prompts", f"{b['alpha']:.3f} → {a['alpha']:.3f}"]
+        )
+        rows.append(
+            ["speedup vs target-only decoding (tokens/s ratio)", f"{b['speedup']:.2f}× → {a['speedup']:.2f}×"]
+        )
+    for _, alpha in found.alphas:
+        drafts = alpha["drafts"]
+        if "before" in drafts and "after" in drafts:
+            rows.append(
+                [
+                    f"analytic α on {alpha.get('prompts', '?')} held-out prompts",
+                    f"{drafts['before']['alpha']:.3f} → {drafts['after']['alpha']:.3f}",
+                ]
+            )
+    if found.demo and found.demo.get("total_seconds") is not None:
+        preset = found.demo.get("preset")
+        preset = preset.get("name") if isinstance(preset, dict) else preset
+        rows.append(
+            [f"demo compute time, all steps (preset {preset})", _seconds(found.demo["total_seconds"])]
+        )
+    section = Section("Headline figures")
+    if rows:
+        section.blocks.append(Table(["figure", "value (before → after)"], rows))
+    else:
+        section.blocks.append("No headline figures: no eval or before/after spec results in this folder.")
+    return section
+
+
+def eval_entries(found: Found, run_dir: Path) -> list[dict]:
+    modes = len({data["run"]["config"].get("mode") for _, data in found.evals})
+    entries = []
+    for folder, data in found.evals:
+        config = data["run"]["config"]
+        model = config.get("model", "?")
+        entries.append(
+            {
+                "model": model_label(model),
+                "floor": is_floor(model),
+                "setting": setting_label(config, modes),
+                "folder": _rel(folder, run_dir),
+                "summary": data["summary"],
+            }
+        )
+    names = [(e["model"], e["setting"]) for e in entries]
+    for e in entries:  # two folders with the same readable label: tell them apart by folder
+        e["name"] = f"{e['model']} · {e['setting']}"
+        if names.count((e["model"], e["setting"])) > 1:
+            e["name"] += f" ({e['folder']})"
+    entries.sort(key=lambda e: (e["floor"], e["model"], e["setting"]))
+    return entries
+
+
+def success_section(found: Found, evals: list[dict]) -> Section:
+    section = Section("Tool success per tool, by setting")
+    if not evals:
+        section.blocks.append("No eval results (`toolbench eval` writes summary.json with its run record).")
+        return section
+    tools = sorted({t for e in evals for t in e["summary"]["per_tool"]})
+    n = {t: max(e["summary"]["per_tool"].get(t, {}).get("n", 0) for e in evals) for t in tools}
+    section.blocks.append(
+        "Success (ToolBench's rule): the best gold label's state F1 is 1 after a clean parse and "
+        "execution. Macro = mean over tools, so each tool weighs the same. Grey hatched bars: the "
+        "untrained floor. State F1 (partial credit: the share of the gold final state reached) shows "
+        "progress that strict success hides."
+    )
+    series = [
+        (
+            e["name"],
+            [
+                *(e["summary"]["per_tool"].get(t, {}).get("success") for t in tools),
+                e["summary"]["macro"]["success"],
+            ],
+        )
+        for e in evals
+    ]
+    png = plots.grouped_bars(
+        [*tools, "macro"],
+        series,
+        title="Tool success rate per tool",
+        ylabel="success (% of test tasks)",
+        percent=True,
+        muted=frozenset(e["name"] for e in evals if e["floor"]),
+    )
+    section.blocks.append(Figure("success", png, "Success per tool by model and setting (%)."))
+    headers = [
+        "model · setting",
+        *(f"{t} (n={n[t]})" for t in tools),
+        "macro",
+        "state F1 (macro)",
+        "parse err (macro)",
+    ]
+    rows = [
+        [
+            e["name"],
+            *(_pct(e["summary"]["per_tool"].get(t, {}).get("success")) for t in tools),
+            _pct(e["summary"]["macro"]["success"]),
+            _pct(e["summary"]["macro"].get("state_f1")),
+            _pct(e["summary"]["macro"].get("parse_error_rate")),
+        ]
+        for e in evals
+    ]
+    section.blocks.append(Table(headers, rows))
+    if found.scores:
+        section.blocks.append(
+            "Scorer check: predictions replayed from the gold labels must score 100%; corrupted ones must not."
+        )
+        section.blocks.append(
+            Table(
+                ["replay", "tasks", "success % (macro)", "parse err %"],
+                [
+                    [
+                        folder.name,
+                        str(d["summary"]["micro"]["n"]),
+                        _pct(d["summary"]["macro"]["success"]),
+                        _pct(d["summary"]["macro"]["parse_error_rate"]),
+                    ]
+                    for folder, d in sorted(found.scores)
+                ],
+            )
+        )
+    return section
+
+
+def _ordered_specs(found: Found) -> list[tuple[str, dict]]:
+    names = [folder.name for folder, _ in found.specs]
+    runs = [
+        (name if names.count(name) == 1 else str(folder), data["summary"])
+        for (folder, data), name in zip(found.specs, names, strict=True)
+    ]
+    return sorted(runs, key=lambda r: (SPEC_ORDER.get(r[0], 2), r[0]))
+
+
+def _class_alpha(stat: dict) -> float | None:
+    return stat["alpha"] if stat["accepted"] + stat["rejected"] else None
+
+
+def spec_section(found: Found) -> Section:
+    section = Section("Speculative decoding: acceptance and speed")
+    runs = _ordered_specs(found)
+    if not runs:
+        section.blocks.append("No speculative-decoding results (`toolbench spec` writes summary.json).")
+    else:
+        section.blocks.append(
+            "S rounds (target calls), D drafted tokens, A accepted, R rounds ended by a rejection. "
+            "α = A/(A+R) per-token acceptance; A/D draft acceptance rate (vLLM); τ = 1 + A/S mean "
+            "accepted length; τ(α) = (1 − α^(γ+1))/(1 − α); analytic α = mean Σ min(p, q) on the "
+            "target's outputs; speedup = speculative tokens/s ÷ target-only tokens/s, same prompts, same run."
+        )
+        section.blocks += _spec_blocks(runs)
+    for folder, alpha in found.alphas:
+        drafts = alpha["drafts"]
+        tools = sorted({t for d in drafts.values() for t in d.get("per_tool", {})})
+        section.blocks.append(
+            f"Analytic α of each draft on {alpha.get('prompts', '?')} held-out prompts "
+            f"({alpha.get('answer_tokens', '?')} target-answer tokens; `{folder.name}/alpha.json`)."
+        )
+        section.blocks.append(
+            Table(
+                ["draft", "all", *tools],
+                [
+                    [name, _num(d["alpha"]), *(_num(d.get("per_tool", {}).get(t)) for t in tools)]
+                    for name, d in drafts.items()
+                ],
+            )
+        )
+    return section
+
+
+def _spec_blocks(runs: list[tuple[str, dict]]) -> list[Any]:
+    blocks: list[Any] = []
+    names = [name for name, _ in runs]
+    tools = sorted({t for _, s in runs for t in s["per_tool"]})
+    alpha_tool = [
+        (n, [s["per_tool"].get(t, {}).get("alpha") for t in tools] + [s["overall"]["alpha"]]) for n, s in runs
+    ]
+    blocks.append(
+        Figure(
+            "alpha_by_tool",
+            plots.grouped_bars(
+                [*tools, "all"],
+                alpha_tool,
+                title="Per-token acceptance α by tool",
+                ylabel="α = A / (A + R)",
+                percent=False,
+            ),
+            "α by tool for each draft (same prompts).",
+        )
+    )
+    classes = list(dict.fromkeys(c for _, s in runs for c in s["overall"]["by_class"]))
+    alpha_class = [
+        (
+            n,
+            [
+                _class_alpha(s["overall"]["by_class"][c]) if c in s["overall"]["by_class"] else None
+                for c in classes
+            ],
+        )
+        for n, s in runs
+    ]
+    blocks.append(
+        Figure(
+            "alpha_by_class",
+            plots.grouped_bars(
+                classes,
+                alpha_class,
+                title="Per-token acceptance α by token class",
+                ylabel="α = A / (A + R)",
+                percent=False,
+            ),
+            "α by the class of the output token (JSON syntax, function names, argument keys and values, free text).",
+        )
+    )
+    position = [
+        (
+            n,
+            [p["position"] for p in s["by_position"]],
+            [p["rate"] if p["drafted"] else None for p in s["by_position"]],
+        )
+        for n, s in runs
+    ]
+    blocks.append(
+        Figure(
+            "acceptance_by_position",
+            plots.position_lines(position, title="Acceptance by draft position"),
+            "Share of rounds whose first i proposals were all accepted, among rounds that drafted at least i.",
+        )
+    )
+    columns = list(SPEC_COLUMNS)
+    if any("assisted_tokens_per_s" in s["overall"] for _, s in runs):
+        columns.append(("HF assisted tok/s", lambda f: _num(f.get("assisted_tokens_per_s"), 1)))
+    rows = [[name, *(cell(s["overall"]) for _, cell in columns)] for name, s in runs]
+    blocks.append(Table(["draft", *(header for header, _ in columns)], rows))
+    delta = "before" in names and "after" in names
+    by_tool = []
+    for i, tool in enumerate([*tools, "all"]):
+        row = [tool, *(_num(values[i]) for _, values in alpha_tool)]
+        if delta:
+            b, a = (dict(alpha_tool)[k][i] for k in ("before", "after"))
+            row.append("-" if a is None or b is None else f"{a - b:+.3f}")
+        by_tool.append(row)
+    blocks.append(
+        Table(["tool", *(f"α {n}" for n in names), *(["Δ after − before"] if delta else [])], by_tool)
+    )
+    by_class = [[c, *(_class_cell(s["overall"]["by_class"].get(c)) for _, s in runs)] for c in classes]
+    blocks.append(Table(["token class", *(f"α {n} (A / A+R)" for n in names)], by_class))
+    depth = max(len(p) for _, p, _ in position)
+    by_position = [
+        [str(i + 1), *(_position_cell(s["by_position"], i) for _, s in runs)] for i in range(depth)
+    ]
+    blocks.append(Table(["draft position", *(f"{n}: accepted / drafted" for n in names)], by_position))
+    return blocks
+
+
+SPEC_COLUMNS = (
+    ("prompts", lambda f: str(f["prompts"])),
+    ("tokens", lambda f: str(f["tokens"])),
+    ("γ", lambda f: str(f.get("gamma", "-"))),
+    ("α", lambda f: _num(f["alpha"])),
+    ("A/D", lambda f: _num(f["draft_acceptance_rate"])),
+    ("τ = 1+A/S", lambda f: _num(f["mean_accepted_length"], 2)),
+    ("τ(α)", lambda f: _num(f["expected_tau"], 2)),
+    ("analytic α", lambda f: _num(f["analytic_alpha"])),
+    ("target tok/s", lambda f: _num(f["target_tokens_per_s"], 1)),
+    ("spec tok/s", lambda f: _num(f["spec_tokens_per_s"], 1)),
+    ("speedup", lambda f: f"{f['speedup']:.2f}×"),
+    ("greedy = target", lambda f: f["spec_equal_target"] or "-"),
+)
+
+
+def _class_cell(stat: dict | None) -> str:
+    if not stat or not stat["accepted"] + stat["rejected"]:
+        return "-"
+    return f"{stat['alpha']:.3f} ({stat['accepted']}/{stat['accepted'] + stat['rejected']})"
+
+
+def _position_cell(positions: list[dict], i: int) -> str:
+    if i >= len(positions) or not positions[i]["drafted"]:
+        return "-"
+    p = positions[i]
+    return f"{p['rate']:.3f} ({p['accepted']}/{p['drafted']})"
+
+
+def loss_section(found: Found, run_dir: Path) -> Section:
+    section = Section("Training loss")
+    grid_folders = [folder for folder, _ in found.grids]
+    logs = [log for log in found.logs if not any(g in log[0].parents for g in grid_folders)]
+    if not logs:
+        section.blocks.append("No training logs (trained model folders hold train_log.jsonl).")
+        return section
+    models = run_dir / "models"
+    curves, rows = [], []
+    # in order of training; a stage in a subfolder (the target's `pretrain/`) came first
+    order = sorted(
+        logs, key=lambda log: ((log[2] or {}).get("started_at") or "~", -len(log[0].parts), log[0])
+    )
+    for folder, lines, record in order:
+        where = _rel(folder, models) if models in folder.parents else _rel(folder, run_dir)
+        stage = (record or {}).get("command", "").removeprefix("train ") or "in progress"
+        label = f"{where} ({stage})"
+        if lines:
+            curves.append((label, [x["step"] for x in lines], [x["loss"] for x in lines]))
+        counts = (record or {}).get("counts", {})
+        last = lines[-1] if lines else {}
+        rows.append(
+            [
+                label,
+                str(counts.get("steps", last.get("step", "-"))),
+                _num(lines[0]["loss"]) if lines else "-",
+                _num(counts.get("final_loss", last.get("loss"))),
+                _seconds(counts.get("seconds", last.get("seconds"))),
+                _num(counts.get("tokens_per_second", last.get("tokens_per_second")), 0),
+            ]
+        )
+    section.blocks.append(
+        "Pretraining and SFT log next-token cross-entropy; distillation logs its divergence (or "
+        "cross-entropy for black-box runs), so compare shapes across kinds, not heights."
+    )
+    if curves:
+        section.blocks.append(
+            Figure(
+                "loss",
+                plots.loss_curves(curves, title="Training loss by model and stage"),
+                "Logged loss by step.",
+            )
+        )
+    section.blocks.append(
+        Table(["model (stage)", "steps", "first loss", "final loss", "time", "tokens/s"], rows)
+    )
+    return section
+
+
+def grid_section(found: Found, run_dir: Path) -> Section | None:
+    if not found.grids:
+        return None  # optional: `toolbench distill grid` is not part of every run
+    section = Section("Distillation grid")
+    for i, (folder, grid) in enumerate(found.grids):
+        rows = grid.get("rows", grid if isinstance(grid, list) else [])
+        section.blocks.append(
+            f"`{_rel(folder, run_dir)}`: analytic α of each setting on held-out prompts; generic draft "
+            f"α = {_num(grid.get('generic_alpha'))}."
+        )
+        if (folder / "grid.png").is_file():
+            section.blocks.append(
+                Figure(f"grid{i or ''}", (folder / "grid.png").read_bytes(), "α by distillation setting.")
+            )
+        if rows:
+            section.blocks.append(_generic_table(rows))
+        if grid.get("comparisons"):
+            section.blocks.append(_generic_table(grid["comparisons"]))
+    return section
+
+
+def steps_section(found: Found) -> Section | None:
+    if not found.demo:
+        return None
+    rows = [
+        [
+            s.get("name", "?"),
+            _seconds(s.get("seconds")),
+            "skipped (done earlier)" if s.get("skipped") else "ran",
+        ]
+        for s in found.demo.get("steps", [])
+    ]
+    rows.append(["total (every step, first runs)", _seconds(found.demo.get("total_seconds")), ""])
+    return Section("Demo steps and timings", [Table(["step", "time", "status"], rows)])
+
+
+def records_section(found: Found, run_dir: Path) -> Section:
+    section = Section("Run records")
+    records = sorted(found.records, key=lambda r: (r[1].get("started_at") or "", str(r[0])))
+    summary = []
+    for folder, record in records:
+        label = f"{_rel(folder, run_dir)} — {record.get('command', '?')}"
+        revision = record.get("git_revision") or "-"
+        summary.append(
+            [
+                label,
+                str(record.get("seed", "-")),
+                revision[:12] + ("+dirty" if "dirty" in revision else ""),
+                record.get("started_at") or "-",
+                _seconds(_duration(record)),
+            ]
+        )
+        run = [
+            ["command", str(record.get("command"))],
+            ["seed", str(record.get("seed"))],
+            ["git revision", revision],
+            ["started", str(record.get("started_at"))],
+            ["finished", str(record.get("finished_at"))],
+            *([k, v] for k, v in _flatten(record.get("machine", {}), "machine.")),
+        ]
+        tables = [
+            ("run", Table(["field", "value"], run)),
+            ("config", Table(["field", "value"], [list(x) for x in _flatten(record.get("config", {}))])),
+            ("counts", Table(["field", "value"], [list(x) for x in _flatten(record.get("counts", {}))])),
+            (
+                "packages",
+                Table(["package", "version"], [[k, str(v)] for k, v in record.get("packages", {}).items()]),
+            ),
+        ]
+        raw = orjson.dumps(record, option=orjson.OPT_INDENT_2).decode()
+        section.blocks.append(Record(label, [(t, tab) for t, tab in tables if tab.rows], raw))
+    if summary:
+        section.blocks.insert(0, Table(["result", "seed", "git revision", "started", "took"], summary))
+    else:
+        section.blocks.append("No run records.")
+    return section
+
+
+# ------------------------------------------------------------------- rendering
+
+
+def _md_table(table: Table) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        "| " + " | ".join(map(cell, table.headers)) + " |",
+        "|" + "".join("---:|" if right else "---|" for right in table.numeric()),
+    ]
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in table.rows]
+    return "\n".join(lines)
+
+
+def render_markdown(title: str, meta: str, sections: list[Section]) -> str:
+    parts = [f"# {title}", meta]
+    for section in sections:
+        parts.append(f"## {section.title}")
+        for block in section.blocks:
+            if isinstance(block, str):
+                parts.append(block)
+            elif isinstance(block, Table):
+                parts.append(_md_table(block))
+            elif isinstance(block, Figure):
+                parts.append(f"![{block.caption}](report/{block.name}.png)\n\n*{block.caption}*")
+            else:
+                inner = [f"**{name}**\n\n{_md_table(table)}" for name, table in block.tables]
+                parts.append(
+                    f"<details><summary>{html.escape(block.label)}</summary>\n\n"
+                    + "\n\n".join(inner)
+                    + f"\n\n```json\n{block.raw}\n```\n\n</details>"
+                )
+    return "\n\n".join(parts) + "\n"
+
+
+CSS = """body{font:15px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
+table{border-collapse:collapse;margin:.8em 0;font-size:13px}th,td{border:1px solid #ddd;padding:3px 8px}
+th{background:#f4f4f4;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
+figure{margin:1em 0}img{max-width:100%;height:auto}figcaption{color:#555;font-size:13px}
+details{margin:.4em 0;border:1px solid #e4e4e4;padding:.3em .6em}summary{cursor:pointer}
+pre{background:#f7f7f7;padding:.6em;overflow:auto;font-size:12px}.meta{color:#666}code{background:#f2f2f2}"""
+
+
+def _inline(text: str) -> str:
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def _html_table(table: Table) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in table.headers)
+    right = table.numeric()
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{' class=n' * r}>{html.escape(c)}</td>" for r, c in zip(right, row, strict=True))
+        + "</tr>"
+        for row in table.rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(title: str, meta: str, sections: list[Section]) -> str:
+    parts = [
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
+        f'<h1>{html.escape(title)}</h1><p class="meta">{_inline(meta)}</p>',
+    ]
+    for section in sections:
+        parts.append(f"<section><h2>{html.escape(section.title)}</h2>")
+        for block in section.blocks:
+            if isinstance(block, str):
+                parts.append(f"<p>{_inline(block)}</p>")
+            elif isinstance(block, Table):
+                parts.append(_html_table(block))
+            elif isinstance(block, Figure):
+                data = base64.b64encode(block.png).decode()
+                caption = html.escape(block.caption)
+                parts.append(
+                    f'<figure><img src="data:image/png;base64,{data}" alt="{caption}">'
+                    f"<figcaption>{caption}</figcaption></figure>"
+                )
+            else:
+                inner = "".join(f"<h4>{name}</h4>{_html_table(table)}" for name, table in block.tables)
+                parts.append(
+                    f"<details><summary>{html.escape(block.label)}</summary>{inner}"
+                    f"<h4>raw record</h4><pre>{html.escape(block.raw)}</pre></details>"
+                )
+        parts.append("</section>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------------- entry point
+
+
+def build_report(run_dir: str | Path) -> tuple[Path, Path]:
+    """Write RUN/report/*.png, RUN/report.md and a self-contained RUN/report.html; return the two
+    documents' paths."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such folder")
+    found = discover(run_dir)
+    if found.empty():
+        raise UserError(
+            f"{run_dir}: no results found (expected eval/, spec/, models/*/train_log.jsonl, "
+            "alpha.json, grid.json or demo.json)"
+        )
+    evals = eval_entries(found, run_dir)
+    sections = [
+        headline(found, evals),
+        success_section(found, evals),
+        spec_section(found),
+        loss_section(found, run_dir),
+        *(s for s in (grid_section(found, run_dir), steps_section(found)) if s is not None),
+        records_section(found, run_dir),
+    ]
+    title = f"toolbench report: {run_dir.resolve().name}"
+    meta = f"Run folder `{run_dir}`, report written {now()}. The run records at the end say how each result was made."
+    figures = [b for s in sections for b in s.blocks if isinstance(b, Figure)]
+    folder = run_dir / "report"
+    folder.mkdir(exist_ok=True)
+    for figure in figures:
+        with atomic_open(folder / f"{figure.name}.png") as handle:
+            handle.write(figure.png)
+    for stale in set(folder.glob("*.png")) - {folder / f"{f.name}.png" for f in figures}:
+        stale.unlink()  # a section that is gone must not leave its old plot behind
+    md_path, html_path = run_dir / "report.md", run_dir / "report.html"
+    with atomic_open(md_path, "w") as handle:
+        handle.write(render_markdown(title, meta, sections))
+    with atomic_open(html_path, "w") as handle:
+        handle.write(render_html(title, meta, sections))
+    return md_path, html_path

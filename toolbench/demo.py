@@ -1,75 +1,396 @@
-"""`toolbench demo`: each step writes into the run folder and is skipped when its output exists."""
+"""`toolbench demo`: the whole product on the embedded default, from templates to a distilled draft.
+
+Each step writes into the run folder and is skipped when its output is complete, so a killed demo
+resumes where it stopped (the training steps also resume mid-run from their checkpoints) and a
+second run only rebuilds the report. `demo.json` keeps every step's time; `report.html` shows it all.
+
+Steps: generate + export training data; verify the frozen test tasks and score gold/corrupted
+replays; train the tokenizer, a generic draft and the target; measure the target's tool success
+(k = 0/3 demos x system prompt on/off) against an untrained model of the same size; distill the
+generic draft against the target; time speculative decoding with the generic and the distilled
+draft; write the report.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from pydantic import BaseModel, Field
 from rich.console import Console
 
 from toolbench.errors import UserError
-from toolbench.export import export_file, export_path
-from toolbench.generate import GenerateConfig, generate
-from toolbench.io import write_jsonl
-from toolbench.registry import tool_names
-from toolbench.replay import corrupt_predictions, gold_predictions
-from toolbench.results import score_files
-from toolbench.tasks import builtin_task_files, load_tasks, verify_tasks
+from toolbench.io import write_json
 
 
-def _step(console: Console, name: str, output: Path, run: Callable[[], object]) -> None:
-    if output.exists():
-        console.print(f"[dim]· {name}: {output} exists, skipped[/]", highlight=False)
-        return
-    started = time.perf_counter()
-    run()
-    console.print(f"[green]✓[/] {name} ({time.perf_counter() - started:.1f} s)", highlight=False)
+class DemoPreset(BaseModel):
+    """How big each step is. `quick` fits `make demo` in 15 minutes on 2 cores; `full` is the
+    [models] sizes and the whole test sets; `smoke` is for tests (tiny models, seconds)."""
+
+    name: str
+    data_samples: int = Field(10_000, description="Generated samples over every tool (the training-set job).")
+    vocab_size: int = 4096
+    tokenizer_samples_per_tool: int = 2000
+    target_preset: str = "target"
+    draft_preset: str = "draft"
+    draft_steps: int = Field(description="Generic-draft pretraining steps.")
+    target_samples: int = Field(description="Generated SFT samples for the target.")
+    target_pretrain_steps: int = 40
+    eval_limit: int | None = Field(description="Test tasks per tool in the success grid (None: all 120).")
+    distill_samples: int = Field(description="Scenario II prompts the target answers for distillation.")
+    distill_steps: int | None = Field(None, description="Distillation steps (None: one epoch).")
+    alpha_per_tool: int = Field(description="Held-out prompts per tool for analytic α before/after.")
+    spec_limit: int = Field(description="Test tasks per tool timed with speculative decoding.")
+    max_new_tokens: int = Field(256, description="Longest answer in eval, distillation and spec.")
 
 
-def run_demo(out: Path, console: Console) -> None:
-    from toolbench.cli import print_summary
+PRESETS: dict[str, DemoPreset] = {
+    "quick": DemoPreset(
+        name="quick",
+        draft_steps=300,
+        target_samples=3000,
+        eval_limit=10,
+        distill_samples=400,
+        distill_steps=150,
+        alpha_per_tool=10,
+        spec_limit=4,
+    ),
+    "full": DemoPreset(
+        name="full",
+        draft_steps=600,
+        target_samples=5000,
+        eval_limit=None,
+        distill_samples=600,
+        distill_steps=150,
+        alpha_per_tool=20,
+        spec_limit=20,
+    ),
+    "smoke": DemoPreset(
+        name="smoke",
+        data_samples=200,
+        vocab_size=700,
+        tokenizer_samples_per_tool=40,
+        target_preset="tiny",
+        draft_preset="tiny",
+        draft_steps=3,
+        target_samples=40,
+        target_pretrain_steps=2,
+        eval_limit=1,
+        distill_samples=48,
+        distill_steps=2,
+        alpha_per_tool=1,
+        spec_limit=1,
+        max_new_tokens=12,
+    ),
+}
 
-    out.mkdir(parents=True, exist_ok=True)
-    data = out / "data.jsonl"
-    config = GenerateConfig(tools=tool_names(), n=10_000, seed=0, distractors=1, relevance=0.05)
-    _step(
-        console,
-        f"generate 10,000 samples over {len(config.tools)} tools",
-        data,
-        lambda: generate(config, data),
-    )
-    openai = export_path(data, "openai")
-    _step(
-        console,
-        "export the train split in the OpenAI fine-tuning format",
-        openai,
-        lambda: export_file(data, openai, "openai", split="train", multi_turn=True),
-    )
 
-    task_files = builtin_task_files()
-    for path in task_files:
-        n_tasks, n_labels, problems = verify_tasks(path)
-        if problems:
-            raise UserError(
-                f"{path}: {len(problems)} gold labels fail; run `toolbench tasks verify` for details"
+@dataclass
+class Step:
+    name: str
+    done: Callable[[], bool]
+    run: Callable[[], Any]
+
+
+def _exists(path: Path) -> Callable[[], bool]:
+    return path.exists
+
+
+def _trained(path: Path) -> Callable[[], bool]:
+    from toolbench.distill.trainer import is_trained
+
+    return lambda: is_trained(path)
+
+
+class Demo:
+    """The demo's steps over one run folder; `run()` executes the missing ones."""
+
+    def __init__(self, out: Path, preset: DemoPreset, console: Console, cache_dir: Path | None = None):
+        from toolbench.evaluate import default_cache_dir
+
+        self.out = Path(out)
+        self.preset = preset
+        self.console = console
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.models = self.out / "models"
+
+    # ------------------------------------------------------------ steps
+
+    def steps(self) -> list[Step]:
+        m, out = self.models, self.out
+        steps = [
+            Step(
+                f"generate {self.preset.data_samples:,} samples from templates + OpenAI export",
+                _exists(out / "data.openai.jsonl"),
+                self.generate,
+            ),
+            Step(
+                "verify test tasks, score gold and corrupted replays",
+                _exists(out / "replay" / "corrupted" / "summary.json"),
+                self.replays,
+            ),
+            Step("train the tokenizer", _exists(m / "tokenizer" / "tokenizer.json"), self.tokenizer),
+            Step(
+                f"pretrain the generic draft ({self.preset.draft_steps} steps)",
+                _trained(m / "draft-generic"),
+                self.draft,
+            ),
+            Step(
+                f"align the target (SFT on {self.preset.target_samples:,} samples)",
+                _trained(m / "target"),
+                self.target,
+            ),
+            Step(
+                "save an untrained target (the floor)",
+                _exists(m / "random" / "config.json"),
+                self.random_model,
+            ),
+        ]
+        for model in ("target", "random"):
+            for k, system in self.eval_settings(model):
+                name = f"success of the {model} model, k = {k}, system prompt {'on' if system else 'off'}"
+                steps.append(
+                    Step(
+                        name,
+                        self._eval_done(model, k, system),
+                        lambda m=model, k=k, s=system: self.eval(m, k, s),
+                    )
+                )
+        steps += [
+            Step("distill the generic draft against the target", _trained(m / "draft"), self.distill),
+            Step(
+                "speculative decoding with the generic draft",
+                _exists(out / "spec" / "before" / "summary.json"),
+                lambda: self.spec("before", m / "draft-generic"),
+            ),
+            Step(
+                "speculative decoding with the distilled draft",
+                _exists(out / "spec" / "after" / "summary.json"),
+                lambda: self.spec("after", m / "draft"),
+            ),
+        ]
+        return steps
+
+    @staticmethod
+    def eval_settings(model: str) -> list[tuple[int, bool]]:
+        if model == "random":
+            return [(0, True)]
+        return [(0, True), (3, True), (0, False), (3, False)]
+
+    def generate(self) -> None:
+        from toolbench.export import export_file, export_path
+        from toolbench.generate import GenerateConfig, generate
+        from toolbench.registry import tool_names
+
+        data = self.out / "data.jsonl"
+        generate(
+            GenerateConfig(
+                tools=tool_names(), n=self.preset.data_samples, seed=0, distractors=1, relevance=0.05
+            ),
+            data,
+        )
+        export_file(data, export_path(data, "openai"), "openai", split="train", multi_turn=True)
+
+    def replays(self) -> None:
+        from toolbench.io import write_jsonl
+        from toolbench.replay import corrupt_predictions, gold_predictions
+        from toolbench.results import score_files
+        from toolbench.tasks import builtin_task_files, load_tasks, verify_tasks
+
+        files = builtin_task_files()
+        for path in files:
+            _, _, problems = verify_tasks(path)
+            if problems:
+                raise UserError(f"{path}: {len(problems)} gold labels fail; run `toolbench tasks verify`")
+        tasks = [numbered.task for path in files for numbered in load_tasks(path)]
+        folder = self.out / "replay"
+        tasks_path = folder / "tasks.jsonl"
+        write_jsonl(tasks_path, tasks)
+        for name, make in (("gold", gold_predictions), ("corrupted", corrupt_predictions)):
+            predictions = folder / f"{name}.predictions.jsonl"
+            write_jsonl(predictions, make(tasks))
+            _, summary = score_files(tasks_path, predictions, "python", folder / name)
+            self.console.print(
+                f"  {name} replay of {len(tasks)} tasks in {len(files)} files: "
+                f"macro success {100 * summary['macro']['success']:.1f}%",
+                highlight=False,
             )
-    console.print(
-        f"[green]✓[/] verified {len(task_files)} frozen task files: every gold label scores 1.0",
-        highlight=False,
-    )
 
-    tasks_path = out / "tasks.jsonl"
-    tasks = [numbered.task for path in task_files for numbered in load_tasks(path)]
-    _step(console, f"collect {len(tasks)} test tasks", tasks_path, lambda: write_jsonl(tasks_path, tasks))
-    for name, make in (("gold", gold_predictions), ("corrupted", corrupt_predictions)):
-        predictions = out / f"{name}.predictions.jsonl"
-        _step(console, f"{name} replay", predictions, lambda p=predictions, m=make: write_jsonl(p, m(tasks)))
-        _, summary = score_files(tasks_path, predictions, "python", out / name)
-        print_summary(summary, title=f"{name} replay of the gold labels")
-    console.print(
-        "The corrupted replay keeps 1 of every 4 answers intact and breaks the others (a wrong value, a "
-        "missing call, a cut-off text); tasks whose right answer is no call stay right when emptied, and a "
-        "webshop search query with one extra word still finds the product.",
-        highlight=False,
-    )
+    def tokenizer(self) -> None:
+        from toolbench.distill.tokenizer import TokenizerConfig, train_tokenizer
+
+        train_tokenizer(
+            TokenizerConfig(
+                vocab_size=self.preset.vocab_size, samples_per_tool=self.preset.tokenizer_samples_per_tool
+            ),
+            self.models / "tokenizer",
+            self.cache_dir,
+        )
+
+    def draft(self) -> None:
+        from toolbench.distill.pretrain import PretrainConfig, pretrain
+        from toolbench.distill.trainer import TrainConfig
+
+        train = TrainConfig(max_steps=self.preset.draft_steps, learning_rate=2e-3, log_every=10)
+        pretrain(
+            PretrainConfig(preset=self.preset.draft_preset, train=train),
+            self.models / "tokenizer",
+            self.models / "draft-generic",
+            self.cache_dir,
+        )
+
+    def target(self) -> None:
+        from toolbench.distill.align import AlignConfig, align_target
+
+        config = AlignConfig(preset=self.preset.target_preset, samples=self.preset.target_samples)
+        config.pretrain.preset = self.preset.target_preset
+        config.pretrain.train.max_steps = self.preset.target_pretrain_steps
+        align_target(config, self.models / "tokenizer", self.models / "target", self.cache_dir)
+
+    def random_model(self) -> None:
+        from toolbench.distill.models import load_tokenizer, new_model
+
+        tokenizer = load_tokenizer(self.models / "tokenizer")
+        folder = self.models / "random"
+        model = new_model(self.preset.target_preset, tokenizer, seed=0)
+        tokenizer.save_pretrained(str(folder))
+        model.save_pretrained(str(folder))
+
+    def _eval_config(self, model: str, k: int, system: bool):
+        from toolbench.distill.align import SFT_TOOLS
+        from toolbench.evaluate import EvalConfig
+        from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
+
+        return EvalConfig(
+            model=f"hf:{self.models / model}",
+            tools=list(SFT_TOOLS),
+            mode="chat",
+            k_demos=k,
+            system_prompt=DEFAULT_SYSTEM_PROMPT if system else None,
+            limit=self.preset.eval_limit,
+            max_tokens=self.preset.max_new_tokens,
+            cache_dir=str(self.cache_dir),
+        )
+
+    def _eval_folder(self, model: str, k: int, system: bool) -> Path:
+        from toolbench.evaluate import setting_name
+
+        return self.out / "eval" / model / setting_name(self._eval_config(model, k, system))
+
+    def _eval_done(self, model: str, k: int, system: bool) -> Callable[[], bool]:
+        return lambda: (self._eval_folder(model, k, system) / "summary.json").exists()
+
+    def eval(self, model: str, k: int, system: bool) -> None:
+        from toolbench.evaluate import run_eval
+
+        summary = run_eval(self._eval_config(model, k, system), self._eval_folder(model, k, system))
+        per_tool = ", ".join(f"{t} {100 * v['success']:.0f}" for t, v in summary["per_tool"].items())
+        self.console.print(
+            f"  macro success {100 * summary['macro']['success']:.1f}% ({per_tool})", highlight=False
+        )
+
+    def distill(self) -> None:
+        from toolbench.distill.distillation import DistillConfig, run_distill
+        from toolbench.distill.scenarios import ScenarioConfig
+
+        config = DistillConfig(
+            target=str(self.models / "target"),
+            draft=str(self.models / "draft-generic"),
+            scenario=ScenarioConfig(samples=self.preset.distill_samples),
+            cache_dir=str(self.out / "distill-cache"),
+            eval_per_tool=self.preset.alpha_per_tool,
+        )
+        config.cache.max_new_tokens = self.preset.max_new_tokens
+        if self.preset.distill_steps:
+            config.train.max_steps = self.preset.distill_steps
+        summary = run_distill(config, self.models / "draft")
+        drafts = summary.get("alpha", {}).get("drafts", {})
+        if drafts:
+            self.console.print(
+                f"  analytic α on held-out prompts: generic {drafts['before']['alpha']:.3f} → "
+                f"distilled {drafts['after']['alpha']:.3f}",
+                highlight=False,
+            )
+
+    def spec(self, name: str, draft: Path) -> None:
+        from toolbench.distill.align import SFT_TOOLS
+        from toolbench.distill.spec_eval import SpecConfig, run_spec
+
+        config = SpecConfig(
+            target=str(self.models / "target"),
+            draft=str(draft),
+            tools=list(SFT_TOOLS),
+            limit=self.preset.spec_limit,
+            max_tokens=self.preset.max_new_tokens,
+            assisted=False,
+            cache_dir=str(self.cache_dir),
+        )
+        overall = run_spec(config, self.out / "spec" / name)["overall"]
+        self.console.print(
+            f"  α {overall['alpha']:.3f}, mean accepted length {overall['mean_accepted_length']:.2f}, "
+            f"{overall['spec_tokens_per_s']:.0f} vs {overall['target_tokens_per_s']:.0f} tokens/s "
+            f"({overall['speedup']:.2f}× target-only)",
+            highlight=False,
+        )
+
+    # ------------------------------------------------------------ the run
+
+    def run(self) -> dict[str, Any]:
+        self.out.mkdir(parents=True, exist_ok=True)
+        log_path = self.out / "demo.json"
+        previous = {}
+        if log_path.exists():
+            before = json.loads(log_path.read_text())
+            made_with = before.get("preset", {}).get("name")
+            if made_with and made_with != self.preset.name:
+                raise UserError(
+                    f"{self.out} holds a '{made_with}' demo; its steps would be skipped as done. "
+                    f"Pass another --out for the '{self.preset.name}' preset"
+                )
+            previous = {s["name"]: s for s in before.get("steps", [])}
+        log: dict[str, Any] = {"preset": self.preset.model_dump(), "steps": []}
+        started = time.perf_counter()
+        steps = self.steps()
+        for i, step in enumerate(steps, 1):
+            label = f"[{i}/{len(steps)}] {step.name}"
+            if step.done():
+                self.console.print(f"[dim]· {label}: done, skipped[/]", highlight=False)
+                seconds = previous.get(step.name, {}).get("seconds")
+                log["steps"].append({"name": step.name, "seconds": seconds, "skipped": True})
+                continue
+            self.console.print(f"[bold]▶ {label}[/]", highlight=False)
+            began = time.perf_counter()
+            step.run()
+            seconds = time.perf_counter() - began
+            self.console.print(f"[green]✓[/] {step.name} ({_duration(seconds)})", highlight=False)
+            log["steps"].append({"name": step.name, "seconds": round(seconds, 1), "skipped": False})
+            log["total_seconds"] = round(sum(entry["seconds"] or 0 for entry in log["steps"]), 1)
+            write_json(log_path, log)
+        log["total_seconds"] = round(sum(entry["seconds"] or 0 for entry in log["steps"]), 1)
+        log["last_run_seconds"] = round(time.perf_counter() - started, 1)
+        write_json(log_path, log)
+        return log
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 90 else f"{int(seconds // 60)} min {seconds % 60:.0f} s"
+
+
+def run_demo(
+    out: Path, console: Console, preset: str = "quick", report: bool = True, cache_dir: Path | None = None
+) -> dict[str, Any]:
+    if preset not in PRESETS:
+        raise UserError(f"unknown demo preset {preset!r}; known: {', '.join(PRESETS)}")
+    started = time.perf_counter()
+    log = Demo(out, PRESETS[preset], console, cache_dir).run()
+    if report:
+        from toolbench.report import build_report
+
+        md, html = build_report(out)
+        console.print(f"report: {html} (and {md})", highlight=False)
+    console.print(f"demo finished in {_duration(time.perf_counter() - started)} → {out}", highlight=False)
+    return log

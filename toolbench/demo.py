@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -285,9 +286,11 @@ class Demo:
         return lambda: (self._eval_folder(model, k, system) / "summary.json").exists()
 
     def eval(self, model: str, k: int, system: bool) -> None:
-        from toolbench.evaluate import run_eval
+        from toolbench.evaluate import run_eval, select_tasks
 
-        summary = run_eval(self._eval_config(model, k, system), self._eval_folder(model, k, system))
+        config = self._eval_config(model, k, system)
+        with self._bar(f"{model}, k = {k}", len(select_tasks(config))) as advance:
+            summary = run_eval(config, self._eval_folder(model, k, system), advance)
         per_tool = ", ".join(f"{t} {100 * v['success']:.0f}" for t, v in summary["per_tool"].items())
         self.console.print(
             f"  macro success {100 * summary['macro']['success']:.1f}% ({per_tool})", highlight=False
@@ -329,13 +332,29 @@ class Demo:
             assisted=False,
             cache_dir=str(self.cache_dir),
         )
-        overall = run_spec(config, self.out / "spec" / name)["overall"]
+        with self._bar(f"speculative decoding, {name}", self.preset.spec_limit * len(SFT_TOOLS)) as advance:
+            overall = run_spec(config, self.out / "spec" / name, advance)["overall"]
         self.console.print(
             f"  α {overall['alpha']:.3f}, mean accepted length {overall['mean_accepted_length']:.2f}, "
             f"{overall['spec_tokens_per_s']:.0f} vs {overall['target_tokens_per_s']:.0f} tokens/s "
             f"({overall['speedup']:.2f}× target-only)",
             highlight=False,
         )
+
+    @contextmanager
+    def _bar(self, description: str, total: int) -> Iterator[Callable[..., None]]:
+        """A transient rich bar for a step's inner loop (training steps draw their own)."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        columns = (
+            TextColumn("  {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=self.console, transient=True) as progress:
+            task = progress.add_task(description, total=total)
+            yield lambda *_: progress.advance(task)
 
     # ------------------------------------------------------------ the run
 

@@ -854,7 +854,9 @@ def demo(
     ] = Path("runs/demo"),
     preset: Annotated[
         str,
-        typer.Option(help="quick (fits 15 minutes on 2 cores) or full (the [models] sizes, all test tasks)."),
+        typer.Option(
+            help="quick (fits 15 minutes on 2 cores) or full (`train target` sizes, all 120 test tasks per tool)."
+        ),
     ] = "quick",
     cache_dir: Annotated[
         Path | None,

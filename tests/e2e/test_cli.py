@@ -146,10 +146,3 @@ def test_generate_from_the_cli_reports_and_writes(tmp_path):
     )
     assert len(out.read_bytes().splitlines()) == 500
     assert "500" in result.stdout and f"wrote {out}" in result.stdout
-
-
-def test_demo_runs_end_to_end_and_resumes(tmp_path):
-    first = run_cli("demo", "--out", str(tmp_path / "demo"), check=True)
-    assert "gold replay" in first.stdout and "100.0" in first.stdout and "25.0" in first.stdout
-    second = run_cli("demo", "--out", str(tmp_path / "demo"), check=True)
-    assert "exists, skipped" in second.stdout

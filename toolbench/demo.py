@@ -158,7 +158,7 @@ class Demo:
                     Step(
                         name,
                         self._eval_done(model, k, system),
-                        lambda m=model, k=k, s=system: self.eval(m, k, s),
+                        lambda m=model, k=k, s=system: self.evaluate(m, k, s),
                     )
                 )
         steps += [
@@ -285,7 +285,7 @@ class Demo:
     def _eval_done(self, model: str, k: int, system: bool) -> Callable[[], bool]:
         return lambda: (self._eval_folder(model, k, system) / "summary.json").exists()
 
-    def eval(self, model: str, k: int, system: bool) -> None:
+    def evaluate(self, model: str, k: int, system: bool) -> None:
         from toolbench.evaluate import run_eval, select_tasks
 
         config = self._eval_config(model, k, system)

@@ -79,15 +79,9 @@ def weights_fingerprint(path: str | Path) -> str:
 
 def hidden_size_of(path: str | Path) -> int:
     """The hidden size of a model folder or hub id, from its config alone (no weights loaded)."""
-    from transformers import AutoConfig
+    from toolbench.distill.models import load_config
 
-    try:
-        config = AutoConfig.from_pretrained(str(path))
-    except (OSError, ValueError) as error:
-        raise UserError(
-            f"draft {path}: not a model folder or hub id ({str(error).splitlines()[0]})"
-        ) from None
-    return int(config.get_text_config().hidden_size)
+    return int(load_config(path, "draft").get_text_config().hidden_size)
 
 
 class HeadInfo(BaseModel):

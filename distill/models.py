@@ -64,16 +64,23 @@ def load_tokenizer(path: str | Path):
         raise UserError(f"{path}: not a tokenizer folder or hub id ({str(error).splitlines()[0]})") from None
 
 
-def load_causal_lm(path: str | Path, what: str = "model"):
-    """`AutoModelForCausalLM.from_pretrained`, with one-line errors for the usual mistakes."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+def load_config(path: str | Path, what: str = "model"):
+    """`AutoConfig.from_pretrained` (no weights loaded), with a one-line error for a wrong path."""
+    from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(str(path))
+        return AutoConfig.from_pretrained(str(path))
     except (OSError, ValueError) as error:
         raise UserError(
             f"{what} {path}: not a model folder or hub id ({str(error).splitlines()[0]})"
         ) from None
+
+
+def load_causal_lm(path: str | Path, what: str = "model"):
+    """`AutoModelForCausalLM.from_pretrained`, with one-line errors for the usual mistakes."""
+    from transformers import AutoModelForCausalLM
+
+    config = load_config(path, what)
     try:
         return AutoModelForCausalLM.from_pretrained(str(path))
     except ValueError:

@@ -26,6 +26,7 @@ from rich.console import Console
 
 from toolbench.errors import UserError
 from toolbench.io import write_json
+from toolbench.report import format_seconds
 
 
 class DemoPreset(BaseModel):
@@ -385,7 +386,7 @@ class Demo:
             began = time.perf_counter()
             step.run()
             seconds = time.perf_counter() - began
-            self.console.print(f"[green]✓[/] {step.name} ({_duration(seconds)})", highlight=False)
+            self.console.print(f"[green]✓[/] {step.name} ({format_seconds(seconds)})", highlight=False)
             log["steps"].append({"name": step.name, "seconds": round(seconds, 1), "skipped": False})
             log["total_seconds"] = round(sum(entry["seconds"] or 0 for entry in log["steps"]), 1)
             write_json(log_path, log)
@@ -393,10 +394,6 @@ class Demo:
         log["last_run_seconds"] = round(time.perf_counter() - started, 1)
         write_json(log_path, log)
         return log
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.1f} s" if seconds < 90 else f"{int(seconds // 60)} min {seconds % 60:.0f} s"
 
 
 def run_demo(
@@ -411,5 +408,7 @@ def run_demo(
 
         md, html = build_report(out)
         console.print(f"report: {html} (and {md})", highlight=False)
-    console.print(f"demo finished in {_duration(time.perf_counter() - started)} → {out}", highlight=False)
+    console.print(
+        f"demo finished in {format_seconds(time.perf_counter() - started)} → {out}", highlight=False
+    )
     return log

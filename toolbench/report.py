@@ -26,6 +26,7 @@ import orjson
 from toolbench import report_plots as plots
 from toolbench.errors import UserError
 from toolbench.io import atomic_open
+from toolbench.results import percent
 from toolbench.runinfo import now
 
 SKIP_DIRS = {"checkpoints", "teacher-cache", "distill-cache", "__pycache__", "data"}
@@ -149,15 +150,12 @@ def _log_lines(path: Path) -> list[dict]:
 # ------------------------------------------------------------------- helpers
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"
-
-
 def _num(value: Any, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _seconds(value: float | None) -> str:
+def format_seconds(value: float | None) -> str:
+    """`12.3 s` under a minute and a half, `4 min 58 s` above (the demo prints the same)."""
     if value is None:
         return "-"
     return f"{value:.1f} s" if value < 90 else f"{int(value // 60)} min {value % 60:.0f} s"
@@ -223,10 +221,10 @@ def headline(found: Found, evals: list[dict]) -> Section:
     floors = [e for e in evals if e["floor"]]
     if trained:
         best = max(trained, key=lambda e: e["summary"]["macro"]["success"])
-        value = f"{_pct(best['summary']['macro']['success'])}%"
+        value = f"{percent(best['summary']['macro']['success'])}%"
         if floors:
             floor = max(floors, key=lambda e: e["summary"]["macro"]["success"])
-            value += f" vs {_pct(floor['summary']['macro']['success'])}% for the floor ({floor['name']})"
+            value += f" vs {percent(floor['summary']['macro']['success'])}% for the floor ({floor['name']})"
         tools = len(best["summary"]["per_tool"])
         rows.append([f"tool success, macro over {tools} tools, best setting: {best['name']}", value])
     specs = dict(_ordered_specs(found))
@@ -251,7 +249,7 @@ def headline(found: Found, evals: list[dict]) -> Section:
         preset = found.demo.get("preset")
         preset = preset.get("name") if isinstance(preset, dict) else preset
         rows.append(
-            [f"demo compute time, all steps (preset {preset})", _seconds(found.demo["total_seconds"])]
+            [f"demo compute time, all steps (preset {preset})", format_seconds(found.demo["total_seconds"])]
         )
     section = Section("Headline figures")
     if rows:
@@ -327,10 +325,10 @@ def success_section(found: Found, evals: list[dict]) -> Section:
     rows = [
         [
             e["name"],
-            *(_pct(e["summary"]["per_tool"].get(t, {}).get("success")) for t in tools),
-            _pct(e["summary"]["macro"]["success"]),
-            _pct(e["summary"]["macro"].get("state_f1")),
-            _pct(e["summary"]["macro"].get("parse_error_rate")),
+            *(percent(e["summary"]["per_tool"].get(t, {}).get("success")) for t in tools),
+            percent(e["summary"]["macro"]["success"]),
+            percent(e["summary"]["macro"].get("state_f1")),
+            percent(e["summary"]["macro"].get("parse_error_rate")),
         ]
         for e in evals
     ]
@@ -346,8 +344,8 @@ def success_section(found: Found, evals: list[dict]) -> Section:
                     [
                         folder.name,
                         str(d["summary"]["micro"]["n"]),
-                        _pct(d["summary"]["macro"]["success"]),
-                        _pct(d["summary"]["macro"]["parse_error_rate"]),
+                        percent(d["summary"]["macro"]["success"]),
+                        percent(d["summary"]["macro"]["parse_error_rate"]),
                     ]
                     for folder, d in sorted(found.scores)
                 ],
@@ -542,7 +540,7 @@ def loss_section(found: Found, run_dir: Path) -> Section:
                 str(counts.get("steps", last.get("step", "-"))),
                 _num(lines[0]["loss"]) if lines else "-",
                 _num(counts.get("final_loss", last.get("loss"))),
-                _seconds(counts.get("seconds", last.get("seconds"))),
+                format_seconds(counts.get("seconds", last.get("seconds"))),
                 _num(counts.get("tokens_per_second", last.get("tokens_per_second")), 0),
             ]
         )
@@ -591,12 +589,12 @@ def steps_section(found: Found) -> Section | None:
     rows = [
         [
             s.get("name", "?"),
-            _seconds(s.get("seconds")),
+            format_seconds(s.get("seconds")),
             "skipped (done earlier)" if s.get("skipped") else "ran",
         ]
         for s in found.demo.get("steps", [])
     ]
-    rows.append(["total (every step, first runs)", _seconds(found.demo.get("total_seconds")), ""])
+    rows.append(["total (every step, first runs)", format_seconds(found.demo.get("total_seconds")), ""])
     return Section("Demo steps and timings", [Table(["step", "time", "status"], rows)])
 
 
@@ -613,7 +611,7 @@ def records_section(found: Found, run_dir: Path) -> Section:
                 str(record.get("seed", "-")),
                 revision[:12] + ("+dirty" if "dirty" in revision else ""),
                 record.get("started_at") or "-",
-                _seconds(_duration(record)),
+                format_seconds(_duration(record)),
             ]
         )
         run = [

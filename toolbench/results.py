@@ -81,7 +81,7 @@ def metric_columns(summary: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return (*METRIC_COLUMNS, ("reward", "reward"))
 
 
-def _percent(value: float | None) -> str:
+def percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
@@ -89,9 +89,9 @@ def summary_rows(summary: dict[str, Any]) -> list[list[str]]:
     columns = metric_columns(summary)
     rows = []
     for tool, agg in summary["per_tool"].items():
-        rows.append([tool, str(agg["n"])] + [_percent(agg[key]) for key, _ in columns])
+        rows.append([tool, str(agg["n"])] + [percent(agg[key]) for key, _ in columns])
     macro = summary["macro"]
-    rows.append(["macro", str(summary["micro"]["n"])] + [_percent(macro[key]) for key, _ in columns])
+    rows.append(["macro", str(summary["micro"]["n"])] + [percent(macro[key]) for key, _ in columns])
     return rows
 
 

@@ -26,13 +26,13 @@ draft with another hidden size or other weights is a UserError.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import torch
 from pydantic import BaseModel, Field
 
+from toolbench.distill.models import weights_fingerprint
 from toolbench.distill.speculative import (
     DEFAULT_THRESHOLD,
     Decision,
@@ -53,28 +53,6 @@ def probability_features(logits: torch.Tensor) -> torch.Tensor:
     top = logp.topk(2, -1).values.exp()
     entropy = -(logp.exp() * logp).sum(-1)
     return torch.stack([top[..., 0], top[..., 0] - top[..., 1], entropy], -1)
-
-
-def weights_fingerprint(path: str | Path) -> str:
-    """A short digest of a model folder's weight files (names, sizes, first and last MiB of each):
-    any retraining changes it, copying the folder does not. A hub id is fingerprinted by name."""
-    folder = Path(path)
-    if not folder.is_dir():
-        return f"id:{path}"
-    files = sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")])
-    if not files:
-        raise UserError(f"{folder}: no weight files (*.safetensors, *.bin) to fingerprint")
-    digest = hashlib.sha256()
-    block = 1 << 20
-    for file in files:
-        size = file.stat().st_size
-        digest.update(f"{file.name}:{size}\n".encode())
-        with file.open("rb") as handle:
-            digest.update(handle.read(block))
-            if size > 2 * block:
-                handle.seek(-block, 2)
-                digest.update(handle.read())
-    return digest.hexdigest()[:16]
 
 
 def hidden_size_of(path: str | Path) -> int:

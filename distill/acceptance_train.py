@@ -58,9 +58,9 @@ from toolbench.distill.acceptance_head import (
     LearnedAcceptance,
     probability_features,
     save_head,
-    weights_fingerprint,
 )
 from toolbench.distill.align import SFT_TOOLS
+from toolbench.distill.models import weights_fingerprint
 from toolbench.distill.speculative import ConfidenceThreshold, capture_hidden
 from toolbench.distill.teacher_cache import INDEX, check_identity, read_index
 from toolbench.distill.token_classes import CLASSES

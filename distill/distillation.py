@@ -415,17 +415,12 @@ def run_distill(
 # ------------------------------------------------------------------- analytic α on held-out prompts
 
 
-def _weights_stamp(path: str) -> str:
-    folder = Path(path)
-    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
-    return ";".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files) or str(folder)
-
-
 def heldout_sequences(
     target: Any, tokenizer: Any, target_path: str, tools: list[str], per_tool: int, max_new_tokens: int
 ) -> tuple[list[Prompt], list[list[int]], list[int]]:
     """(prompts, prompt + target greedy answer ids, prompt lengths) on the held-out test half; the
     target's answers are cached under the toolbench cache dir, keyed by the target's weights."""
+    from toolbench.distill.models import weights_fingerprint
     from toolbench.distill.scenarios import heldout_tasks, render, task_prompts
     from toolbench.distill.spec_eval import stop_ids
     from toolbench.distill.teacher_cache import generate_batch
@@ -433,7 +428,7 @@ def heldout_sequences(
     from toolbench.io import write_json
 
     prompts, ids = render(task_prompts(heldout_tasks(tools, per_tool)), tokenizer, 10_000)
-    key = json.dumps([_weights_stamp(target_path), tools, per_tool, max_new_tokens, ids])
+    key = json.dumps([weights_fingerprint(target_path), tools, per_tool, max_new_tokens, ids])
     path = default_cache_dir() / "distill-heldout" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
     if path.exists():
         answers = json.loads(path.read_text())

@@ -8,6 +8,7 @@ pay off, while still training in minutes. Real users pass any HF model id or fol
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,28 @@ def load_tokenizer(path: str | Path):
         return AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError) as error:
         raise UserError(f"{path}: not a tokenizer folder or hub id ({str(error).splitlines()[0]})") from None
+
+
+def weights_fingerprint(path: str | Path) -> str:
+    """A short digest of a model folder's weight files (names, sizes, first and last MiB of each):
+    any retraining changes it, copying the folder does not. A hub id is fingerprinted by name."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return f"id:{path}"
+    files = sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")])
+    if not files:
+        raise UserError(f"{folder}: no weight files (*.safetensors, *.bin) to fingerprint")
+    digest = hashlib.sha256()
+    block = 1 << 20
+    for file in files:
+        size = file.stat().st_size
+        digest.update(f"{file.name}:{size}\n".encode())
+        with file.open("rb") as handle:
+            digest.update(handle.read(block))
+            if size > 2 * block:
+                handle.seek(-block, 2)
+                digest.update(handle.read())
+    return digest.hexdigest()[:16]
 
 
 def load_config(path: str | Path, what: str = "model"):

@@ -23,7 +23,6 @@ from toolbench.distill.acceptance_head import (
     load_head,
     probability_features,
     save_head,
-    weights_fingerprint,
 )
 from toolbench.distill.acceptance_train import (
     CostModel,
@@ -35,6 +34,7 @@ from toolbench.distill.acceptance_train import (
     simulate,
     train_head,
 )
+from toolbench.distill.models import weights_fingerprint
 from toolbench.distill.speculative import (
     ConfidenceThreshold,
     Decision,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from toolbench.distill.data import ConversationConfig
 from toolbench.distill.pretrain import PretrainConfig
@@ -20,13 +20,13 @@ SFT_TOOLS = ["cat_api", "home_search", "spreadsheet", "trip_booking", "weather"]
 
 
 class AlignConfig(BaseModel):
-    preset: str = "target"
+    preset: str = Field("target", description="Model size; the generic stage builds this preset.")
     tools: list[str] = Field(default_factory=lambda: list(SFT_TOOLS))
     samples: int = Field(5000, ge=1, description="Generated training samples (train split) over the tools.")
     data_seed: int = 1
     pretrain: PretrainConfig = Field(
         default_factory=lambda: PretrainConfig(
-            preset="target", train=TrainConfig(max_steps=40, learning_rate=2e-3, warmup_steps=10)
+            train=TrainConfig(max_steps=40, learning_rate=2e-3, warmup_steps=10)
         )
     )
     conversations: ConversationConfig = Field(default_factory=ConversationConfig)
@@ -36,6 +36,14 @@ class AlignConfig(BaseModel):
     sft_lr_scale: float = Field(
         1.0, gt=0, description="SFT learning rate multiplier (smaller for synthetic data)."
     )
+
+    @model_validator(mode="after")
+    def _one_preset(self) -> AlignConfig:
+        """The model is built once, by the generic stage: its preset is `preset`, set in one place."""
+        if "preset" in self.pretrain.model_fields_set and self.pretrain.preset != self.preset:
+            raise ValueError(f"pretrain.preset {self.pretrain.preset!r} differs from preset {self.preset!r}")
+        self.pretrain.preset = self.preset
+        return self
 
 
 def align_target(

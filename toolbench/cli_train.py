@@ -156,7 +156,6 @@ def target_command(
         tools=[t.strip() for t in tools.split(",") if t.strip()],
         samples=samples,
         pretrain=PretrainConfig(
-            preset=preset,
             train=TrainConfig(
                 max_steps=pretrain_steps, learning_rate=learning_rate, batch_size=batch_size, seed=seed
             ),

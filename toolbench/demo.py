@@ -249,7 +249,6 @@ class Demo:
         from toolbench.distill.align import AlignConfig, align_target
 
         config = AlignConfig(preset=self.preset.target_preset, samples=self.preset.target_samples)
-        config.pretrain.preset = self.preset.target_preset
         config.pretrain.train.max_steps = self.preset.target_pretrain_steps
         align_target(config, self.models / "tokenizer", self.models / "target", self.cache_dir)
 

@@ -61,8 +61,8 @@ from toolbench.distill.acceptance_head import (
 )
 from toolbench.distill.align import SFT_TOOLS
 from toolbench.distill.models import weights_fingerprint
+from toolbench.distill.shards import INDEX, fill_shards, read_index
 from toolbench.distill.speculative import ConfidenceThreshold, capture_hidden
-from toolbench.distill.teacher_cache import INDEX, check_identity, read_index
 from toolbench.distill.token_classes import CLASSES
 from toolbench.errors import UserError
 
@@ -226,9 +226,7 @@ def build_head_data(
     from toolbench.distill.spec_eval import stop_ids
     from toolbench.distill.teacher_cache import generate_batch, prompts_digest
     from toolbench.distill.token_classes import token_classes
-    from toolbench.io import write_json
 
-    folder.mkdir(parents=True, exist_ok=True)
     identity = {
         **identity,
         "prompts": prompts_digest(prompt_ids),
@@ -236,20 +234,12 @@ def build_head_data(
         "max_new_tokens": config.max_new_tokens,
         "shard_size": config.shard_size,
     }
-    index = check_identity(folder, identity, "acceptance data") or {
-        "identity": identity,
-        "shards": [],
-        "seconds": 0.0,
-    }
-    done = {shard["first"] for shard in index["shards"]}
     stops = stop_ids(target, tokenizer)
     vocab = min(target.config.get_text_config().vocab_size, draft.config.get_text_config().vocab_size)
     class_index = {name: i for i, name in enumerate(CLASSES)}
-    for first in range(0, len(prompt_ids), config.shard_size):
-        if first in done:
-            continue
-        started = time.perf_counter()
-        chunk = prompt_ids[first : first + config.shard_size]
+
+    def make_shard(first: int, stop: int, file: Path) -> dict[str, Any]:
+        chunk = prompt_ids[first:stop]
         rollouts = generate_batch(
             target,
             chunk,
@@ -263,7 +253,7 @@ def build_head_data(
             draft,
             chunk,
             answers,
-            tools=tools[first : first + config.shard_size],
+            tools=tools[first:stop],
             vocab=vocab,
             batch_size=config.batch_size,
             pad_id=tokenizer.pad_token_id or 0,
@@ -272,24 +262,13 @@ def build_head_data(
             [class_index[c] for answer in answers for c in token_classes(tokenizer, answer)],
             dtype=torch.uint8,
         )
-        name = f"shard-{first // config.shard_size:05d}.safetensors"
-        size = _save_shard(folder / name, data, first)
-        index["shards"].append(
-            {
-                "file": name,
-                "first": first,
-                "sequences": len(chunk),
-                "positions": data.positions,
-                "accepted": int(data.accepted.sum()),
-                "bytes": size,
-            }
-        )
-        index["seconds"] = round(index["seconds"] + time.perf_counter() - started, 2)
-        write_json(folder / INDEX, index)
-        if progress:
-            progress(min(first + config.shard_size, len(prompt_ids)), len(prompt_ids))
-    index["complete"] = True
-    write_json(folder / INDEX, index)
+        return {
+            "positions": data.positions,
+            "accepted": int(data.accepted.sum()),
+            "bytes": _save_shard(file, data, first),
+        }
+
+    fill_shards(folder, identity, len(prompt_ids), config.shard_size, make_shard, "acceptance data", progress)
     return data_report(folder)
 
 

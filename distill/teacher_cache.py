@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +29,9 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 
+from toolbench.distill.shards import INDEX, fill_shards, read_index
 from toolbench.errors import UserError
-from toolbench.io import atomic_open, write_json
-
-INDEX = "index.json"
+from toolbench.io import atomic_open
 
 
 class CacheConfig(BaseModel):
@@ -130,32 +128,6 @@ def prompts_digest(prompt_ids: Sequence[Sequence[int]]) -> str:
     return digest.hexdigest()[:16]
 
 
-def read_index(folder: Path) -> dict[str, Any] | None:
-    path = folder / INDEX
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def check_identity(
-    folder: Path, identity: dict[str, Any], what: str = "teacher cache"
-) -> dict[str, Any] | None:
-    """The folder's index if it was made for `identity`, None if there is none; else a UserError
-    naming the settings that differ (shared by every resumable sharded cache: `what` names it)."""
-    index = read_index(folder)
-    if index is None:
-        return None
-    if index["identity"] != identity:
-        differ = sorted(
-            k
-            for k in identity.keys() | index["identity"].keys()
-            if identity.get(k) != index["identity"].get(k)
-        )
-        raise UserError(
-            f"{what} {folder} was made for other settings ({', '.join(differ)} differ); "
-            "pass another --cache-dir or delete it"
-        )
-    return index
-
-
 def _save_shard(path: Path, rollouts: list[Rollout], prompts: Sequence[Sequence[int]]) -> int:
     from safetensors.torch import save
 
@@ -193,22 +165,17 @@ def build_cache(
     shard, skipping shards an earlier (killed) run finished. Returns the cost report."""
     from toolbench.distill.spec_eval import stop_ids
 
-    folder.mkdir(parents=True, exist_ok=True)
     identity = {
         **identity,
         "prompts": prompts_digest(prompt_ids),
         "count": len(prompt_ids),
         **config.model_dump(),
     }
-    index = check_identity(folder, identity) or {"identity": identity, "shards": [], "seconds": 0.0}
-    done = {shard["first"] for shard in index["shards"]}
     stops = stop_ids(target, tokenizer)
     target.eval()
-    for first in range(0, len(prompt_ids), config.shard_size):
-        if first in done:
-            continue
-        started = time.perf_counter()
-        chunk = prompt_ids[first : first + config.shard_size]
+
+    def make_shard(first: int, stop: int, file: Path) -> dict[str, Any]:
+        chunk = prompt_ids[first:stop]
         rollouts = generate_batch(
             target,
             chunk,
@@ -220,24 +187,13 @@ def build_cache(
             seed=config.seed + first,
             batch_size=config.batch_size,
         )
-        name = f"shard-{first // config.shard_size:05d}.safetensors"
-        size = _save_shard(folder / name, rollouts, chunk)
-        index["shards"].append(
-            {
-                "file": name,
-                "first": first,
-                "sequences": len(chunk),
-                "response_tokens": sum(len(r.response) for r in rollouts),
-                "unfinished": sum(not r.finished for r in rollouts),
-                "bytes": size,
-            }
-        )
-        index["seconds"] = round(index["seconds"] + time.perf_counter() - started, 2)
-        write_json(folder / INDEX, index)
-        if progress:
-            progress(min(first + config.shard_size, len(prompt_ids)), len(prompt_ids))
-    index["complete"] = True
-    write_json(folder / INDEX, index)
+        return {
+            "response_tokens": sum(len(r.response) for r in rollouts),
+            "unfinished": sum(not r.finished for r in rollouts),
+            "bytes": _save_shard(file, rollouts, chunk),
+        }
+
+    fill_shards(folder, identity, len(prompt_ids), config.shard_size, make_shard, "teacher cache", progress)
     return cache_report(folder)
 
 

@@ -36,6 +36,13 @@ class AlignConfig(BaseModel):
     sft_lr_scale: float = Field(
         1.0, gt=0, description="SFT learning rate multiplier (smaller for synthetic data)."
     )
+    echo: float = Field(
+        0.0,
+        ge=0,
+        description="Echo conversations (the assistant repeats the request) per SFT sample: the copy "
+        "task that teaches a from-scratch model to take argument values from the request. Off by "
+        "default: it pays off over many steps, and cost the 8-minute target its layout (README).",
+    )
 
     @model_validator(mode="after")
     def _one_preset(self) -> AlignConfig:
@@ -71,7 +78,7 @@ def align_target(
             samples,
         )
     tokenizer = load_tokenizer(tokenizer_path)
-    examples, stats = sft_examples(samples, tokenizer, config.conversations)
+    examples, stats = sft_examples(samples, tokenizer, config.conversations, config.echo)
     model = load_causal_lm(stage_one)
     sft = config.sft.model_copy(update={"learning_rate": config.sft.learning_rate * config.sft_lr_scale})
     info = {

@@ -8,6 +8,12 @@ then the request. Demos are other samples of the same pool (never the sample its
 the same BM25 demo retriever `toolbench eval` uses. Every assistant turn is trained on (the demos'
 answers are training answers too), which also spreads the cost of the tool list over several
 answers.
+
+Echo conversations (`echo` > 0) add the auxiliary copy task: the user turn is a request, the
+assistant repeats it verbatim. A model trained from scratch otherwise learns the calls' layout and
+function choice but fills arguments with values it has seen elsewhere ("Berex" for Charlotte); the
+echo task grows the heads that copy text from the user turn into the assistant turn, which is how
+argument values get there. Measured in README "Train the embedded models".
 """
 
 from __future__ import annotations
@@ -92,8 +98,21 @@ def tokenize_conversation(tokenizer: Any, messages: list[dict[str, Any]], tools:
     return {"input_ids": ids, "labels": [t if m else IGNORE for t, m in zip(ids, mask, strict=True)]}
 
 
-def sft_examples(samples_path: Path, tokenizer: Any, config: ConversationConfig) -> tuple[list[dict], dict]:
-    """Tokenised SFT examples from a generated samples file, plus counts for the run record."""
+def echo_conversations(samples: Sequence[Sample], rate: float, seed: int) -> list[list[dict[str, Any]]]:
+    """`rate` x len(samples) conversations (seeded choice, requests repeat only past rate 1) in
+    which the assistant repeats the user's request: the copy task, without tools (short, cheap)."""
+    rng = random.Random(seed * 1_000_003 + 7)
+    count = round(rate * len(samples))
+    picked = [samples[i % len(samples)] for i in range(count - count % len(samples))]
+    picked += rng.sample(list(samples), count % len(samples))
+    return [[{"role": "user", "content": s.query}, {"role": "assistant", "content": s.query}] for s in picked]
+
+
+def sft_examples(
+    samples_path: Path, tokenizer: Any, config: ConversationConfig, echo: float = 0.0
+) -> tuple[list[dict], dict]:
+    """Tokenised SFT examples from a generated samples file (plus `echo` x as many echo
+    conversations, see the module doc), and counts for the run record."""
     from toolbench.export import iter_samples
 
     samples = list(iter_samples(Path(samples_path)))
@@ -104,13 +123,22 @@ def sft_examples(samples_path: Path, tokenizer: Any, config: ConversationConfig)
             dropped += 1
             continue
         examples.append(example)
-    lengths = [len(e["input_ids"]) for e in examples]
-    trained = sum(sum(1 for t in e["labels"] if t != IGNORE) for e in examples)
+    echoes = [tokenize_conversation(tokenizer, m, []) for m in echo_conversations(samples, echo, config.seed)]
+    echoes = [e for e in echoes if len(e["input_ids"]) <= config.max_length]
     stats = {
         "conversations": len(examples),
         "dropped_too_long": dropped,
+        **_token_counts(examples),
+        "echo_conversations": len(echoes),
+        "echo_tokens": _token_counts(echoes)["tokens"],
+    }
+    return examples + echoes, stats
+
+
+def _token_counts(examples: Sequence[dict[str, list[int]]]) -> dict[str, Any]:
+    lengths = [len(e["input_ids"]) for e in examples]
+    return {
         "tokens": sum(lengths),
-        "assistant_tokens": trained,
+        "assistant_tokens": sum(sum(1 for t in e["labels"] if t != IGNORE) for e in examples),
         "mean_length": round(sum(lengths) / max(1, len(lengths)), 1),
     }
-    return examples, stats

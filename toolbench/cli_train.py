@@ -135,6 +135,15 @@ def target_command(
         float,
         typer.Option(help="SFT learning rate = lr x this; <1 for synthetic data (Hong et al.).", min=0.0),
     ] = 1.0,
+    echo: Annotated[
+        float,
+        typer.Option(
+            help="Echo conversations per sample (the assistant repeats the request): the copy task "
+            "that makes a from-scratch model take argument values from the request. Pays off over "
+            "many steps (README 'Train the embedded models'); 0 = off.",
+            min=0.0,
+        ),
+    ] = 0.0,
     checkpoint_every: CheckpointEvery = 100,
     seed: Annotated[int, typer.Option()] = 0,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore checkpoints and start over.")] = False,
@@ -169,6 +178,7 @@ def target_command(
             checkpoint_every=checkpoint_every,
         ),
         sft_lr_scale=sft_lr_scale,
+        echo=echo,
     )
     summary = align_target(config, tokenizer, out, _cache(cache_dir), resume=not fresh)
     _report("target", out, summary)

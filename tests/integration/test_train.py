@@ -53,7 +53,39 @@ def sft_data(tmp_path_factory, product_tokenizer_dir):
     generate(GenerateConfig(tools=["weather", "cat_api"], n=96, seed=3, split="train"), samples)
     tokenizer = load_tokenizer(product_tokenizer_dir)
     examples, stats = sft_examples(samples, tokenizer, ConversationConfig(max_length=512))
-    return tokenizer, examples, stats
+    return tokenizer, examples, stats, samples
+
+
+def test_echo_conversations_repeat_the_request_and_train_only_the_repeat(sft_data):
+    from toolbench.distill.data import ConversationConfig, echo_conversations, sft_examples
+    from toolbench.distill.trainer import IGNORE
+    from toolbench.export import iter_samples
+
+    tokenizer, examples, stats, samples_path = sft_data
+    samples = list(iter_samples(samples_path))
+    assert echo_conversations(samples, 0.0, 0) == []
+    half = echo_conversations(samples, 0.5, 0)
+    assert len(half) == 48 and len({m[0]["content"] for m in half}) == 48  # distinct requests below rate 1
+    assert half == echo_conversations(samples, 0.5, 0) != echo_conversations(samples, 0.5, 1)  # seeded
+    assert len(echo_conversations(samples, 1.5, 0)) == 144  # every request once, then half again
+    for user, assistant in half:
+        assert user["role"] == "user" and assistant == {"role": "assistant", "content": user["content"]}
+
+    mixed, mixed_stats = sft_examples(samples_path, tokenizer, ConversationConfig(max_length=512), echo=0.5)
+    assert mixed[: len(examples)] == examples  # the tool conversations are unchanged
+    echoes = mixed[len(examples) :]
+    assert len(echoes) == mixed_stats["echo_conversations"] == 48
+    assert mixed_stats["echo_tokens"] == sum(len(e["input_ids"]) for e in echoes)
+    assert stats["echo_conversations"] == stats["echo_tokens"] == 0
+    assert {k: mixed_stats[k] for k in stats if not k.startswith("echo")} == {
+        k: v for k, v in stats.items() if not k.startswith("echo")
+    }  # the counts of the tool conversations are unchanged
+    requests = {m[0]["content"] for m in half}
+    for example in echoes:  # the label is the repeated request (and the turn's end), nothing else
+        labelled = [t for t in example["labels"] if t != IGNORE]
+        text = tokenizer.decode(labelled)
+        assert text.endswith("<|end|>") and text.removesuffix("<|end|>") in requests
+        assert "<tool_call>" not in tokenizer.decode(example["input_ids"])  # no tools offered: short
 
 
 def test_sft_lowers_assistant_loss_and_masks_everything_else(sft_data, tmp_path):
@@ -62,7 +94,7 @@ def test_sft_lowers_assistant_loss_and_masks_everything_else(sft_data, tmp_path)
     from toolbench.distill.models import new_model
     from toolbench.distill.trainer import IGNORE, TrainConfig, Trainer, causal_lm_loss, collate
 
-    tokenizer, examples, stats = sft_data
+    tokenizer, examples, stats, _ = sft_data
     assert stats["conversations"] == len(examples) > 60
     assert 0 < stats["assistant_tokens"] < stats["tokens"]
     for example in examples:  # every label is an assistant token: role markers are never targets

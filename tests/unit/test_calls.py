@@ -246,6 +246,15 @@ def test_python_parser_raises_only_call_parse_errors(text):
     assert isinstance(result, Program)
 
 
+def test_model_text_with_odd_escapes_parses_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning the parser lets out fails the test
+        program = HOME.parse('API.set_location("C:\\yes\\d, TX")')
+    assert [(c.name, c.arguments) for c in program] == [("set_location", {"value": "C:\\yes\\d, TX"})]
+
+
 @PROPERTY
 @given(st.one_of(st.text(max_size=200), code_like, json_values.map(lambda v: __import__("json").dumps(v))))
 def test_json_parser_raises_only_call_parse_errors(text):

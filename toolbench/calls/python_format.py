@@ -13,6 +13,7 @@ import ast
 import json
 import keyword
 import math
+import warnings
 from typing import Any
 
 import orjson
@@ -92,7 +93,10 @@ class PythonFormat:
         if cached is not None:
             return cached
         try:
-            tree = ast.parse(body, mode="exec")
+            with warnings.catch_warnings():
+                # a model's `"C:\yes"` would print "invalid escape sequence" on the user's console
+                warnings.simplefilter("ignore", (SyntaxWarning, DeprecationWarning))
+                tree = ast.parse(body, mode="exec")
         except SyntaxError as error:
             raise CallParseError("syntax", f"line {error.lineno}, col {error.offset}: {error.msg}") from None
         except _PARSE_FAILURES as error:

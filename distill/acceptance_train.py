@@ -61,7 +61,7 @@ from toolbench.distill.acceptance_head import (
 )
 from toolbench.distill.align import SFT_TOOLS
 from toolbench.distill.models import weights_fingerprint
-from toolbench.distill.shards import INDEX, fill_shards, read_index
+from toolbench.distill.shards import INDEX, fill_shards, read_index, read_shards
 from toolbench.distill.speculative import ConfidenceThreshold, capture_hidden
 from toolbench.distill.token_classes import CLASSES
 from toolbench.errors import UserError
@@ -290,14 +290,8 @@ def data_report(folder: Path) -> dict[str, Any]:
 
 def load_head_data(folder: Path, tools: Sequence[str]) -> HeadData:
     """Every cached sequence in prompt order (`tools[i]`: prompt i's tool)."""
-    from safetensors.torch import load_file
-
-    index = read_index(folder)
-    if index is None or not index.get("complete"):
-        raise UserError(f"acceptance data {folder} is missing or unfinished; rerun the command to fill it")
     parts = []
-    for shard in sorted(index["shards"], key=lambda s: s["first"]):
-        t = load_file(str(folder / shard["file"]))
+    for t in read_shards(folder, "acceptance data", "rerun the command to fill it"):
         parts.append(
             HeadData(
                 t["hidden"],

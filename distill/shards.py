@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +79,15 @@ def fill_shards(
     index["complete"] = True
     write_json(folder / INDEX, index)
     return index
+
+
+def read_shards(folder: Path, what: str, how_to_fill: str) -> Iterator[dict[str, Any]]:
+    """Each shard's tensors, in item order, from a finished cache; a missing or unfinished one is
+    refused in one line that says how to fill it."""
+    from safetensors.torch import load_file
+
+    index = read_index(folder)
+    if index is None or not index.get("complete"):
+        raise UserError(f"{what} {folder} is missing or unfinished; {how_to_fill}")
+    for shard in sorted(index["shards"], key=lambda s: s["first"]):
+        yield load_file(str(folder / shard["file"]))

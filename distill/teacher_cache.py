@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 
-from toolbench.distill.shards import INDEX, fill_shards, read_index
+from toolbench.distill.shards import INDEX, fill_shards, read_index, read_shards
 from toolbench.errors import UserError
 from toolbench.io import atomic_open
 
@@ -218,16 +218,8 @@ def cache_report(folder: Path) -> dict[str, Any]:
 
 def load_cache(folder: Path) -> list[CachedSequence]:
     """Every cached sequence in prompt order."""
-    from safetensors.torch import load_file
-
-    index = read_index(folder)
-    if index is None or not index.get("complete"):
-        raise UserError(
-            f"teacher cache {folder} is missing or unfinished; run `toolbench distill` to fill it"
-        )
     sequences: list[CachedSequence] = []
-    for shard in sorted(index["shards"], key=lambda s: s["first"]):
-        t = load_file(str(folder / shard["file"]))
+    for t in read_shards(folder, "teacher cache", "run `toolbench distill` to fill it"):
         p_off, r_off = t["prompt_offsets"].tolist(), t["response_offsets"].tolist()
         prompts, responses = t["prompt_ids"].tolist(), t["response_ids"].tolist()
         for i in range(len(p_off) - 1):

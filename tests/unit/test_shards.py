@@ -56,3 +56,26 @@ def test_a_cache_made_for_other_settings_is_refused(tmp_path):
     fill_shards(tmp_path, {"model": "m", "top_k": 20}, 3, 2, maker([]), "test cache")
     with pytest.raises(UserError, match=r"test cache .* was made for other settings \(top_k differ\)"):
         fill_shards(tmp_path, {"model": "m", "top_k": 8}, 3, 2, maker([]), "test cache")
+
+
+def test_read_shards_gives_tensors_in_item_order_and_refuses_an_unfinished_cache(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from toolbench.distill.shards import read_shards
+
+    def make_shard(first: int, stop: int, file):
+        save_file({"items": torch.arange(first, stop)}, str(file))
+        return {}
+
+    with pytest.raises(Killed):
+        fill_shards(tmp_path, {"n": 5}, 5, 2, lambda a, b, f: make_shard(a, b, f) if a < 2 else _die(), "x")
+    with pytest.raises(UserError, match=r"^test cache .* is missing or unfinished; fill it first$"):
+        list(read_shards(tmp_path, "test cache", "fill it first"))
+    fill_shards(tmp_path, {"n": 5}, 5, 2, make_shard, "x")
+    items = [t["items"].tolist() for t in read_shards(tmp_path, "test cache", "fill it first")]
+    assert items == [[0, 1], [2, 3], [4]]
+
+
+def _die():
+    raise Killed

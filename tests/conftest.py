@@ -16,6 +16,18 @@ REPO = Path(__file__).resolve().parent.parent
 HOME_TASKS = REPO / "tools" / "home_search" / "test.jsonl"
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models decode fastest (and most steadily on a shared machine) on one thread; a module
+    opts in with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def home_tasks() -> list[Task]:
     return [numbered.task for numbered in load_tasks(HOME_TASKS)]

@@ -51,12 +51,7 @@ PROMPTS = [[5], [17, 3, 44, 9, 12], [60, 61, 2, 8, 90, 33, 7, 7, 1], list(range(
 TRAIN_PROMPTS = [[p, (3 * p) % VOCAB, (7 * p + 1) % VOCAB] for p in range(1, 40, 3)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,13 @@
-"""A disk cache of model answers keyed by what determines them: the backend's fingerprint, the
+r"""A disk cache of model answers keyed by what determines them: the backend's fingerprint, the
 request (prompt or messages + tools) and the generation parameters.
 
 SQLite in WAL mode, one commit per answer: a run killed at any point keeps every answer it got,
 the rerun asks the model only for the rest, and a repeated run costs nothing.
+
+Answers are stored as JSON by `toolbench.io.dumps`, so any text a model can produce is cached and
+read back unchanged: lone surrogates (stored as `\udcff` escapes), NUL, huge or deeply nested
+text. Keys hash the same JSON (orjson's bytes whenever orjson can write the request, so keys made
+before lone surrogates were handled still hit).
 """
 
 from __future__ import annotations
@@ -12,14 +17,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from toolbench.backends.base import BackendParams, BackendRequest, BackendResponse
+from toolbench.io import dumps, loads
 
 
 def request_key(fingerprint: str, request: BackendRequest, params: BackendParams) -> str:
     payload = {"backend": fingerprint, "request": request.payload(), "params": params.model_dump(mode="json")}
-    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(dumps(payload, sort_keys=True)).hexdigest()
 
 
 class RequestCache:
@@ -31,15 +35,20 @@ class RequestCache:
         self.db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, answer BLOB NOT NULL)")
 
     def get(self, key: str) -> BackendResponse | None:
+        """The cached answer, or None: never cached, or stored in a form this version cannot read
+        (then the model is asked again and the row replaced)."""
         row = self.db.execute("SELECT answer FROM answers WHERE key = ?", (key,)).fetchone()
-        return BackendResponse.model_validate(orjson.loads(row[0])) if row else None
+        if row is None:
+            return None
+        try:
+            return BackendResponse.model_validate(loads(row[0]))
+        except (ValueError, RecursionError):  # ValidationError and JSONDecodeError are ValueErrors
+            return None
 
     def put(self, key: str, answer: BackendResponse) -> None:
         if answer.error is not None:
             return  # a refused request is not an answer worth keeping: retry it next time
-        self.db.execute(
-            "INSERT OR REPLACE INTO answers VALUES (?, ?)", (key, orjson.dumps(answer.model_dump()))
-        )
+        self.db.execute("INSERT OR REPLACE INTO answers VALUES (?, ?)", (key, dumps(answer.model_dump())))
 
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]

@@ -1,8 +1,26 @@
-"""Files: JSONL that names the line when it is wrong, and writes that never leave half a file."""
+r"""Files: JSONL that names the line when it is wrong, and writes that never leave half a file.
+
+Any value a model can put in a record is stored and read back unchanged. orjson (fast, UTF-8)
+writes every record it can; it refuses three things a model's answer may hold, and for those
+records alone the line is written by the standard library instead, as plain ASCII JSON:
+
+- a lone surrogate (`"\udcff"`: valid JSON from `json.dumps`, but not encodable as UTF-8): written
+  as its `\udcff` escape, which the reader turns back into the same lone surrogate (one exception,
+  JSON's own: a high surrogate directly followed by a low one is, in JSON as in UTF-16, the one
+  character the two pair into, `\ud83d\ude00` is 😀, and is read back as that character);
+- an integer beyond 64 bits: written exactly, and read back exactly (orjson would read a float);
+- a value nested deeper than orjson writes (255 levels): written in full, up to the depth the
+  standard library reaches (a few hundred levels more); deeper still is a ValueError saying so.
+
+NUL and other control characters are written as `\u0000` escapes by either library; a huge string
+is just a long line. So every line is standard JSON any reader can load; `loads` below is the
+reader that accepts all of them, and names the line of one it cannot.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -27,6 +45,47 @@ def describe_validation_error(error: ValidationError) -> str:
     return f"field '{where}': {first['msg']}{more}"
 
 
+# orjson's TypeErrors for values JSON can hold but orjson will not write; anything else (a dict key
+# that is not a string, an object JSON has no form for) stays an error.
+_STDLIB_CAN_WRITE = ("not valid UTF-8", "Integer exceeds 64-bit range", "Recursion limit reached")
+# A run of 19 digits may be an integer orjson would read as a float (beyond 64 bits): such a line is
+# read again by the standard library, which keeps it exact (a false alarm only costs that re-read).
+# Found by mapping digits to "1" and the rest to "0" (bytes.translate and `in` run at memory speed;
+# a regex costs five times orjson's own parse).
+_DIGITS_TO_ONES = bytes(0x31 if 0x30 <= byte <= 0x39 else 0x30 for byte in range(256))
+_LONG_NUMBER = b"1" * 19
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads(data: bytes | str) -> Any:
+    """One JSON value, as orjson reads it, or, where orjson refuses standard JSON that `dumps` may
+    write (a lone surrogate's escape) or would lose precision (an integer beyond 64 bits), as the
+    standard library reads it. Raises orjson.JSONDecodeError (a ValueError) for anything else."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        try:
+            return _stdlib_loads(data)
+        except (ValueError, RecursionError):
+            raise error from None
+    if _LONG_NUMBER in data.translate(_DIGITS_TO_ONES):
+        try:
+            return _stdlib_loads(data)
+        except (ValueError, RecursionError):  # e.g. an integer past Python's digit limit: orjson's float
+            return value
+    return value
+
+
+def _stdlib_loads(data: bytes) -> Any:
+    # surrogatepass: a surrogate written as raw bytes (by a writer that allowed it) reads back too.
+    return json.loads(data.decode("utf-8", "surrogatepass"), parse_constant=_refuse_constant)
+
+
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
     """(line number, parsed value) for every non-blank line; a bad line is a UserError naming it."""
     path = Path(path)
@@ -37,9 +96,10 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
             if not line.strip():
                 continue
             try:
-                yield number, orjson.loads(line)
+                value = loads(line)
             except orjson.JSONDecodeError as error:
                 raise UserError(f"{path}:{number}: not valid JSON ({error})") from None
+            yield number, value
 
 
 def read_records(path: str | Path, model: type[M]) -> list[M]:
@@ -62,10 +122,48 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def dumps(value: Any) -> bytes:
+def dumps(value: Any, *, sort_keys: bool = False, indent: bool = False) -> bytes:
+    """One JSON value as bytes: orjson's UTF-8, or for the values orjson refuses (see the module's
+    docstring) the standard library's ASCII with escapes. ValueError for a value nested too deeply
+    for either; TypeError, as orjson's, for a value JSON has no form for."""
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json")
-    return orjson.dumps(value)
+    option = (orjson.OPT_SORT_KEYS if sort_keys else 0) | (orjson.OPT_INDENT_2 if indent else 0)
+    try:
+        return orjson.dumps(value, option=option or None)
+    except TypeError as error:
+        if not any(reason in str(error) for reason in _STDLIB_CAN_WRITE):
+            raise
+        return _stdlib_dumps(value, error, sort_keys, indent)
+
+
+def _stdlib_dumps(value: Any, error: TypeError, sort_keys: bool, indent: bool) -> bytes:
+    options: dict[str, Any] = {"ensure_ascii": True, "sort_keys": sort_keys, "allow_nan": False}
+    options.update({"indent": 2} if indent else {"separators": (",", ":")})
+    try:
+        try:
+            text = json.dumps(value, **options)
+        except ValueError as nan:
+            if "Out of range float" not in str(nan):
+                raise
+            text = json.dumps(_finite(value), **options)  # NaN and infinities as null, as orjson writes them
+    except RecursionError:
+        raise ValueError("cannot write a value nested this deeply as JSON") from None
+    except ValueError as problem:  # e.g. an integer past Python's 4,300-digit limit
+        raise ValueError(f"cannot write this value as JSON: {problem}") from None
+    except TypeError:  # something else orjson refused too: its message says what
+        raise error from None
+    return text.encode("ascii")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if value - value == 0 else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 @contextmanager
@@ -95,13 +193,7 @@ def write_jsonl(path: str | Path, records: Iterable[Any]) -> int:
 
 def write_json(path: str | Path, value: Any) -> None:
     with atomic_open(path) as handle:
-        handle.write(
-            orjson.dumps(
-                value.model_dump(mode="json") if isinstance(value, BaseModel) else value,
-                option=orjson.OPT_INDENT_2,
-            )
-            + b"\n"
-        )
+        handle.write(dumps(value, indent=True) + b"\n")
 
 
 @contextmanager

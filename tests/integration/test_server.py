@@ -1,15 +1,20 @@
 """`toolbench serve` over real HTTP: the tiny model behind uvicorn, talked to with the real openai
-client. The server must give the library's text, OpenAI's shapes, and OpenAI-style errors."""
+client. The server must give the library's text, OpenAI's shapes, and OpenAI-style errors, serve
+concurrent requests in batches with the same text as one at a time, and bound its queue and the
+time a request may take."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -17,8 +22,17 @@ import openai
 import pytest
 import uvicorn
 
+from toolbench import server as server_module
+from toolbench.errors import UserError
 from toolbench.generation import GenerationParams, LocalModel, load_local_model
-from toolbench.server import ChatMessage, assistant_message, create_app, template_messages
+from toolbench.server import (
+    BatchScheduler,
+    ChatMessage,
+    assistant_message,
+    bind_socket,
+    create_app,
+    template_messages,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -47,11 +61,9 @@ def model(tiny_model_dir: Path) -> LocalModel:
     return load_local_model(str(tiny_model_dir))
 
 
-@pytest.fixture(scope="module")
-def base_url(tiny_model_dir: Path) -> Iterator[str]:
-    app = create_app(
-        str(tiny_model_dir), max_request_bytes=BODY_LIMIT, max_tokens_limit=TOKENS_LIMIT, model_name=NAME
-    )
+@contextmanager
+def running(app) -> Iterator[str]:
+    """`app` behind uvicorn on a free port, until the block ends; yields its base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))  # the server takes this socket: no race for the port
     port = sock.getsockname()[1]
@@ -68,10 +80,25 @@ def base_url(tiny_model_dir: Path) -> Iterator[str]:
             pass
         assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
         time.sleep(0.05)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def app(tiny_model_dir: Path):
+    return create_app(
+        str(tiny_model_dir), max_request_bytes=BODY_LIMIT, max_tokens_limit=TOKENS_LIMIT, model_name=NAME
+    )
+
+
+@pytest.fixture(scope="module")
+def base_url(app) -> Iterator[str]:
+    with running(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +149,7 @@ def test_identical_requests_identical_answers_and_seeded_sampling_equals_the_lib
     assert first == library_text(model, prompt, max_new_tokens=12, temperature=0.9, top_p=0.95, seed=5)
 
 
-def test_concurrent_requests_are_serialised_and_agree(client):
+def test_concurrent_sampled_requests_agree(client):
     request = dict(model=NAME, messages=MESSAGES, max_tokens=8, temperature=0.7, seed=3)
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda _: client.chat.completions.create(**request), range(4)))
@@ -195,7 +222,9 @@ def test_two_tool_call_blocks_become_tool_calls():
     message, finish = assistant_message(text, "stop", True)
     assert finish == "tool_calls" and message["content"] == "Let me look."
     calls = message["tool_calls"]
-    assert [c["id"] for c in calls] == ["call_0", "call_1"] and {c["type"] for c in calls} == {"function"}
+    ids = [c["id"] for c in calls]
+    assert len(set(ids)) == 2 and all(len(i) == 9 and i.isalnum() for i in ids)  # valid for every template
+    assert {c["type"] for c in calls} == {"function"}
     assert [c["function"]["name"] for c in calls] == ["search", "count"]
     assert [json.loads(c["function"]["arguments"]) for c in calls] == [
         {"city": "Austin"},
@@ -206,6 +235,21 @@ def test_two_tool_call_blocks_become_tool_calls():
     assert only_calls["content"] is None and len(only_calls["tool_calls"]) == 2
     truncated, finish = assistant_message(text, "length", True)
     assert finish == "length" and len(truncated["tool_calls"]) == 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '<|python_tag|>{"name": "search", "parameters": {"city": "Austin"}}; {"name": "count", "parameters": {"beds": 2}}',
+        '[TOOL_CALLS] [{"name": "search", "arguments": {"city": "Austin"}}, {"name": "count", "arguments": {"beds": 2}}]',
+        '[search(city="Austin"), count(beds=2)]',
+    ],
+)
+def test_every_familys_native_calls_become_tool_calls(text):
+    message, finish = assistant_message(text, "stop", True)
+    assert finish == "tool_calls" and message["content"] is None
+    calls = [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in message["tool_calls"]]
+    assert calls == [("search", {"city": "Austin"}), ("count", {"beds": 2})]
 
 
 def test_malformed_or_unparsed_text_stays_content():
@@ -313,3 +357,335 @@ def test_unknown_paths_and_models_are_404(client, base_url):
     assert_openai_error(httpx.get(f"{base_url}/v1/nothing"), 404)
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=4)
+
+
+# --- concurrency: batching, the queue bound, timeouts -----------------------------------------------
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+@contextmanager
+def model_held() -> Iterator[None]:
+    """Stall the worker at the model (it waits for the process-wide generation lock before it
+    renders or generates), so that requests pile up in the queue meanwhile."""
+    server_module._GENERATION_LOCK.acquire()
+    try:
+        yield
+    finally:
+        server_module._GENERATION_LOCK.release()
+
+
+def completion_body(prompt: str, **overrides) -> dict:
+    return {"model": NAME, "prompt": prompt, "max_tokens": 16, "temperature": 0, **overrides}
+
+
+def test_concurrent_greedy_requests_are_batched_and_equal_unbatched_answers(app, base_url, model, home_tasks):
+    """Requests that arrive while the model is busy are generated together, one batch per set of
+    settings, and each answer is the text, finish reason and usage of that prompt generated alone."""
+    scheduler: BatchScheduler = app.state.scheduler
+    before = dict(scheduler.batch_sizes)
+    # Prompts of 3 to ~60 tokens (so the batch is left-padded), two kinds of settings.
+    prompts = [task.query[: 10 + 17 * i] for i, task in enumerate(home_tasks[:13])]
+    settings = [{}, {"stop": [" a", "zz"]}]
+    bodies = [completion_body(prompt, **settings[i % 2]) for i, prompt in enumerate(prompts)]
+
+    def post(body: dict) -> httpx.Response:
+        return httpx.post(f"{base_url}/v1/completions", json=body, timeout=120)
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        with model_held():
+            futures = [pool.submit(post, bodies[0])]
+            wait_for(lambda: scheduler.stats()["active"] == 1, "the worker to take the first request")
+            futures += [pool.submit(post, body) for body in bodies[1:]]
+            wait_for(lambda: scheduler.stats()["waiting"] == len(bodies) - 1, "the others to queue")
+        answers = [future.result() for future in futures]
+
+    sizes = {size: count - before.get(size, 0) for size, count in scheduler.batch_sizes.items()}
+    # The first alone (it was taken before the others came), then one batch per kind of settings.
+    assert sorted(size for size, count in sizes.items() for _ in range(count)) == [1, 6, 6]
+    health = httpx.get(f"{base_url}/health").json()
+    assert health["status"] == "ok" and health["batch_sizes"]["6"] >= 2 and health["waiting"] == 0
+    for body, answer in zip(bodies, answers, strict=True):
+        assert answer.status_code == 200, answer.text
+        params = GenerationParams(max_new_tokens=16, stop=tuple(body.get("stop", ())))
+        alone = model.generate([body["prompt"]], params, batch_size=1)[0]
+        choice, usage = answer.json()["choices"][0], answer.json()["usage"]
+        assert choice["text"] == alone.text, body["prompt"]
+        assert choice["finish_reason"] == alone.finish_reason
+        assert (usage["prompt_tokens"], usage["completion_tokens"]) == (
+            alone.prompt_tokens,
+            alone.completion_tokens,
+        )
+    assert len({answer.json()["choices"][0]["text"] for answer in answers}) > 1  # not one text for all
+
+
+def test_batched_generation_equals_one_at_a_time_in_the_library(model, home_tasks):
+    """The property the server's batching rests on, over more prompts than the HTTP test."""
+    prompts = [
+        model.render_chat([{"role": "user", "content": t.query[: 5 + 9 * i]}])
+        for i, t in enumerate(home_tasks[:24])
+    ]
+    params = GenerationParams(max_new_tokens=24)
+    batched = model.generate(prompts, params, batch_size=len(prompts))
+    alone = [model.generate([prompt], params, batch_size=1)[0] for prompt in prompts]
+    assert [(c.text, c.finish_reason, c.prompt_tokens, c.completion_tokens) for c in batched] == [
+        (c.text, c.finish_reason, c.prompt_tokens, c.completion_tokens) for c in alone
+    ]
+
+
+def test_requests_beyond_the_queue_bound_get_503_at_once(tiny_model_dir):
+    small = create_app(str(tiny_model_dir), model_name=NAME, max_batch=1, max_queue=2)
+    scheduler: BatchScheduler = small.state.scheduler
+    body = completion_body("Homes in Austin", max_tokens=4)
+    with running(small) as url, ThreadPoolExecutor(6) as pool:
+
+        def post() -> httpx.Response:
+            return httpx.post(f"{url}/v1/completions", json=body, timeout=120)
+
+        with model_held():
+            first = pool.submit(post)
+            wait_for(lambda: scheduler.stats()["active"] == 1, "the worker to take the first request")
+            rest = [pool.submit(post) for _ in range(5)]
+            # Two wait in the queue; three are refused while the model is still busy.
+            wait_for(lambda: sum(future.done() for future in rest) == 3, "three refusals")
+            assert scheduler.stats()["waiting"] == 2 and scheduler.rejected == 3
+        answers = [first.result()] + [future.result() for future in rest]
+    assert sorted(answer.status_code for answer in answers) == [200, 200, 200, 503, 503, 503]
+    for answer in answers:
+        if answer.status_code == 503:
+            error = assert_openai_error(answer, 503, "busy", "2 requests")
+            assert error["type"] == "server_error" and error["code"] == "server_overloaded"
+            assert answer.headers["retry-after"] == "1"
+
+
+def test_a_request_past_its_timeout_gets_504_and_is_never_generated(tiny_model_dir):
+    quick = create_app(str(tiny_model_dir), model_name=NAME, request_timeout=0.5)
+    scheduler: BatchScheduler = quick.state.scheduler
+    with running(quick) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=30)
+        with model_held():
+            started = time.monotonic()
+            late = httpx.post(f"{url}/v1/completions", json=completion_body("Homes"), timeout=30)
+            waited = time.monotonic() - started
+            with pytest.raises(openai.InternalServerError) as raised:
+                client.completions.create(**completion_body("Homes"))
+        error = assert_openai_error(late, 504, "0.5 s")
+        assert error["code"] == "timeout" and error["type"] == "server_error"
+        assert 0.4 < waited < 10
+        assert raised.value.status_code == 504
+        wait_for(lambda: scheduler.stats()["dropped"] == 2, "the worker to drop both requests")
+        assert scheduler.timed_out == 2 and not scheduler.batch_sizes  # neither was generated
+        assert client.completions.create(**completion_body("Homes", max_tokens=2)).choices[0].text is not None
+
+
+def test_a_client_that_leaves_is_dropped_from_the_queue(tiny_model_dir):
+    patient = create_app(str(tiny_model_dir), model_name=NAME, request_timeout=60)
+    scheduler: BatchScheduler = patient.state.scheduler
+    with running(patient) as url:
+        with model_held():
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(f"{url}/v1/completions", json=completion_body("Homes"), timeout=0.3)
+            wait_for(lambda: scheduler.disconnected == 1, "the server to see the client go")  # (every second)
+        wait_for(lambda: scheduler.stats()["dropped"] == 1, "the worker to drop the request")
+        assert not scheduler.batch_sizes and scheduler.stats()["active"] == 0
+
+
+def test_a_chat_template_that_raises_is_a_one_line_400_with_its_own_message(tiny_model_dir, tmp_path):
+    folder = tmp_path / "no-system-model"
+    shutil.copytree(tiny_model_dir, folder)
+    template = folder / "chat_template.jinja"
+    template.write_text(
+        "{%- if messages[0].role == 'system' %}"
+        "{{ raise_exception('System messages are not supported.\\n  Put the instructions in the user turn.') }}"
+        "{%- endif %}" + template.read_text()
+    )
+    strict = create_app(str(folder), model_name=NAME)
+    with running(strict) as url:
+        refused = httpx.post(f"{url}/v1/chat/completions", json=chat_body(), timeout=60)
+        error = assert_openai_error(
+            refused, 400, "System messages are not supported. Put the instructions in the user turn."
+        )
+        assert "\n" not in error["message"] and "chat template" in error["message"]
+        assert str(tmp_path) not in error["message"]  # the served name, not the folder it came from
+        assert error["param"] == "messages" and error["type"] == "invalid_request_error"
+        accepted = httpx.post(f"{url}/v1/chat/completions", json=chat_body(messages=MESSAGES[1:]), timeout=60)
+        assert accepted.status_code == 200, accepted.text
+
+
+def test_bad_limits_and_ports_are_refused_before_any_model_loads(tmp_path):
+    from toolbench.server import run_server
+
+    missing = str(tmp_path / "no-such-model")  # loading it would be a different error
+    for limits, word in [
+        ({"max_batch": 0}, "max_batch"),
+        ({"max_queue": -1}, "max_queue"),
+        ({"max_batch_tokens": 0}, "max_batch_tokens"),
+        ({"request_timeout": 0}, "request_timeout"),
+        ({"request_timeout": float("nan")}, "request_timeout"),
+        ({"max_tokens_limit": 0}, "max_tokens_limit"),
+        ({"max_request_bytes": 0}, "max_request_bytes"),
+    ]:
+        with pytest.raises(UserError, match=word):
+            create_app(missing, **limits)
+        with pytest.raises(UserError, match=word):
+            run_server(missing, port=0, **limits)
+    for port in (99999, -1):
+        with pytest.raises(UserError, match="port must be between 0 and 65535"):
+            run_server(missing, port=port)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(UserError, match=f"cannot serve on 127.0.0.1:{port}"):
+            bind_socket("127.0.0.1", port)
+    with pytest.raises(UserError, match="cannot serve on host"):
+        bind_socket("no such host.invalid", 8000)
+
+
+def test_hostile_text_in_requests_gets_an_answer_or_an_openai_error_never_a_crash(base_url):
+    """Lone surrogates (valid JSON escapes), NUL and control characters anywhere in a request."""
+    url = f"{base_url}/v1/chat/completions"
+    hostile = ["\udcff", "a\x00b", "\ud83d", "\x1b[2J\u2028", "x" * 5000]
+    for text in hostile:
+        bodies = [
+            chat_body(messages=[{"role": "user", "content": text}]),
+            chat_body(messages=[{"role": "user", "content": "hi"}], stop=[text]),
+            chat_body(messages=[{"role": text, "content": "hi"}]),
+            chat_body(model=text),
+            {"model": NAME, "prompt": text, "max_tokens": 2},
+        ]
+        for body in bodies:
+            data = json.dumps(body).encode()  # ASCII, with \udcff escapes, as Python clients send it
+            path = url if "messages" in body else f"{base_url}/v1/completions"
+            answer = httpx.post(path, content=data, headers={"content-type": "application/json"}, timeout=60)
+            assert answer.status_code in (200, 400, 404), (text, body, answer.text)
+            if answer.status_code != 200:
+                assert_openai_error(answer, answer.status_code)
+
+
+# --- the scheduler alone, with a stand-in model -----------------------------------------------------
+
+
+class StandInModel:
+    """Counts words as tokens, answers each prompt in capitals, fails any batch holding "boom"."""
+
+    context_length = 4000
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[str, ...]] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def generate(self, prompts: list[str], params: GenerationParams, batch_size: int = 8):
+        from toolbench.generation import Completion
+
+        assert batch_size == len(prompts)
+        self.batches.append(tuple(prompts))
+        if any("boom" in prompt for prompt in prompts):
+            raise RuntimeError("boom")
+        return [Completion(prompt.upper(), "stop", self.count_tokens(prompt), 1) for prompt in prompts]
+
+
+class Connected:
+    async def is_disconnected(self) -> bool:
+        return False
+
+
+def run_queued(scheduler: BatchScheduler, jobs: list[tuple[str, GenerationParams]]) -> list:
+    """Submit `jobs` while the worker is held (the first is taken alone, the rest queue), then let
+    it go; the completions, or the ApiErrors, in order."""
+
+    async def main() -> list:
+        def submit(prompt: str, settings: GenerationParams) -> asyncio.Task:
+            return asyncio.create_task(scheduler.complete(Connected(), lambda: prompt, settings, "prompt"))
+
+        async def until(condition: Callable[[], bool]) -> None:
+            deadline = time.monotonic() + 20
+            while not condition():
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+
+        with model_held():
+            tasks = [submit(*jobs[0])]
+            await until(lambda: scheduler.stats()["active"] == 1)
+            tasks += [submit(*job) for job in jobs[1:]]
+            await until(lambda: scheduler.stats()["waiting"] == len(jobs) - 1)
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    return asyncio.run(main())
+
+
+def test_the_scheduler_batches_same_greedy_settings_and_isolates_a_failing_request():
+    model = StandInModel()
+    scheduler = BatchScheduler(model, max_batch=3, max_queue=20)  # type: ignore[arg-type]
+    greedy, stopping = GenerationParams(8), GenerationParams(8, stop=("x",))
+    sampled = GenerationParams(8, temperature=0.5)
+    long_prompt = " ".join(["w"] * 3995)  # 3995 + 8 new tokens > the context of 4000: alone
+    jobs = [
+        ("a", greedy),
+        ("b c", greedy),
+        ("d", stopping),
+        ("e", sampled),
+        ("f boom", greedy),
+        ("g", greedy),
+        ("h", sampled),
+        ("i", stopping),
+        (long_prompt, greedy),
+        ("j", greedy),
+    ]
+    results = run_queued(scheduler, jobs)
+    assert model.batches == [
+        ("a",),
+        ("g", "b c", "f boom"),  # the oldest waiting, with up to 2 more of the same settings, shortest first
+        ("g",),  # the batch failed: each alone, so only "f boom" fails
+        ("b c",),
+        ("f boom",),
+        ("d", "i"),
+        ("e",),  # sampled requests run alone
+        ("h",),
+        (long_prompt,),  # its budget would shrink in a wider batch
+        ("j",),
+    ]
+    for (prompt, _), result in zip(jobs, results, strict=True):
+        if prompt == "f boom":
+            assert isinstance(result, server_module.ApiError) and result.status == 500
+            assert result.message == "generation failed: RuntimeError"
+        else:
+            assert result.text == prompt.upper()
+    assert dict(scheduler.batch_sizes) == {1: 7, 2: 1}
+
+
+def test_a_batch_holds_at_most_max_batch_tokens_padded_tokens():
+    model = StandInModel()
+    scheduler = BatchScheduler(model, max_batch=8, max_batch_tokens=10)  # type: ignore[arg-type]
+    greedy = GenerationParams(4)
+    run_queued(scheduler, [("first", greedy), ("a b c d", greedy), ("e f", greedy), ("g h i j", greedy)])
+    # Shortest first: 2 rows padded to 4 tokens fit in 10; a third would make 12.
+    assert model.batches == [("first",), ("e f", "a b c d"), ("g h i j",)]
+
+
+def test_a_long_prompt_is_not_batched_with_short_ones():
+    """Every row is padded to the longest: 300 tokens among 2-token prompts would be 97% padding."""
+    model = StandInModel()
+    scheduler = BatchScheduler(model, max_batch=8)  # type: ignore[arg-type]
+    greedy, long_prompt = GenerationParams(4), " ".join(["w"] * 300)
+    jobs = [("first", greedy), ("a b", greedy), (long_prompt, greedy), ("c d", greedy), ("e", greedy)]
+    results = run_queued(scheduler, jobs)
+    assert model.batches == [("first",), ("e", "a b", "c d"), (long_prompt,)]
+    assert [result.text for result in results] == [prompt.upper() for prompt, _ in jobs]
+
+
+def test_on_cpu_long_prompts_batch_only_with_prompts_of_their_length():
+    """Past CPU_PADDED_PROMPT_TOKENS a padded CPU batch loses PyTorch's fused attention: no padding."""
+    model = StandInModel()
+    scheduler = BatchScheduler(model, max_batch=8, max_batch_tokens=100_000)  # type: ignore[arg-type]
+    greedy = GenerationParams(4)
+    same, longer = " ".join(["s"] * 1100), " ".join(["l"] * 1101)
+    run_queued(scheduler, [("first", greedy), (same, greedy), (longer, greedy), (same + " ", greedy)])
+    assert model.batches == [("first",), (same, same + " "), (longer,)]

@@ -90,6 +90,7 @@ def main() -> None:
     import torch
     from transformers.utils import logging as hf_logging
 
+    from toolbench.devices import resolve_device
     from toolbench.distill.acceptance import acceptance_by_class, acceptance_stats
     from toolbench.distill.acceptance_head import learned_policy, load_head
     from toolbench.distill.acceptance_train import draft_features, head_metrics
@@ -99,8 +100,6 @@ def main() -> None:
         chat_prompts,
         drafts_by_class,
         load_pair,
-        resolve_device,
-        stop_ids,
     )
     from toolbench.distill.speculative import (
         ConfidenceThreshold,
@@ -110,6 +109,7 @@ def main() -> None:
         target_decode,
     )
     from toolbench.distill.token_classes import CLASSES, token_classes
+    from toolbench.generation import stop_ids
     from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
 
     if args.threads:

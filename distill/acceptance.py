@@ -1,6 +1,6 @@
 """Acceptance metrics for speculative decoding, each with one name and one formula.
 
-"Acceptance" means different things in different tools (STYLE.md). Here, over S rounds (= target
+"Acceptance" means different things in different tools (vLLM, the papers, HF). Here, over S rounds (= target
 calls) in which the draft proposed D tokens, A of them were accepted, and R rounds ended in a
 rejection (a round stops at its first rejected proposal, so R ≤ S and proposals after a rejection
 are discarded, not "rejected"):

@@ -674,7 +674,8 @@ def train_acceptance_head(config: HeadTrainConfig, out: Path, progress: bool = T
     """Collect (or reuse) the data, train the head, select thresholds, write the head folder."""
     from transformers.utils import logging as hf_logging
 
-    from toolbench.distill.spec_eval import load_pair, resolve_device
+    from toolbench.devices import resolve_device
+    from toolbench.distill.spec_eval import load_pair
     from toolbench.io import write_json
     from toolbench.runinfo import finish_record, start_record
 

@@ -54,17 +54,14 @@ class ConversationConfig(BaseModel):
 
 
 def assistant_message(sample: Sample) -> dict[str, Any]:
-    """The gold answer as the exports write it (OpenAI shape, arguments as a JSON string)."""
-    from toolbench.export import NO_CALL_REPLY, tool_call
+    """The gold answer as chat templates take it (`toolbench.chat_messages`: arguments as objects)."""
+    from toolbench.chat_messages import assistant_calls, call_id
+    from toolbench.export import NO_CALL_REPLY
 
     program = sample.labels[0]
     if not program:
         return {"role": "assistant", "content": NO_CALL_REPLY}
-    return {
-        "role": "assistant",
-        "content": None,
-        "tool_calls": [tool_call(i, c, True) for i, c in enumerate(program)],
-    }
+    return assistant_calls(program, [call_id(sample.id, i) for i in range(len(program))])
 
 
 def conversations(samples: Sequence[Sample], samples_path: Path, config: ConversationConfig):

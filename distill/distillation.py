@@ -187,7 +187,7 @@ class DistillLoss:
     answers are generated here by the target or, on on-policy steps, by the draft itself."""
 
     def __init__(self, config: DistillConfig, tokenizer: Any, target: Any | None, reference: Any | None):
-        from toolbench.distill.spec_eval import stop_ids
+        from toolbench.generation import stop_ids
 
         self.config, self.target, self.reference = config, target, reference
         self.pad_id = tokenizer.pad_token_id or 0
@@ -327,7 +327,7 @@ def run_distill(
     from toolbench.distill.trainer import Trainer, is_trained
 
     out = Path(out)
-    state = PartialState(cpu=not torch.cuda.is_available())
+    state = PartialState(cpu=config.train.device == "cpu" or not torch.cuda.is_available())
     tokenizer = load_tokenizer(config.target)
     check_same_vocabulary(tokenizer, load_tokenizer(config.draft), config.target, config.draft)
     target = load_causal_lm(config.target, "target").to(state.device).eval()
@@ -422,9 +422,9 @@ def heldout_sequences(
     target's answers are cached under the toolbench cache dir, keyed by the target's weights."""
     from toolbench.distill.models import weights_fingerprint
     from toolbench.distill.scenarios import heldout_tasks, render, task_prompts
-    from toolbench.distill.spec_eval import stop_ids
     from toolbench.distill.teacher_cache import generate_batch
     from toolbench.evaluate import default_cache_dir
+    from toolbench.generation import stop_ids
     from toolbench.io import write_json
 
     prompts, ids = render(task_prompts(heldout_tasks(tools, per_tool)), tokenizer, 10_000)
@@ -447,19 +447,28 @@ def heldout_sequences(
 
 
 def evaluate_alpha(
-    target_path: str, drafts: dict[str, str], tools: list[str], per_tool: int, max_new_tokens: int = 320
+    target_path: str,
+    drafts: dict[str, str],
+    tools: list[str],
+    per_tool: int,
+    max_new_tokens: int = 320,
+    device: str = "cpu",
+    dtype: str = "float32",
 ) -> dict[str, Any]:
     """Analytic α (mean over answer positions of Σ_v min(p, q), `acceptance.analytic_alpha`) of
-    each named draft against the target, on the target's greedy answers to held-out prompts."""
+    each named draft against the target, on the target's greedy answers to held-out prompts
+    (models on `device` in `dtype`, `toolbench.devices` names)."""
     from collections import defaultdict
 
     import torch
 
+    from toolbench.devices import placement
     from toolbench.distill.acceptance import analytic_alpha
     from toolbench.distill.models import check_same_vocabulary, load_causal_lm, load_tokenizer
 
+    device, torch_dtype = placement(device, dtype)
     tokenizer = load_tokenizer(target_path)
-    target = load_causal_lm(target_path, "target").eval()
+    target = load_causal_lm(target_path, "target", torch_dtype).to(device).eval()
     prompts, sequences, lengths = heldout_sequences(
         target, tokenizer, target_path, tools, per_tool, max_new_tokens
     )
@@ -471,7 +480,7 @@ def evaluate_alpha(
     }
     for name, path in drafts.items():
         check_same_vocabulary(tokenizer, load_tokenizer(path), target_path, path)
-        draft = load_causal_lm(path, "draft").eval()
+        draft = load_causal_lm(path, "draft", torch_dtype).to(device).eval()
         overlap = analytic_alpha(target, draft, sequences, lengths, pad_id=tokenizer.pad_token_id or 0)
         per_tool_values: dict[str, list[torch.Tensor]] = defaultdict(list)
         for prompt, values in zip(prompts, overlap.per_sequence, strict=True):

@@ -113,6 +113,8 @@ class GridConfig(BaseModel):
     eval_per_tool: int = Field(20, ge=1, description="Held-out prompts per tool for analytic α.")
     settings: list[str] | None = Field(None, description="Only these settings (names), default all.")
     seed: int = 0
+    device: str = "auto"
+    dtype: str = Field("auto", description="Autocast precision while training (see TrainConfig).")
 
 
 def selected_settings(config: GridConfig) -> list[GridSetting]:
@@ -138,6 +140,8 @@ def distill_config(config: GridConfig, setting: GridSetting, out: Path):
         log_every=5,
         checkpoint_every=25,
         seed=config.seed,
+        device=config.device,
+        dtype=config.dtype,
     )
     return DistillConfig(
         target=config.target,

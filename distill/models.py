@@ -8,13 +8,14 @@ pay off, while still training in minutes. Real users pass any HF model id or fol
 
 from __future__ import annotations
 
-import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from toolbench.errors import UserError
+from toolbench.generation import content_digest
 
 
 class ModelPreset(BaseModel):
@@ -65,6 +66,24 @@ def load_tokenizer(path: str | Path):
         raise UserError(f"{path}: not a tokenizer folder or hub id ({str(error).splitlines()[0]})") from None
 
 
+def save_tokenizer(tokenizer: Any, folder: str | Path) -> None:
+    """`save_pretrained`, then the folder made loadable by transformers 4.5x too (the range vLLM
+    pins) as well as 5.x: 5.x names the class "TokenizersBackend", which 4.x does not know, while
+    "PreTrainedTokenizerFast" is the same fast tokenizer to both; 5.x lists extra special tokens
+    under `extra_special_tokens`, a key 4.x reads as a dict of named tokens and fails on, while
+    both read the list under `additional_special_tokens`."""
+    tokenizer.save_pretrained(str(folder))
+    path = Path(folder) / "tokenizer_config.json"
+    config = json.loads(path.read_text())
+    if config.get("tokenizer_class") == "TokenizersBackend":
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    if isinstance(config.get("extra_special_tokens"), list):  # 4.x: a dict of named tokens there
+        config["additional_special_tokens"] = config.pop("extra_special_tokens")
+    for key in ("is_local", "local_files_only"):  # where it was loaded from, not what it is
+        config.pop(key, None)
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+
+
 def weights_fingerprint(path: str | Path) -> str:
     """A short digest of a model folder's weight files (names, sizes, first and last MiB of each):
     any retraining changes it, copying the folder does not. A hub id is fingerprinted by name."""
@@ -74,17 +93,7 @@ def weights_fingerprint(path: str | Path) -> str:
     files = sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")])
     if not files:
         raise UserError(f"{folder}: no weight files (*.safetensors, *.bin) to fingerprint")
-    digest = hashlib.sha256()
-    block = 1 << 20
-    for file in files:
-        size = file.stat().st_size
-        digest.update(f"{file.name}:{size}\n".encode())
-        with file.open("rb") as handle:
-            digest.update(handle.read(block))
-            if size > 2 * block:
-                handle.seek(-block, 2)
-                digest.update(handle.read())
-    return digest.hexdigest()[:16]
+    return content_digest(files)
 
 
 def load_config(path: str | Path, what: str = "model"):
@@ -99,13 +108,14 @@ def load_config(path: str | Path, what: str = "model"):
         ) from None
 
 
-def load_causal_lm(path: str | Path, what: str = "model"):
-    """`AutoModelForCausalLM.from_pretrained`, with one-line errors for the usual mistakes."""
+def load_causal_lm(path: str | Path, what: str = "model", dtype: Any = None):
+    """`AutoModelForCausalLM.from_pretrained` (in `dtype`, a torch dtype; None: as saved, float32
+    for ours), with one-line errors for the usual mistakes."""
     from transformers import AutoModelForCausalLM
 
     config = load_config(path, what)
     try:
-        return AutoModelForCausalLM.from_pretrained(str(path))
+        return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
     except ValueError:
         kind = getattr(config, "model_type", "?")
         raise UserError(f"{what} {path}: a {kind!r} model is not a causal language model") from None

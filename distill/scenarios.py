@@ -146,8 +146,8 @@ def magpie_prefix(tokenizer: Any, tools: list[dict[str, Any]]) -> str:
 def target_written_prompts(config: ScenarioConfig, target: Any, tokenizer: Any) -> tuple[list[Prompt], dict]:
     """Scenario III: queries sampled from the target after a user-turn opener, one tool per
     prompt (cycling through the tools); returns the prompts and drop counts."""
-    from toolbench.distill.spec_eval import stop_ids
     from toolbench.distill.teacher_cache import generate_batch
+    from toolbench.generation import stop_ids
 
     tools = {name: tool_schemas([name]) for name in config.tools}
     prefixes = {

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from toolbench.devices import resolve_device
 from toolbench.distill.acceptance import (
     AcceptanceStats,
     ClassStat,
@@ -34,6 +35,7 @@ from toolbench.distill.speculative import (
 )
 from toolbench.distill.token_classes import CLASSES, token_classes
 from toolbench.errors import UserError
+from toolbench.generation import stop_ids
 from toolbench.io import atomic_open, write_json, write_jsonl
 from toolbench.runinfo import finish_record, start_record
 
@@ -67,6 +69,7 @@ class SpecConfig(BaseModel):
     cache_dir: str | None = None
     seed: int = 0
     device: str = "auto"
+    dtype: str = "auto"
     threads: int | None = Field(None, description="torch CPU threads; None keeps torch's default.")
     assisted: bool = Field(True, description="Also run HF assisted generation (greedy runs only).")
 
@@ -91,30 +94,19 @@ class SpecSample(BaseModel):
     analytic_alpha: float | None = None
 
 
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def load_pair(target: str, draft: str, device: str) -> tuple[Any, Any, Any]:
-    """(target model, draft model, tokenizer), both models in eval mode on `device`; a draft whose
-    vocabulary differs from the target's, or a folder that is not a causal LM, is a UserError."""
+def load_pair(target: str, draft: str, device: str, dtype: str = "auto") -> tuple[Any, Any, Any]:
+    """(target model, draft model, tokenizer), both models in eval mode on `device` (resolved) in
+    `dtype` (`toolbench.devices`); a draft whose vocabulary differs from the target's, or a folder
+    that is not a causal LM, is a UserError."""
+    from toolbench.devices import resolve_dtype
     from toolbench.distill.models import check_same_vocabulary, load_causal_lm, load_tokenizer
 
-    target_model = load_causal_lm(target, "target")
-    draft_model = load_causal_lm(draft, "draft")
+    torch_dtype = resolve_dtype(dtype, device)
+    target_model = load_causal_lm(target, "target", torch_dtype)
+    draft_model = load_causal_lm(draft, "draft", torch_dtype)
     tokenizer = load_tokenizer(target)
     check_same_vocabulary(tokenizer, load_tokenizer(draft), target, draft)
     return target_model.to(device).eval(), draft_model.to(device).eval(), tokenizer
-
-
-def stop_ids(model: Any, tokenizer: Any) -> set[int]:
-    """Ids that end an answer: the generation config's end tokens, else the tokenizer's."""
-    ends = getattr(model.generation_config, "eos_token_id", None) or tokenizer.eos_token_id
-    return set(ends if isinstance(ends, list) else [ends]) - {None}
 
 
 def chat_prompts(config: SpecConfig, tokenizer: Any) -> tuple[list[Any], list[list[int]]]:
@@ -167,7 +159,7 @@ def run_spec(config: SpecConfig, out: Path, progress: Callable[[], None] | None 
         torch.set_num_threads(config.threads)  # on a shared CPU, oversubscribed threads spin and stall
     record = start_record("spec", config.model_dump(), seed=config.seed)
     device = resolve_device(config.device)
-    target, draft, tokenizer = load_pair(config.target, config.draft, device)
+    target, draft, tokenizer = load_pair(config.target, config.draft, device, config.dtype)
     tasks, prompts = chat_prompts(config, tokenizer)
     stops = stop_ids(target, tokenizer)
     greedy = config.temperature == 0

@@ -163,7 +163,7 @@ def build_cache(
 ) -> dict[str, Any]:
     """Fill `folder` with the target's answers and top-k log-probs for every prompt, shard by
     shard, skipping shards an earlier (killed) run finished. Returns the cost report."""
-    from toolbench.distill.spec_eval import stop_ids
+    from toolbench.generation import stop_ids
 
     identity = {
         **identity,

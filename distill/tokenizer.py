@@ -43,6 +43,7 @@ def train_tokenizer(config: TokenizerConfig, out: Path, cache_dir: Path):
     from transformers import PreTrainedTokenizerFast
 
     from toolbench.distill.corpus import generic_corpus, tool_documents
+    from toolbench.distill.models import save_tokenizer
     from toolbench.io import atomic_dir
 
     generic = generic_corpus(cache_dir)
@@ -78,5 +79,5 @@ def train_tokenizer(config: TokenizerConfig, out: Path, cache_dir: Path):
         model_max_length=2048,
     )
     with atomic_dir(Path(out)) as tmp:
-        tokenizer.save_pretrained(tmp)
+        save_tokenizer(tokenizer, tmp)
     return tokenizer

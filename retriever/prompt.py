@@ -3,8 +3,8 @@ system prompt, in the two shapes models are asked in.
 
 (a) completion: the ToolBench scaffold (API docs of the offered tools, top-k demos,
     `Task: …`, `Actions:`), answered with python-format calls;
-(b) chat: OpenAI-style messages with `tools`, demos as few-shot turns (user → assistant
-    tool_calls → tool acknowledgements), answered with `tool_calls`.
+(b) chat: OpenAI-style messages with `tools`, demos as complete few-shot turns (user →
+    assistant tool_calls → tool results → closing assistant reply), answered with `tool_calls`.
 
 Demos come only from the offered tools and never include the task itself (same id or the same
 normalised request), so a test query cannot be answered by copying its own label.
@@ -12,13 +12,13 @@ normalised request), so a test query cannot be answered by copying its own label
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from toolbench.chat_messages import demo_turns
 from toolbench.export import openai_tools
 from toolbench.generate.engine import normalise_query
 from toolbench.prompts import completion_prompt
-from toolbench.records import FunctionSpec, Task
+from toolbench.records import Call, FunctionSpec, Task
 from toolbench.registry import spec_index
 from toolbench.retriever.base import Retriever
 from toolbench.retriever.corpus import Document
@@ -64,28 +64,13 @@ class PromptBuilder:
         return completion_prompt(task.query, self.specs_for(task), demos, self.system_prompt)
 
     def chat(self, task: Task) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """(messages, tools) for a chat-completions request."""
+        """(messages, tools) for a chat-completions request: demos as complete turns in the shape
+        every real chat template accepts (`toolbench.chat_messages`)."""
         messages: list[dict[str, Any]] = []
         if self.system_prompt:
             messages.append({"role": "system", "content": self.system_prompt})
-        for d, doc in enumerate(self.demos_for(task)):
-            calls = doc.payload["calls"]
-            ids = [f"demo{d}_call{i}" for i in range(len(calls))]
-            messages.append({"role": "user", "content": doc.payload["query"]})
-            messages.append(
-                {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "id": i,
-                            "type": "function",
-                            "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])},
-                        }
-                        for i, c in zip(ids, calls, strict=True)
-                    ],
-                }
-            )
-            messages += [{"role": "tool", "tool_call_id": i, "content": '{"status": "ok"}'} for i in ids]
+        for doc in self.demos_for(task):
+            calls = [Call.trusted(c["name"], c["arguments"]) for c in doc.payload["calls"]]
+            messages += demo_turns(doc.payload["query"], calls, key=doc.id)
         messages.append({"role": "user", "content": task.query})
         return messages, openai_tools(self.specs_for(task))

@@ -14,6 +14,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from toolbench.cli_distill import distill_app
+from toolbench.cli_options import (
+    CallFormatOption,
+    Device,
+    Dtype,
+    Overwrite,
+    SplitParallelOption,
+    ToolCallIdsOption,
+    checked_call_format,
+    checked_dtype,
+    claim_output,
+)
 from toolbench.cli_train import train_app
 from toolbench.errors import UserError
 from toolbench.export import Exporter, export_file, export_path
@@ -161,6 +172,9 @@ def generate(
     multi_turn: Annotated[
         bool, typer.Option(help="Exports include tool results and a final assistant reply.")
     ] = False,
+    tool_call_ids: ToolCallIdsOption = "auto",
+    split_parallel: SplitParallelOption = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Generate validated tool-use samples from templates.
 
@@ -176,6 +190,10 @@ def generate(
 
     if split not in ("all", "train", "test"):
         raise UserError(f"--split must be one of all, train, test; got {split!r}")
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give the JSONL file to write")
+    if not resume:
+        claim_output(out, overwrite)
     config = GenerateConfig(
         tools=resolve_tools(tool),
         n=n,
@@ -185,7 +203,8 @@ def generate(
         distractors=distractors,
         relevance=relevance,
     )
-    exporters = [Exporter(name, multi_turn) for name in fmt or []]  # check formats before the long run
+    # check the export options before the long run
+    exporters = [Exporter(name, multi_turn, None, tool_call_ids, split_parallel) for name in fmt or []]
     with _progress() as progress:
         bar = progress.add_task(f"generate {', '.join(config.tools)}", total=n)
         report = run_generate(
@@ -208,7 +227,15 @@ def generate(
     console.print(f"wrote {report.out}", highlight=False)
     for exporter in exporters:
         target = export_path(report.out, exporter.fmt)
-        count = export_file(report.out, target, exporter.fmt, split="train", multi_turn=multi_turn)
+        count = export_file(
+            report.out,
+            target,
+            exporter.fmt,
+            split="train",
+            multi_turn=multi_turn,
+            tool_call_ids=tool_call_ids,
+            split_parallel=split_parallel,
+        )
         console.print(f"wrote {count} {exporter.fmt} records to {target}", highlight=False)
 
 
@@ -224,11 +251,16 @@ def export(
     system_prompt: Annotated[
         str | None, typer.Option(help="System prompt text to put first ('default' for the built-in one).")
     ] = None,
+    tool_call_ids: ToolCallIdsOption = "auto",
+    split_parallel: SplitParallelOption = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Convert generated samples into a training format.
 
     openai: OpenAI fine-tuning chat format (messages with tool_calls, tools). hf-chat: messages +
-    tools for `apply_chat_template(..., tools=...)` and TRL's SFTTrainer. sharegpt: LLaMA-Factory's
+    tools for `apply_chat_template(..., tools=...)` and TRL's SFTTrainer (arguments as objects, as
+    chat templates want them; train TRL on this one, not on openai, whose arguments are JSON
+    strings that templates print double-encoded). sharegpt: LLaMA-Factory's
     conversations with function_call/observation turns. toolbench: prompt/completion with the
     ToolBench scaffold. Every export loads with `datasets.load_dataset("json", data_files=...)`.
     """
@@ -236,8 +268,18 @@ def export(
 
     if split not in ("all", "train", "test"):
         raise UserError(f"--split must be one of all, train, test; got {split!r}")
+    claim_output(out, overwrite, inputs=(source,))
     prompt = DEFAULT_SYSTEM_PROMPT if system_prompt == "default" else system_prompt
-    count = export_file(source, out, fmt, split=split, multi_turn=multi_turn, system_prompt=prompt)
+    count = export_file(
+        source,
+        out,
+        fmt,
+        split=split,
+        multi_turn=multi_turn,
+        system_prompt=prompt,
+        tool_call_ids=tool_call_ids,
+        split_parallel=split_parallel,
+    )
     console.print(f"wrote {count} {fmt} records to {out}", highlight=False)
 
 
@@ -275,6 +317,7 @@ def tasks_make(
     ] = None,
     n: Annotated[int, typer.Option(help="Number of tasks.", min=1)] = 120,
     seed: Annotated[int, typer.Option(help="Seed for slot values and choices.")] = 20231101,
+    overwrite: Overwrite = False,
 ) -> None:
     """Build a task file from a tool's held-out templates, or a cross-tool category file."""
     from toolbench.categories import make_category_tasks
@@ -284,6 +327,7 @@ def tasks_make(
 
     if (tool is None) == (category is None):
         raise UserError("give exactly one of --tool or --category")
+    claim_output(out, overwrite)
     if tool is not None:
         get_tool(tool)
         tasks = make_tasks(tool, n, seed)
@@ -329,19 +373,26 @@ def tasks_replay(
     tasks: Annotated[Path, typer.Option(help="Task file to replay.")],
     out: Annotated[Path, typer.Option(help="Predictions JSONL to write.")],
     fmt: Annotated[
-        str, typer.Option("--format", help="Call format of the prediction text: python or json.")
+        str,
+        typer.Option(
+            "--call-format",
+            "--format",
+            help="Call format to write the gold programs in (see `score --help`).",
+        ),
     ] = "python",
     corrupt: Annotated[
         bool, typer.Option(help="Corrupt 3 of every 4 predictions (wrong value, missing call, syntax).")
     ] = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Write the gold labels as predictions: a sanity check for `score` (expect 100%, or 25% with --corrupt)."""
     from toolbench.io import write_jsonl
     from toolbench.replay import corrupt_predictions, gold_predictions
     from toolbench.tasks import load_tasks
 
+    claim_output(out, overwrite, inputs=(tasks,))
     task_list = [numbered.task for numbered in load_tasks(tasks)]
-    predictions = (corrupt_predictions if corrupt else gold_predictions)(task_list, fmt)
+    predictions = (corrupt_predictions if corrupt else gold_predictions)(task_list, checked_call_format(fmt))
     console.print(f"wrote {write_jsonl(out, predictions)} predictions to {out}", highlight=False)
 
 
@@ -354,9 +405,7 @@ def score(
     predictions: Annotated[
         Path, typer.Option(help='Predictions JSONL: {"id", "text"} or {"id", "calls"} per line.')
     ],
-    fmt: Annotated[
-        str, typer.Option("--format", help="Call format of prediction text: python or json.")
-    ] = "python",
+    fmt: CallFormatOption = "auto",
     out: Annotated[
         Path | None,
         typer.Option(help="Folder for scores.jsonl, summary.json (with run record) and summary.md."),
@@ -364,6 +413,7 @@ def score(
     ignore_extra: Annotated[
         bool, typer.Option(help="Skip predictions for tasks not in the task file instead of refusing them.")
     ] = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Score predictions by executing them and comparing the final state with every gold label.
 
@@ -372,7 +422,11 @@ def score(
     """
     from toolbench.results import score_files
 
-    _, summary = score_files(tasks, predictions, fmt, out, ignore_extra)
+    if out is not None:
+        if out.is_file():
+            raise UserError(f"--out {out} is a file; give a folder for scores.jsonl and the summaries")
+        claim_output(out, overwrite)
+    _, summary = score_files(tasks, predictions, checked_call_format(fmt), out, ignore_extra)
     print_summary(summary)
 
 
@@ -386,6 +440,13 @@ def print_summary(summary: dict, title: str | None = None) -> None:
     for row in summary_rows(summary):
         table.add_row(*row)
     console.print(table)
+    if summary.get("cells"):
+        from toolbench.results import cell_rows
+
+        cells = Table("tool / category", "n", "success %", "95% CI (Wilson)", "failures")
+        for row in cell_rows(summary):
+            cells.add_row(*row)
+        console.print(cells)
     errors = summary["micro"]["error_types"]
     if errors:
         console.print("error types: " + ", ".join(f"{k}={v}" for k, v in errors.items()), highlight=False)
@@ -467,6 +528,10 @@ def eval_command(
         Path | None,
         typer.Option(help="Answer cache and demo indexes (default: $TOOLBENCH_CACHE or ~/.cache/toolbench)."),
     ] = None,
+    call_format: CallFormatOption = "auto",
+    device: Device = "auto",
+    dtype: Dtype = "auto",
+    overwrite: Overwrite = False,
     ablate: Annotated[
         bool,
         typer.Option(
@@ -491,6 +556,9 @@ def eval_command(
         raise UserError(f"--mode must be completion or chat; got {mode!r}")
     if retriever not in ("bm25", "dense", "hybrid"):
         raise UserError(f"--retriever must be bm25, dense or hybrid; got {retriever!r}")
+    if out.is_file():
+        raise UserError(f"--out {out} is a file; give a folder for the run")
+    claim_output(out, overwrite)
     base = EvalConfig(
         model=model,
         base_url=base_url,
@@ -511,6 +579,9 @@ def eval_command(
         limit=limit,
         max_steps=max_steps,
         cache_dir=str(cache_dir) if cache_dir else None,
+        call_format=checked_call_format(call_format),
+        device=device,
+        dtype=checked_dtype(dtype),
     )
     configs = [base]
     if ablate:
@@ -568,13 +639,42 @@ def serve(
     max_request_bytes: Annotated[
         int, typer.Option(help="Largest request body accepted (bigger gets 413).")
     ] = 1_000_000,
+    max_batch: Annotated[
+        int,
+        typer.Option(help="Waiting greedy requests with the same settings generated as one batch.", min=1),
+    ] = 16,
+    max_batch_tokens: Annotated[
+        int, typer.Option(help="Most padded prompt tokens in one batch.", min=1)
+    ] = 16384,
+    max_queue: Annotated[
+        int, typer.Option(help="Requests waiting beyond this are refused with 503 (Retry-After).", min=1)
+    ] = 256,
+    request_timeout: Annotated[
+        float, typer.Option(help="Seconds a request may wait and run before it gets 504.", min=0.001)
+    ] = 120.0,
+    access_log: Annotated[bool, typer.Option(help="Log every request (uvicorn's access log).")] = True,
+    device: Device = "auto",
+    dtype: Dtype = "auto",
 ) -> None:
     """Serve a local HF model behind an OpenAI-compatible API (/v1/models, /v1/chat/completions with
-    tools -> tool_calls, /v1/completions), e.g. for `toolbench eval --model openai:NAME --base-url ...`."""
+    tools -> tool_calls, /v1/completions), e.g. for `toolbench eval --model openai:NAME --base-url ...`.
+
+    Waiting greedy requests are generated together in batches; a full queue answers 503 and a
+    request past --request-timeout 504. Tool calls are read from the answer in any family's form."""
     from toolbench.server import run_server
 
     run_server(
-        model, host=host, port=port, max_tokens_limit=max_tokens_limit, max_request_bytes=max_request_bytes
+        model,
+        host=host,
+        port=port,
+        access_log=access_log,
+        max_tokens_limit=max_tokens_limit,
+        max_request_bytes=max_request_bytes,
+        max_batch=max_batch,
+        max_batch_tokens=max_batch_tokens,
+        max_queue=max_queue,
+        request_timeout=request_timeout,
+        load_options={"device": device, "dtype": checked_dtype(dtype)},
     )
 
 
@@ -583,7 +683,9 @@ def serve(
 
 @index_app.command("build")
 def index_build(
-    out: Annotated[Path, typer.Option(help="Index folder to write (replaced if it exists).")],
+    out: Annotated[
+        Path, typer.Option(help="Index folder to write (an existing index is replaced with --overwrite).")
+    ],
     demos: Annotated[
         Path | None,
         typer.Option(help="Generated samples (`toolbench generate`) whose train split become demos."),
@@ -600,6 +702,7 @@ def index_build(
             help="sentence-transformers model id or path for dense/hybrid (default: bundled all-MiniLM-L6-v2)."
         ),
     ] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Build a retrieval index over demos or API docs and save it to a folder."""
     import time
@@ -609,6 +712,12 @@ def index_build(
 
     if (demos is None) == (api_docs is None):
         raise UserError("give exactly one of --demos FILE or --api-docs TOOLS")
+    if out.is_dir() and any(out.iterdir()) and not (out / "meta.json").is_file():
+        # saving replaces the whole folder: never one that holds anything but an index
+        raise UserError(
+            f"--out {out} holds files that are not a toolbench index; choose an empty or new folder"
+        )
+    claim_output(out, overwrite)
     if demos is not None:
         documents, source = (
             demo_documents(demos),
@@ -725,7 +834,8 @@ def spec(
     k_demos: Annotated[int, typer.Option(help="Retrieved demonstrations per prompt.", min=0)] = 0,
     system_prompt: Annotated[str, typer.Option(help="default, none, or a text file.")] = "default",
     seed: Annotated[int, typer.Option(help="Sampling seed (per prompt: seed + index).")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, …")] = "auto",
+    device: Device = "auto",
+    dtype: Dtype = "auto",
     threads: Annotated[
         int | None, typer.Option(help="torch CPU threads (fewer than cores on a busy machine).", min=1)
     ] = None,
@@ -764,6 +874,7 @@ def spec(
         system_prompt=_system_prompt(system_prompt),
         seed=seed,
         device=device,
+        dtype=checked_dtype(dtype),
         threads=threads,
         assisted=assisted,
     )

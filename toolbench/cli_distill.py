@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 import typer
 from rich.console import Console
 
+from toolbench.cli_options import Device, Dtype, TrainDtype, checked_dtype
 from toolbench.errors import UserError
 
 console = Console(highlight=False)
@@ -96,7 +97,8 @@ def distill(
     eval_per_tool: Annotated[
         int, typer.Option(help="Held-out prompts per tool for α before/after (0: skip).", min=0)
     ] = 10,
-    bf16: Annotated[bool, typer.Option(help="bf16 autocast while training.")] = True,
+    device: Device = "auto",
+    dtype: TrainDtype = "auto",
     threads: Threads = None,
     plan_only: Annotated[
         bool, typer.Option("--plan", help="Print the resolved configuration and stop.")
@@ -106,7 +108,7 @@ def distill(
     """Distill DRAFT towards TARGET (default: offline, white-box, FKL, scenario II).
 
     Writes OUT as an HF folder (AutoModelForCausalLM loads it; vLLM serves it as a draft with
-    `vllm serve TARGET --speculative-config '{"model": "OUT", "num_speculative_tokens": 5}'`),
+    `vllm serve TARGET --speculative-config '{"method": "draft_model", "model": "OUT", "num_speculative_tokens": 5}'`),
     with train_log.jsonl, loss.png, train_record.json and alpha.json (α before/after).
     """
     if ctx.invoked_subcommand is not None:
@@ -148,7 +150,8 @@ def distill(
             warmup_steps=10,
             log_every=5,
             checkpoint_every=checkpoint_every,
-            bf16=bf16,
+            device=device,
+            dtype=checked_dtype(dtype),
         ),
         eval_per_tool=eval_per_tool,
     )
@@ -192,6 +195,8 @@ def eval_alpha(
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 320,
     out: Annotated[Path | None, typer.Option(help="Also write the results as JSON here.")] = None,
     threads: Threads = None,
+    device: Device = "auto",
+    dtype: Dtype = "auto",
 ) -> None:
     """Analytic α = mean Σ_v min(p_target, p_draft) over the target's greedy answers to held-out
     function-calling prompts (the odd lines of the tools' test sets: never a distillation prompt)."""
@@ -204,7 +209,7 @@ def eval_alpha(
         name, _, path = item.rpartition("=") if "=" in item else (item, "", item)
         named[name] = path
     names = [t.strip() for t in tools.split(",") if t.strip()]
-    result = evaluate_alpha(target, named, names, per_tool, max_new_tokens)
+    result = evaluate_alpha(target, named, names, per_tool, max_new_tokens, device, checked_dtype(dtype))
     tool_names = sorted(next(iter(result["drafts"].values()))["per_tool"])
     console.print(
         f"analytic α on {result['prompts']} held-out prompts ({result['answer_tokens']} answer tokens)"
@@ -236,6 +241,8 @@ def grid(
     ] = None,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Threads = None,
+    device: Device = "auto",
+    dtype: TrainDtype = "auto",
 ) -> None:
     """Hong et al., DistillSpec and AdaSPEC's comparisons on one pair, margins next to the papers'.
 
@@ -255,6 +262,8 @@ def grid(
         eval_per_tool=eval_per_tool,
         settings=[s.strip() for s in settings.split(",") if s.strip()] if settings else None,
         seed=seed,
+        device=device,
+        dtype=checked_dtype(dtype),
     )
     selected_settings(config)  # an unknown name fails here, before any model loads
     _quiet(threads)

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from toolbench.cli_options import Device, TrainDtype, checked_dtype
 from toolbench.distill.align import SFT_TOOLS
 from toolbench.errors import UserError
 
@@ -92,6 +93,8 @@ def draft_command(
     seed: Annotated[int, typer.Option()] = 0,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore checkpoints and start over.")] = False,
     cache_dir: CacheDir = None,
+    device: Device = "auto",
+    dtype: TrainDtype = "auto",
 ) -> None:
     """A generic draft: a small model that has read English-about-code, never a tool call.
 
@@ -111,6 +114,8 @@ def draft_command(
         seed=seed,
         checkpoint_every=checkpoint_every,
         log_every=min(10, steps),
+        device=device,
+        dtype=checked_dtype(dtype),
     )
     config = PretrainConfig(preset=preset, block_size=block_size, documents=documents, train=train)
     summary = pretrain(config, tokenizer, out, _cache(cache_dir), resume=not fresh)
@@ -148,6 +153,8 @@ def target_command(
     seed: Annotated[int, typer.Option()] = 0,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore checkpoints and start over.")] = False,
     cache_dir: CacheDir = None,
+    device: Device = "auto",
+    dtype: TrainDtype = "auto",
 ) -> None:
     """The target: brief generic pretraining, then SFT on generated tool conversations.
 
@@ -166,7 +173,12 @@ def target_command(
         samples=samples,
         pretrain=PretrainConfig(
             train=TrainConfig(
-                max_steps=pretrain_steps, learning_rate=learning_rate, batch_size=batch_size, seed=seed
+                max_steps=pretrain_steps,
+                learning_rate=learning_rate,
+                batch_size=batch_size,
+                seed=seed,
+                device=device,
+                dtype=checked_dtype(dtype),
             ),
         ),
         sft=TrainConfig(
@@ -176,6 +188,8 @@ def target_command(
             batch_size=batch_size,
             seed=seed,
             checkpoint_every=checkpoint_every,
+            device=device,
+            dtype=checked_dtype(dtype),
         ),
         sft_lr_scale=sft_lr_scale,
         echo=echo,
@@ -207,7 +221,7 @@ def acceptance_head_command(
     cache_dir: Annotated[
         Path | None, typer.Option(help="Data cache: target answers + draft features (default OUT/data).")
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, …")] = "auto",
+    device: Device = "auto",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.", min=1)] = None,
 ) -> None:
     """A learned acceptance head for DRAFT: predicts whether TARGET accepts each drafted token.

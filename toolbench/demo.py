@@ -253,12 +253,12 @@ class Demo:
         align_target(config, self.models / "tokenizer", self.models / "target", self.cache_dir)
 
     def random_model(self) -> None:
-        from toolbench.distill.models import load_tokenizer, new_model
+        from toolbench.distill.models import load_tokenizer, new_model, save_tokenizer
 
         tokenizer = load_tokenizer(self.models / "tokenizer")
         folder = self.models / "random"
         model = new_model(self.preset.target_preset, tokenizer, seed=0)
-        tokenizer.save_pretrained(str(folder))
+        save_tokenizer(tokenizer, folder)
         model.save_pretrained(str(folder))
 
     def _eval_config(self, model: str, k: int, system: bool):

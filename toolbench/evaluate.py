@@ -19,9 +19,9 @@ from pydantic import BaseModel, Field
 
 from toolbench.backends import BackendParams, BackendRequest, BackendResponse, make_backend
 from toolbench.cache import RequestCache, cached_generate
+from toolbench.chat_messages import assistant_calls, call_id, has_parallel, split_parallel, tool_result
 from toolbench.episode import Episode, EpisodeResult
 from toolbench.errors import CallParseError, UserError
-from toolbench.export import tool_call
 from toolbench.io import atomic_open, write_json, write_jsonl
 from toolbench.records import Prediction, Program, Score, Step, Task
 from toolbench.registry import formatter, get_tool, tool_names
@@ -59,6 +59,9 @@ class EvalConfig(BaseModel):
     cache_dir: str | None = None
     limit: int | None = Field(None, description="Only the first N tasks of each file (smoke tests).")
     max_steps: int | None = Field(None, ge=1, description="Episode step limit; default: the environment's.")
+    call_format: str = Field("auto", description="Reader of calls in answer text (`toolbench.calls`).")
+    device: str = "auto"
+    dtype: str = "auto"
 
 
 def select_tasks(config: EvalConfig) -> list[Task]:
@@ -116,9 +119,11 @@ def build_requests(config: EvalConfig, tasks: list[Task], builder: Any) -> list[
 
 
 def to_prediction(
-    task: Task, answer: BackendResponse, mode: str
+    task: Task, answer: BackendResponse, call_format: str = "auto"
 ) -> tuple[Prediction, Program | CallParseError | None]:
-    """The answer as a stored prediction and as the program the scorer runs (or the parse error)."""
+    """The answer as a stored prediction and as the program the scorer runs (or the parse error).
+    Structured `tool_calls` (an OpenAI-compatible server that parsed them) win; otherwise the text
+    is read with `call_format` (`auto`: the form each answer is written in)."""
     if answer.error is not None:
         return Prediction(id=task.id, text="", meta={"error": answer.error}), CallParseError(
             "backend", answer.error
@@ -128,7 +133,7 @@ def to_prediction(
         if answer.tool_calls is not None:
             program = formatter(tools, "json").parse_items(answer.tool_calls)
         else:
-            program = formatter(tools, "python" if mode == "completion" else "chat-native").parse(answer.text)
+            program = formatter(tools, call_format).parse(answer.text)
     except CallParseError as error:
         return Prediction(id=task.id, text=answer.text, meta={"parse_error": error.error_type}), error
     return Prediction(id=task.id, text=answer.text, calls=list(program)), program
@@ -154,6 +159,8 @@ def run_eval(config: EvalConfig, out: Path, progress: Any = None) -> dict[str, A
         batch_size=config.batch_size,
         timeout=config.timeout,
         retries=config.retries,
+        device=config.device,
+        dtype=config.dtype,
     )
     params = BackendParams(
         max_tokens=config.max_tokens,
@@ -164,6 +171,8 @@ def run_eval(config: EvalConfig, out: Path, progress: Any = None) -> dict[str, A
     cache = RequestCache(cache_dir / "requests.sqlite") if config.use_cache else None
     try:
         answers, hits = cached_generate(backend, requests, params, cache, progress)
+        answers = retry_one_call_per_turn(backend, requests, answers, params, cache)
+        check_refusals(config.model, answers)
         episodes = [task for task in tasks if task.category == "episode"]
         played, episode_hits = run_episodes(config, episodes, builder, backend, params, cache, progress)
     finally:
@@ -173,7 +182,7 @@ def run_eval(config: EvalConfig, out: Path, progress: Any = None) -> dict[str, A
     results: dict[str, tuple[Prediction, Score]] = {}
     scorer = Scorer()
     for task, answer in zip(single, answers, strict=True):
-        prediction, program = to_prediction(task, answer, config.mode)
+        prediction, program = to_prediction(task, answer, config.call_format)
         results[task.id] = (prediction, scorer.score(task, program))
     for task, result in zip(episodes, played, strict=True):
         prediction = Prediction(
@@ -194,9 +203,47 @@ def run_eval(config: EvalConfig, out: Path, progress: Any = None) -> dict[str, A
     return summary
 
 
-def score_programs(tasks: list[Task], programs: list[Program | CallParseError | None]) -> list[Score]:
-    scorer = Scorer()
-    return [scorer.score(task, program) for task, program in zip(tasks, programs, strict=True)]
+def retry_one_call_per_turn(
+    backend: Any,
+    requests: list[BackendRequest],
+    answers: list[BackendResponse],
+    params: BackendParams,
+    cache: RequestCache | None,
+) -> list[BackendResponse]:
+    """A server whose chat template takes one call per assistant turn (Llama 3.1's) refuses
+    prompts whose demos call several functions at once. Those refused requests are asked again
+    with each multi-call turn split into single-call turns (`chat_messages.split_parallel`); the
+    endpoint's own rendering decides, not the model's name. (The hf backend probes its template
+    and splits before asking.)"""
+    redo = [
+        i
+        for i, (request, answer) in enumerate(zip(requests, answers, strict=True))
+        if answer.error is not None and request.mode == "chat" and has_parallel(request.messages)
+    ]
+    if not redo:
+        return answers
+    split = [
+        requests[i].model_copy(update={"messages": split_parallel(requests[i].messages or [])}) for i in redo
+    ]
+    again, _ = cached_generate(backend, split, params, cache)
+    answers = list(answers)
+    for i, answer in zip(redo, again, strict=True):
+        if answer.error is None:
+            answers[i] = answer
+    return answers
+
+
+def check_refusals(model: str, answers: list[BackendResponse]) -> None:
+    """Stop, with the endpoint's own words, when most requests were refused (a chat template that
+    rejects the prompt's shape, a wrong model name, a bad key): scoring those as failures would
+    report a model's 0% for what is the harness's or the server's fault. A few refusals (say,
+    prompts over the context length) are scored as failures and counted in the summary."""
+    refused = [answer.error for answer in answers if answer.error is not None]
+    if refused and 2 * len(refused) > len(answers):
+        raise UserError(
+            f"{model} refused {len(refused)} of {len(answers)} requests, so the run stopped instead of "
+            f"scoring them as failures; the first refusal: {refused[0]}"
+        )
 
 
 # ------------------------------------------------------------------- episodes
@@ -226,11 +273,9 @@ def episode_request(config: EvalConfig, task: Task, base: Any, history: list[Ste
     messages = list(messages)
     for i, past in enumerate(history):
         if past.action is not None:
-            messages.append(
-                {"role": "assistant", "content": None, "tool_calls": [tool_call(i, past.action, True)]}
-            )
-            # no "name" on tool turns: not every OpenAI-compatible server accepts it there
-            messages.append({"role": "tool", "tool_call_id": f"call_{i}", "content": past.observation})
+            id_ = call_id(task.id, "step", i)
+            messages.append(assistant_calls([past.action], [id_]))
+            messages.append(tool_result(past.action, id_, past.observation))
         else:
             messages.append({"role": "assistant", "content": past.text or ""})
             messages.append({"role": "user", "content": past.observation})
@@ -266,7 +311,7 @@ def run_episodes(
         hits += new_hits
         for k, answer in zip(running, answers, strict=True):
             episode = episodes[k]
-            _, program = to_prediction(tasks[k], answer, config.mode)
+            _, program = to_prediction(tasks[k], answer, config.call_format)
             if isinstance(program, CallParseError):
                 episode.step(program, answer.text)
                 if answer.error is not None:  # the backend refused: asking again would not help

@@ -25,6 +25,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import ValidationError
 
+from toolbench.chat_messages import call_id, template_safe_schema, tool_result
 from toolbench.errors import UserError
 from toolbench.io import describe_validation_error, iter_jsonl, write_jsonl
 from toolbench.prompts import completion_prompt
@@ -39,10 +40,16 @@ NO_CALL_REPLY = "None of the available functions can do that, so I made no call.
 
 def openai_tools(specs: list[FunctionSpec]) -> list[dict[str, Any]]:
     """The `tools` array, with every parameters object carrying the same keys (a uniform shape
-    keeps Arrow from inventing nulls when `datasets` loads many tools into one column)."""
+    keeps Arrow from inventing nulls when `datasets` loads many tools into one column), and
+    schemas every chat template can print (`chat_messages.template_safe_schema`)."""
     tools = []
     for spec in specs:
-        parameters = {"type": "object", "properties": {}, "required": [], **spec.parameters}
+        parameters = {
+            "type": "object",
+            "properties": {},
+            "required": [],
+            **template_safe_schema(spec.parameters),
+        }
         tools.append(
             {
                 "type": "function",
@@ -52,15 +59,21 @@ def openai_tools(specs: list[FunctionSpec]) -> list[dict[str, Any]]:
     return tools
 
 
-def tool_call(i: int, call: Call, as_string: bool) -> dict[str, Any]:
+TOOL_CALL_IDS: tuple[str, ...] = ("auto", "openai", "mistral")
+
+
+def tool_call_id(style: str, *parts: object) -> str:
+    """A deterministic call id: `mistral` = 9 letters or digits (what Mistral's template demands,
+    valid everywhere), `openai` = `call_` + those 9 (the OpenAI look)."""
+    short = call_id(*parts)
+    return f"call_{short}" if style == "openai" else short
+
+
+def tool_call(id_: str, call: Call, as_string: bool) -> dict[str, Any]:
     """One entry of an assistant message's `tool_calls` (OpenAI shape; `arguments` a JSON string
-    for the OpenAI API, a dict for HF chat templates)."""
-    arguments = json.dumps(call.arguments, ensure_ascii=False) if as_string else call.arguments
-    return {"id": f"call_{i}", "type": "function", "function": {"name": call.name, "arguments": arguments}}
-
-
-def tool_message(i: int, call: Call, content: str) -> dict[str, Any]:
-    return {"role": "tool", "tool_call_id": f"call_{i}", "name": call.name, "content": content}
+    for the OpenAI API, an object for HF chat templates)."""
+    arguments = json.dumps(call.arguments, ensure_ascii=False) if as_string else dict(call.arguments)
+    return {"id": id_, "type": "function", "function": {"name": call.name, "arguments": arguments}}
 
 
 class _Parts(NamedTuple):
@@ -77,10 +90,24 @@ class Exporter:
     each followed by its observation, then the tool's closing reply: the next action depends on
     what the last one showed, so a conversation without the observations would teach guessing."""
 
-    def __init__(self, fmt: str, multi_turn: bool = False, system_prompt: str | None = None):
+    def __init__(
+        self,
+        fmt: str,
+        multi_turn: bool = False,
+        system_prompt: str | None = None,
+        tool_call_ids: str = "auto",
+        split_parallel: bool = False,
+    ):
         if fmt not in EXPORT_FORMATS:
             raise UserError(f"unknown export format {fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
+        if tool_call_ids not in TOOL_CALL_IDS:
+            raise UserError(f"--tool-call-ids {tool_call_ids!r}: expected one of {', '.join(TOOL_CALL_IDS)}")
         self.fmt, self.multi_turn, self.system_prompt = fmt, multi_turn, system_prompt
+        # auto: the OpenAI look for the OpenAI format, template-safe ids for what templates render
+        self.id_style = (
+            ("openai" if fmt == "openai" else "mistral") if tool_call_ids == "auto" else tool_call_ids
+        )
+        self.split_parallel = split_parallel
 
     def __call__(self, sample: Sample) -> dict[str, Any]:
         index = spec_index(tuple(sample.offered_tools))
@@ -93,7 +120,10 @@ class Exporter:
                 "prompt": completion_prompt(sample.query, specs, system_prompt=self.system_prompt),
                 "completion": sample.action,
             }
-        turns = [[i] for i in range(len(calls))] if episode else ([list(range(len(calls)))] if calls else [])
+        one_per_turn = episode or self.split_parallel
+        turns = (
+            [[i] for i in range(len(calls))] if one_per_turn else ([list(range(len(calls)))] if calls else [])
+        )
         parts = _Parts(specs, calls, turns, final)
         return self._sharegpt(sample, parts) if self.fmt == "sharegpt" else self._chat(sample, parts)
 
@@ -118,16 +148,17 @@ class Exporter:
         if self.system_prompt:
             messages.append({"role": "system", "content": self.system_prompt})
         messages.append({"role": "user", "content": sample.query})
+        ids = [tool_call_id(self.id_style, sample.id, i) for i in range(len(calls))]
         for turn in turns:
             messages.append(
                 {
                     "role": "assistant",
                     "content": None if as_string else "",
-                    "tool_calls": [tool_call(i, calls[i], as_string) for i in turn],
+                    "tool_calls": [tool_call(ids[i], calls[i], as_string) for i in turn],
                 }
             )
             if self._shows_results(sample):
-                messages += [tool_message(i, calls[i], self._content(sample, i)) for i in turn]
+                messages += [tool_result(calls[i], ids[i], self._content(sample, i)) for i in turn]
         if final is not None:
             messages.append({"role": "assistant", "content": final})
         record: dict[str, Any] = {"messages": messages, "tools": openai_tools(specs)}
@@ -190,8 +221,10 @@ def export_file(
     split: str = "all",
     multi_turn: bool = False,
     system_prompt: str | None = None,
+    tool_call_ids: str = "auto",
+    split_parallel: bool = False,
 ) -> int:
-    exporter = Exporter(fmt, multi_turn, system_prompt)
+    exporter = Exporter(fmt, multi_turn, system_prompt, tool_call_ids, split_parallel)
     return write_jsonl(out, (exporter(sample) for sample in iter_samples(source, split)))
 
 

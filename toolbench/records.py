@@ -184,6 +184,12 @@ class Score(BaseModel):
     error_type: str | None = None
     errors: list[ExecError] = Field(default_factory=list)
     n_calls: int = 0
+    diagnosis: str | None = Field(
+        None,
+        description="Why a failed answer failed, in terms a user can act on: parse_error, no_call, "
+        "unexpected_call, wrong_function, missing_call, extra_call, wrong_argument or tool_error "
+        "(`toolbench.score.DIAGNOSES`); None on success.",
+    )
     reward: float | None = Field(None, description="Episodes: the environment's reward in [0, 1].")
     steps: int | None = Field(None, description="Episodes: actions taken, refused ones included.")
     trajectory: list[Step] | None = Field(None, description="Episodes: every action and observation.")

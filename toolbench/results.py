@@ -52,7 +52,7 @@ def parse_prediction(task: Task, prediction: Prediction | None, fmt: str) -> Pro
         return error
 
 
-def score_text(task: Task, text: str, fmt: str = "python", scorer: Scorer | None = None) -> Score:
+def score_text(task: Task, text: str, fmt: str = "auto", scorer: Scorer | None = None) -> Score:
     """Score one raw model answer against one task (parse errors are scored, not raised)."""
     return (scorer or Scorer()).score(task, parse_prediction(task, Prediction(id=task.id, text=text), fmt))
 
@@ -69,6 +69,7 @@ METRIC_COLUMNS = (
     ("state_f1", "state F1"),
     ("ast_match", "AST match"),
     ("parse_error_rate", "parse err"),
+    ("no_call_rate", "no call"),
     ("tool_error_rate", "tool err"),
     ("crash_rate", "crash"),
 )
@@ -99,7 +100,35 @@ def markdown_table(summary: dict[str, Any]) -> str:
     header = ["tool", "n"] + [f"{label} %" for _, label in metric_columns(summary)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in summary_rows(summary)]
+    if summary.get("cells"):
+        lines += [
+            "",
+            "| tool / category | n | success % | 95% CI (Wilson) | failures |",
+            "|---|---|---|---|---|",
+        ]
+        lines += ["| " + " | ".join(row) + " |" for row in cell_rows(summary)]
     return "\n".join(lines) + "\n"
+
+
+def cell_rows(summary: dict[str, Any]) -> list[list[str]]:
+    """Success per category, then per tool x category, each with its interval and the failures
+    by diagnosis (`toolbench.score.diagnose`), most common first."""
+    rows = []
+    groups = [(f"all / {c}", v) for c, v in summary.get("per_category", {}).items()]
+    groups += list(summary.get("cells", {}).items())
+    for name, cell in groups:
+        low, high = cell["ci95"]
+        reasons = sorted(cell["diagnoses"].items(), key=lambda item: (-item[1], item[0]))
+        rows.append(
+            [
+                name,
+                str(cell["n"]),
+                percent(cell["success"]),
+                f"{percent(low)}–{percent(high)}",
+                ", ".join(f"{k} {v}" for k, v in reasons) or "-",
+            ]
+        )
+    return rows
 
 
 def score_files(

@@ -146,6 +146,7 @@ class Scorer:
                 success=False,
                 state_f1=0.0,
                 ast_match=False,
+                diagnosis="parse_error",
                 error_type=prediction.error_type,
                 errors=[ExecError(error_type=prediction.error_type, message=prediction.message)],
             )
@@ -186,6 +187,9 @@ class Scorer:
             success=not errors,
             state_f1=f1s[best],
             ast_match=ast_match,
+            diagnosis=None
+            if not errors
+            else diagnose(self._canonical(prediction, task), gold[best].canonical, errors),
             best_label=best,
             goal_satisfied=goal_satisfied,
             executable=execution.ok,
@@ -235,6 +239,52 @@ class Scorer:
         )
 
 
+DIAGNOSES = (
+    "parse_error",
+    "no_call",
+    "unexpected_call",
+    "wrong_function",
+    "missing_call",
+    "extra_call",
+    "wrong_argument",
+    "tool_error",
+)
+
+
+def diagnose(predicted: list[Call], label: list[Call], errors: list[ExecError]) -> str:
+    """The first of these that holds, comparing the prediction with its best label (defaults
+    filled): no call where one was due; a call where none was (relevance); a function the label
+    does not call; fewer calls; more calls; the same functions with an argument wrong or missing;
+    else a rule of the tool refused a call."""
+    if not predicted:
+        return "no_call"
+    if not label:
+        return "unexpected_call"
+    label_names = {call.name for call in label}
+    if any(call.name not in label_names for call in predicted):
+        return "wrong_function"
+    if len(predicted) < len(label):
+        return "missing_call"
+    if len(predicted) > len(label):
+        return "extra_call"
+    if any(call not in label for call in predicted):
+        return "wrong_argument"
+    refused = any(e.error_type.split(":", 1)[0] not in ("state", "goal") for e in errors)
+    return "tool_error" if refused else "wrong_argument"
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval for a success rate (95% by default): unlike the normal
+    approximation it stays inside [0, 1] and is sensible at 0% or 100% with few tasks."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
 def lcs_ratio(predicted: list[Call], label: list[Call]) -> float:
     """ToolBench's LCS score for action sequences: the longest common subsequence of calls (name and
     arguments equal) over the longer sequence; 1 for two empty programs."""
@@ -278,6 +328,7 @@ class Aggregate:
     executability: float
     lcs: float
     error_types: dict[str, int]
+    no_call_rate: float = 0.0  # the answer was read and held no call (right only on relevance tasks)
     reward: float | None = None  # mean over the episode tasks; None when there are none
 
     def as_dict(self) -> dict[str, Any]:
@@ -302,6 +353,10 @@ def aggregate(scores: Iterable[Score]) -> Aggregate:
         executability=sum(s.executable for s in scores) / n,
         lcs=sum(s.lcs for s in scores) / n,
         error_types=dict(sorted(Counter(s.error_type for s in scores if s.error_type).items())),
+        no_call_rate=sum(
+            s.n_calls == 0 and error_family(s.error_type) not in ("parse", "missing") for s in scores
+        )
+        / n,
         reward=sum(rewards) / len(rewards) if rewards else None,
     )
 
@@ -318,6 +373,7 @@ def summarize(scores: list[Score]) -> dict[str, Any]:
         "state_f1",
         "ast_match",
         "parse_error_rate",
+        "no_call_rate",
         "tool_error_rate",
         "crash_rate",
         "executability",
@@ -326,4 +382,33 @@ def summarize(scores: list[Score]) -> dict[str, Any]:
     macro = {m: (sum(t[m] for t in per_tool.values()) / len(per_tool) if per_tool else 0.0) for m in metrics}
     rewards = [t["reward"] for t in per_tool.values() if t["reward"] is not None]
     macro["reward"] = sum(rewards) / len(rewards) if rewards else None  # over the episode tools
-    return {"per_tool": per_tool, "macro": macro, "micro": aggregate(scores).as_dict()}
+    return {
+        "per_tool": per_tool,
+        "macro": macro,
+        "micro": aggregate(scores).as_dict(),
+        "per_category": {c: cell(group) for c, group in _grouped(scores, lambda s: s.category).items()},
+        "cells": {
+            f"{tool}/{category}": cell(group)
+            for (tool, category), group in _grouped(scores, lambda s: (s.tool, s.category)).items()
+        },
+    }
+
+
+def _grouped(scores: list[Score], key: Any) -> dict[Any, list[Score]]:
+    groups: dict[Any, list[Score]] = {}
+    for score in scores:
+        groups.setdefault(key(score), []).append(score)
+    return dict(sorted(groups.items()))
+
+
+def cell(scores: list[Score]) -> dict[str, Any]:
+    """One group's success rate with its 95% Wilson interval and why the failures failed."""
+    n, wins = len(scores), sum(s.success for s in scores)
+    low, high = wilson_interval(wins, n)
+    failures = Counter(s.diagnosis or "other" for s in scores if not s.success)
+    return {
+        "n": n,
+        "success": wins / n if n else 0.0,
+        "ci95": [low, high],
+        "diagnoses": dict(sorted(failures.items())),
+    }

@@ -71,7 +71,7 @@ def test_score_gold_replay_is_perfect_and_corrupted_replay_is_exactly_a_quarter(
     assert micro["success"] == 0.25 and micro["ast_match"] == 0.25 and micro["parse_error_rate"] == 0.25
     assert micro["tool_error_rate"] == 0.0 and micro["crash_rate"] == 0.0
     assert micro["error_types"] == {"parse:syntax": 30, "state:mismatch": 60}
-    assert summary["run"]["config"]["format"] == "python" and summary["run"]["packages"]["toolbench"]
+    assert summary["run"]["config"]["format"] == "auto" and summary["run"]["packages"]["toolbench"]
     scores = [orjson.loads(line) for line in (tmp_path / "b" / "scores.jsonl").read_bytes().splitlines()]
     assert [s["success"] for s in scores[:4]] == [True, False, False, False]
     assert "| home_search | 120 | 25.0 |" in (tmp_path / "b" / "summary.md").read_text()

@@ -69,7 +69,7 @@ def config(pair, cache: Path, **changes):
         cache=CacheConfig(top_k=8, max_new_tokens=12, shard_size=16),
         cache_dir=str(cache),
         train=TrainConfig(
-            max_steps=12, batch_size=8, learning_rate=1e-2, warmup_steps=2, log_every=2, bf16=False
+            max_steps=12, batch_size=8, learning_rate=1e-2, warmup_steps=2, log_every=2, dtype="float32"
         ),
         eval_per_tool=3,
     )
@@ -80,7 +80,7 @@ def cli_args(pair, out: Path, cache: Path, steps: int, **extra: str) -> list[str
     args = ["distill", "--target", str(pair[0]), "--draft", str(pair[1]), "--out", str(out)]
     args += ["--tools", "weather", "--samples", "40", "--max-new-tokens", "12", "--top-k", "8"]
     args += ["--steps", str(steps), "--batch-size", "8", "--lr", "0.01", "--cache-dir", str(cache)]
-    args += ["--no-bf16"]
+    args += ["--dtype", "float32"]
     for key, value in extra.items():
         args += [f"--{key.replace('_', '-')}", value]
     return args

@@ -40,7 +40,7 @@ def test_hf_backend_scores_garbage_as_parse_errors_and_caches_answers(tiny_model
     assert (
         micro["n"] == 12
         and micro["success"] == 0.0
-        and micro["parse_error_rate"] + micro["tool_error_rate"] > 0
+        and micro["parse_error_rate"] + micro["no_call_rate"] + micro["tool_error_rate"] > 0
     )
     assert first["run"]["counts"]["cache_hits"] == 0 and first["run"]["git_revision"]
     assert first["run"]["config"]["model"] == f"hf:{tiny_model_dir}" and first["run"]["seed"] == 0
@@ -264,6 +264,23 @@ def test_served_model_gives_the_same_predictions_as_the_local_one(server, tiny_m
     assert summary_of(tmp_path / "api")["summary"] == summary_of(tmp_path / "local")["summary"]
 
 
+def test_an_endpoint_that_refuses_every_request_stops_the_run_with_its_message(server, tmp_path):
+    common = [*SMALL, "--mode", "chat", "--k-demos", "0", "--cache-dir", str(tmp_path / "cache")]
+    result = eval_cli(
+        "--model",
+        "openai:no-such-model",
+        "--base-url",
+        server,
+        *common,
+        "--out",
+        str(tmp_path / "o"),
+        check=False,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "refused 12 of 12 requests" in result.stderr and "HTTP 404" in result.stderr, result.stderr
+    assert not (tmp_path / "o" / "summary.json").exists()  # no 0% reported
+
+
 def test_ablation_grid_makes_one_table(tmp_path):
     from toolbench.generate import GenerateConfig, generate
 
@@ -365,6 +382,8 @@ def test_episodes_with_a_tiny_hf_model_stop_at_the_limit_and_are_cached(tiny_mod
         "0",
         "--max-steps",
         "3",
+        "--call-format",
+        "python",  # the random model's text is then a refused action (a step), not "no call" (the end)
         "--cache-dir",
         str(tmp_path / "cache"),
         "--out",

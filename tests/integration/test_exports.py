@@ -157,3 +157,44 @@ def test_episode_samples_export_as_action_observation_turns(tmp_path, fmt):
         assert observations[0].startswith("Results for ") and messages[-1]["content"].startswith("I bought [")
         if fmt == "openai":
             assert row["parallel_tool_calls"] is False
+
+
+def test_trl_renders_each_argument_once_through_a_template_that_tojsons_arguments(
+    exports, tiny_model_dir, tmp_path
+):
+    """Qwen-, Llama- and Mistral-style templates print `arguments | tojson`: the hf-chat export
+    (objects) must come out of TRL's tokenisation with every call written once, not as a JSON
+    string inside JSON. The strict fixture template also refuses string arguments, call ids that
+    are not 9 letters or digits and tool results without a name."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from tests.unit.test_chat_messages import strict_model
+
+    folder = strict_model(tiny_model_dir, tmp_path / "strict", allow_parallel=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    data = datasets.load_dataset("json", data_files=str(exports["hf-chat"]), split="train")
+    args = SFTConfig(
+        output_dir=str(tmp_path / "out"),
+        max_steps=1,
+        per_device_train_batch_size=2,
+        report_to=[],
+        max_length=None,
+        assistant_only_loss=True,
+        save_strategy="no",
+        use_cpu=True,
+        seed=0,
+    )
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
+    samples = train_samples(exports["canonical"])
+    assert len(trainer.train_dataset) == len(samples)
+    checked = 0
+    for row, sample in zip(trainer.train_dataset, samples, strict=True):
+        text = tokenizer.decode(row["input_ids"])
+        for call in sample.labels[0]:
+            written = f'"arguments": {json.dumps(call.arguments, ensure_ascii=False)}}}'
+            assert text.count(written) >= 1, (written, text[-400:])
+            checked += 1
+        assert '"arguments": "' not in text  # never a JSON string inside JSON
+    assert checked > 100

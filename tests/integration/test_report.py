@@ -59,7 +59,7 @@ def _train(model_dir: Path, out: Path, name: str, seed: int) -> None:
         ids = [rng.randrange(10, len(tokenizer)) for _ in range(24)]
         examples.append({"input_ids": ids, "labels": ids})
     config = TrainConfig(
-        max_steps=5, batch_size=4, learning_rate=5e-3, warmup_steps=1, log_every=1, bf16=False
+        max_steps=5, batch_size=4, learning_rate=5e-3, warmup_steps=1, log_every=1, dtype="float32"
     )
     Trainer(
         model, tokenizer, examples, config, out, name=name, record={"stage": name}, progress=False

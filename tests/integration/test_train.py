@@ -107,7 +107,7 @@ def test_sft_lowers_assistant_loss_and_masks_everything_else(sft_data, tmp_path)
     with torch.no_grad():
         before_sum, count = causal_lm_loss(model, batch)
     assert int(count) == int((batch["labels"][:, 1:] != IGNORE).sum())  # normalised by valid tokens only
-    config = TrainConfig(max_steps=30, batch_size=8, learning_rate=3e-3, warmup_steps=3, bf16=False)
+    config = TrainConfig(max_steps=30, batch_size=8, learning_rate=3e-3, warmup_steps=3, dtype="float32")
     Trainer(model, tokenizer, examples, config, tmp_path / "sft", progress=False).train()
     with torch.no_grad():
         after_sum, _ = causal_lm_loss(model, batch)

@@ -132,9 +132,14 @@ def test_chat_prompt_has_tools_and_well_formed_demo_turns(built, documents):
         "content": task.query,
     }
     assert {t["function"]["name"] for t in tools} >= {"set_location", "search"}
-    calls = [m for m in messages if m["role"] == "assistant"]
+    calls = [m for m in messages if m["role"] == "assistant" and "tool_calls" in m]
+    closing = [m for m in messages if m["role"] == "assistant" and "tool_calls" not in m]
     answered = [m["tool_call_id"] for m in messages if m["role"] == "tool"]
     assert len(calls) == 2 and answered == [c["id"] for m in calls for c in m["tool_calls"]]
+    assert len(closing) == 2 and all(m["content"] for m in closing)  # each demo ends with a reply
+    assert all(isinstance(c["function"]["arguments"], dict) for m in calls for c in m["tool_calls"])
+    roles = [m["role"] for m in messages if m["role"] in ("user", "assistant") and "tool_calls" not in m]
+    assert roles == ["user", "assistant"] * 2 + ["user"]  # user and assistant turns alternate
 
 
 def test_recall_counts_function_set_matches(built, documents):

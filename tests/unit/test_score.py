@@ -163,7 +163,7 @@ items = st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from(["1", "2", "
 )
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(deadline=None)  # examples: the profile in tests/conftest.py
 @given(items, items)
 def test_state_f1_properties(a, b):
     f1 = state_f1(a, b)
@@ -180,7 +180,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(deadline=None)  # examples: the profile in tests/conftest.py
 @given(json_values)
 def test_fast_state_encoding_equals_canonical_json(value):
     import json
@@ -212,3 +212,48 @@ def test_lcs_and_executability():
     assert swapped.executable and swapped.lcs == pytest.approx(4 / 5)
     broken = score(GOLD.replace("(3)", '("three")'))
     assert not broken.executable and aggregate([gold, broken]).executability == 0.5
+
+
+def test_wilson_interval_matches_known_values_and_stays_in_bounds():
+    from toolbench.score import wilson_interval
+
+    low, high = wilson_interval(60, 120)
+    assert abs(low - 0.4119) < 1e-3 and abs(high - 0.5881) < 1e-3  # ±9 points at 50% on 120 tasks
+    assert wilson_interval(0, 10)[0] == 0.0 and 0.27 < wilson_interval(0, 10)[1] < 0.28
+    assert wilson_interval(10, 10)[1] == 1.0 and wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_corrupted_replays_are_diagnosed_as_what_was_done_to_them(home_tasks):
+    from toolbench.replay import corrupt_predictions
+    from toolbench.results import score_all
+    from toolbench.score import summarize
+
+    tasks = home_tasks[:40]
+    predictions = {p.id: p for p in corrupt_predictions(tasks)}
+    scores = score_all(tasks, predictions, "auto")
+    expected = {"intact": None, "wrong_value": "wrong_argument", "missing_call": "missing_call", "syntax": "parse_error"}
+    for score in scores:
+        assert score.diagnosis == expected[predictions[score.id].meta["corruption"]], score
+    cells = summarize(scores)["cells"]
+    assert cells["home_search/multi_call"]["diagnoses"] == {"missing_call": 10, "parse_error": 10, "wrong_argument": 10}
+    assert cells["home_search/multi_call"]["n"] == 40 and cells["home_search/multi_call"]["success"] == 0.25
+
+
+@pytest.mark.parametrize(
+    "predicted, label, diagnosis",
+    [
+        ([], [("a", {})], "no_call"),
+        ([("a", {})], [], "unexpected_call"),
+        ([("b", {})], [("a", {})], "wrong_function"),
+        ([("a", {"x": 1})], [("a", {"x": 1}), ("c", {})], "missing_call"),
+        ([("a", {"x": 1}), ("a", {"x": 1})], [("a", {"x": 1})], "extra_call"),
+        ([("a", {"x": 2})], [("a", {"x": 1})], "wrong_argument"),
+    ],
+)
+def test_diagnose_names_the_first_thing_that_went_wrong(predicted, label, diagnosis):
+    from toolbench.records import Call, ExecError
+    from toolbench.score import diagnose
+
+    calls = [Call.trusted(n, a) for n, a in predicted]
+    gold = [Call.trusted(n, a) for n, a in label]
+    assert diagnose(calls, gold, [ExecError(error_type="state:mismatch", message="m")]) == diagnosis

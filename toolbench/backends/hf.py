@@ -9,11 +9,13 @@ from toolbench.generation import GenerationParams, load_local_model
 class HFBackend(Backend):
     prefix = "hf"
 
-    def __init__(self, spec: str, batch_size: int = 8, device: str = "cpu", **_: object):
+    def __init__(
+        self, spec: str, batch_size: int = 8, device: str = "auto", dtype: str = "auto", **_: object
+    ):
         super().__init__(spec)
         self.model_id = spec.split(":", 1)[1]
-        self.batch_size, self.device = batch_size, device
-        self.model = load_local_model(self.model_id, device)
+        self.batch_size = batch_size
+        self.model = load_local_model(self.model_id, device, dtype)
 
     @property
     def fingerprint(self) -> str:

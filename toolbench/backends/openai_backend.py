@@ -16,6 +16,7 @@ from typing import Any
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from toolbench.backends.base import Backend, BackendParams, BackendRequest, BackendResponse, OnDone
+from toolbench.chat_messages import wire_messages
 from toolbench.errors import UserError
 
 
@@ -106,7 +107,8 @@ class OpenAIBackend(Backend):
                 text=choice.text or "", finish_reason=choice.finish_reason, usage=_usage(result)
             )
         extra = {"tools": request.tools, "tool_choice": "auto"} if request.tools else {}
-        result = await client.chat.completions.create(messages=request.messages or [], **common, **extra)
+        messages = wire_messages(request.messages or [])  # call arguments as JSON strings, as the API wants
+        result = await client.chat.completions.create(messages=messages, **common, **extra)
         choice = result.choices[0]
         calls = None
         if choice.message.tool_calls:

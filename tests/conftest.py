@@ -8,12 +8,26 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from toolbench.records import Task
 from toolbench.tasks import load_tasks
 
 REPO = Path(__file__).resolve().parent.parent
 HOME_TASKS = REPO / "tools" / "home_search" / "test.jsonl"
+
+# Hypothesis profiles. A property without its own `max_examples` runs 100 examples in the inner
+# loop ("dev") and 1,000 in CI ("ci", chosen when $CI is set, as CI does; its extra cost is a few
+# seconds). Pick one by hand with HYPOTHESIS_PROFILE=ci or `pytest --hypothesis-profile=ci`.
+# No deadline in either: on a shared 2-core machine a per-example time limit fails at random.
+# CI also drops the too-slow health check for the same reason, and prints a failure's blob so
+# `@reproduce_failure` can replay it here.
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.register_profile(
+    "ci", max_examples=1000, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
+_in_ci = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if _in_ci else "dev"))
 
 
 @pytest.fixture(scope="module")

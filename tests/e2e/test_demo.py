@@ -11,9 +11,10 @@ import pytest
 
 from tests.conftest import run_cli
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
+@pytest.mark.timeout(900)  # three runs of the CLI, each allowed 300 s by run_cli; ~90 s on 2 busy cores
 def test_demo_runs_every_step_then_resumes_in_seconds(tmp_path, generic_cache):
     out = tmp_path / "demo"
     first = run_cli("demo", "--preset", "smoke", "--out", str(out), "--cache-dir", str(generic_cache))

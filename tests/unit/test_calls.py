@@ -197,7 +197,7 @@ identifiers = st.text(string.ascii_letters + "_", min_size=1, max_size=10).filte
 )
 calls = st.builds(Call, name=identifiers, arguments=st.dictionaries(identifiers, json_values, max_size=4))
 programs = st.lists(calls, max_size=5).map(Program)
-PROPERTY = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # examples: the profile in tests/conftest.py
 
 
 @PROPERTY

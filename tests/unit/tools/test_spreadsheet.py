@@ -300,7 +300,7 @@ formula_texts = st.one_of(
 )
 
 
-@settings(max_examples=600, deadline=None)
+@settings(deadline=None)  # examples: the profile in tests/conftest.py
 @given(formula_texts, st.sampled_from(["B2", "B14", "C14"]))
 def test_any_formula_text_gives_a_value_or_a_tool_error(text, cell):
     simulator = TOOL(GRADES["spreadsheet"])
@@ -330,7 +330,7 @@ operations = st.lists(
 )  # fmt: skip
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)  # examples: the profile in tests/conftest.py
 @given(operations)
 def test_any_sequence_of_operations_keeps_a_consistent_sheet(ops):
     simulator = TOOL(GRADES["spreadsheet"])

@@ -358,7 +358,7 @@ def test_schemas_carry_the_formats_the_renderer_uses():
     assert "format" not in TOOL.specs["set_num_adults"].parameters["properties"]["value"]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)  # examples: the profile in tests/conftest.py
 @given(
     st.dates(),
     st.text(max_size=12),

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# On a fresh machine the throwaway venv is built first: two installs of up to 900 s each (below).
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(2000)]
 
 TRANSFORMERS_4 = "transformers>=4.57,<4.58"
 PROBE = """

@@ -1,10 +1,33 @@
-"""Assertions shared by the per-tool scorer tests."""
+"""Assertions and hypothesis strategies shared by several test modules."""
 
 from __future__ import annotations
 
-import pytest
+import keyword
+import string
 
-from toolbench.records import Score
+import pytest
+from hypothesis import strategies as st
+
+from toolbench.records import Call, Program, Score
+
+# JSON values, call names and whole programs, for the call readers' property tests
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+identifiers = st.text(string.ascii_letters + "_", min_size=1, max_size=10).filter(
+    lambda s: not keyword.iskeyword(s)
+)
+calls = st.builds(Call, name=identifiers, arguments=st.dictionaries(identifiers, json_values, max_size=4))
+programs = st.lists(calls, max_size=5).map(Program)
 
 
 def assert_wrong(result: Score, error_type: str, f1: float, name: str = "") -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import keyword
-import string
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import json_values, programs
 from toolbench.calls import FormatContext, JsonFormat, PythonFormat, ValueConstructor, strip_fences
 from toolbench.errors import CallParseError
 from toolbench.records import Call, Program
@@ -180,24 +178,9 @@ def test_trusted_calls_equal_validated_calls():
 
 # ----------------------------------------------------------------------- properties
 
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text()
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=12,
-)
-identifiers = st.text(string.ascii_letters + "_", min_size=1, max_size=10).filter(
-    lambda s: not keyword.iskeyword(s)
-)
-calls = st.builds(Call, name=identifiers, arguments=st.dictionaries(identifiers, json_values, max_size=4))
-programs = st.lists(calls, max_size=5).map(Program)
-PROPERTY = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # examples: the profile in tests/conftest.py
+PROPERTY = settings(
+    deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)  # examples: the profile in tests/conftest.py
 
 
 @PROPERTY

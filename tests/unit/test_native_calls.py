@@ -7,7 +7,6 @@ llama-models), the answers it writes are read back."""
 from __future__ import annotations
 
 import json
-import keyword
 import string
 import time
 
@@ -15,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import identifiers, json_values, programs
 from toolbench.calls import (
     FORMATS,
     MAX_ANSWER_CHARS,
@@ -522,23 +522,6 @@ def test_deep_or_huge_code_is_refused_cheaply(text):
 
 # ----------------------------------------------------------------------- properties
 
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text()
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=12,
-)
-identifiers = st.text(string.ascii_letters + "_", min_size=1, max_size=10).filter(
-    lambda s: not keyword.iskeyword(s)
-)
-calls = st.builds(Call, name=identifiers, arguments=st.dictionaries(identifiers, json_values, max_size=4))
-programs = st.lists(calls, max_size=5).map(Program)
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ALL = sorted(FORMATS)
 

@@ -231,11 +231,20 @@ def test_corrupted_replays_are_diagnosed_as_what_was_done_to_them(home_tasks):
     tasks = home_tasks[:40]
     predictions = {p.id: p for p in corrupt_predictions(tasks)}
     scores = score_all(tasks, predictions, "auto")
-    expected = {"intact": None, "wrong_value": "wrong_argument", "missing_call": "missing_call", "syntax": "parse_error"}
+    expected = {
+        "intact": None,
+        "wrong_value": "wrong_argument",
+        "missing_call": "missing_call",
+        "syntax": "parse_error",
+    }
     for score in scores:
         assert score.diagnosis == expected[predictions[score.id].meta["corruption"]], score
     cells = summarize(scores)["cells"]
-    assert cells["home_search/multi_call"]["diagnoses"] == {"missing_call": 10, "parse_error": 10, "wrong_argument": 10}
+    assert cells["home_search/multi_call"]["diagnoses"] == {
+        "missing_call": 10,
+        "parse_error": 10,
+        "wrong_argument": 10,
+    }
     assert cells["home_search/multi_call"]["n"] == 40 and cells["home_search/multi_call"]["success"] == 0.25
 
 

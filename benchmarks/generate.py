@@ -5,14 +5,31 @@ query and every action, the floor cost of any template-based generator. The pipe
 sampling, parsing, JSON-schema validation, execution on the simulator, label agreement checks,
 dedupe and a streamed, checkpointed JSONL file.
 
-    python benchmarks/generate.py [--n 20000] [--tool home_search]
+    python benchmarks/generate.py [--n 20000] [--tool home_search] [--before REV] [--memory TOOL]
+
+- The table: bare renders/s, validated samples/s in one process and its ratio to the bare rate
+  (goal: >= 5,000/s and >= 0.3 of the bare rate, per tool), then with 2 worker processes.
+- `--before REV`: the same pipeline at git revision REV (a `git archive` copy, run in a child
+  process), measured in the same run, one tool at a time between the bare render and this tree.
+- The profile: where a kept sample's time goes, per stage, in microseconds (a separate,
+  one-process run with a `StageClock`; its total is a little above the table's, the clock's own
+  cost). Stages: startup (templates compiled, simulators indexed), slots (RNG, template choice,
+  slot values), render (query, then actions, setup and goal), dedupe (request key and lookups,
+  early and in the writer), parse, schema, execute (simulator reset, calls, state snapshot;
+  episodes: every step and its observation), check (goal predicates, alternative labels reach the
+  same state), serialise (canonical action text, JSON line), write (file, checkpoints).
+- `--memory TOOL`: peak RSS of a one-process run of TOOL at 100k and at 1M samples (each in a
+  fresh process), to show memory stays flat while the output streams to disk.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -22,19 +39,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe_machine  # noqa: E402
 
 from toolbench.generate import GenerateConfig, SampleFactory, generate  # noqa: E402
+from toolbench.generate.engine import STAGES, StageClock  # noqa: E402
 from toolbench.registry import resolve_tools  # noqa: E402
+from toolbench.templating import make_environment  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+GOAL_RATE = 5_000
+GOAL_RATIO = 0.3
 
 
 def bare_jinja_rate(config: GenerateConfig, n: int) -> float:
-    """Renders/s of the same templates through the plain Jinja API, slots drawn beforehand."""
+    """Renders/s of the same templates through the plain Jinja API (`Template.render`, the
+    templates compiled by a Jinja environment configured as the generator's), slots drawn
+    beforehand."""
     factory = SampleFactory(config)
+    env = make_environment()
+    compiled = {}  # entry id -> (queries, actions) as plain jinja2.Template objects
+    for tool in config.tools:
+        for entry in factory.entries[tool]:
+            sources = [source for _, source in entry.sources]
+            templates = [env.from_string(source) for source in sources]
+            n_queries = len(entry.entry.queries)
+            compiled[id(entry)] = (templates[:n_queries], templates[n_queries:])
     work = []
     for index in range(n):
         rng = random.Random(index)
         tool = config.tools[index % len(config.tools)]
         entry = rng.choice(factory.entries[tool])
         slots = entry.draw_slots(rng)
-        work.append((entry.queries[rng.randrange(len(entry.queries))], entry.actions, slots))
+        queries, actions = compiled[id(entry)]
+        work.append((queries[rng.randrange(len(queries))], actions, slots))
     started = time.perf_counter()
     for query, actions, slots in work:
         query.render(slots)
@@ -43,10 +77,117 @@ def bare_jinja_rate(config: GenerateConfig, n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def pipeline_rate(config: GenerateConfig, workers: int) -> tuple[float, float]:
+def pipeline_rate(config: GenerateConfig, workers: int) -> float:
     with tempfile.TemporaryDirectory() as folder:
         report = generate(config, Path(folder) / "out.jsonl", workers=workers)
-    return report.samples_per_second, report.peak_rss_mb
+    return report.samples_per_second
+
+
+def profile(config: GenerateConfig) -> tuple[dict[str, float], int, float]:
+    """Microseconds per kept sample per stage, kept samples, and samples/s of the timed run."""
+    clock = StageClock()
+    with tempfile.TemporaryDirectory() as folder:
+        report = generate(config, Path(folder) / "out.jsonl", clock=clock)
+    return (
+        {s: clock.seconds.get(s, 0.0) / report.kept * 1e6 for s in STAGES},
+        report.kept,
+        report.samples_per_second,
+    )
+
+
+# ------------------------------------------------------------------- the tree at another revision
+_BEFORE_CHILD = """
+import sys, tempfile
+from pathlib import Path
+from toolbench.generate import GenerateConfig, generate
+config = GenerateConfig.model_validate_json(sys.argv[1])
+with tempfile.TemporaryDirectory() as folder:
+    report = generate(config, Path(folder) / "out.jsonl")
+print(report.samples_per_second)
+"""
+
+
+def checkout(rev: str, folder: Path) -> Path:
+    """The files of `rev` (read with `git archive`; the repository is not touched), laid out so
+    that `PYTHONPATH=<folder>` imports them as the installed package does."""
+    archive = folder / "tree.tar"
+    with archive.open("wb") as handle:
+        subprocess.run(["git", "archive", "--format=tar", rev], cwd=REPO, stdout=handle, check=True)
+    root = folder / "tree"
+    with tarfile.open(archive) as tar:
+        tar.extractall(root, filter="data")
+    for package, source in (
+        ("tools", "tools"),
+        ("templates", "templates"),
+        ("retriever", "retriever"),
+        ("distill", "distill"),
+    ):
+        if (root / source).is_dir() and not (root / "toolbench" / package).exists():
+            (root / "toolbench" / package).symlink_to(root / source, target_is_directory=True)
+    return root
+
+
+def before_rate(tree: Path, config: GenerateConfig) -> float:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    done = subprocess.run(
+        [sys.executable, "-c", _BEFORE_CHILD, config.model_dump_json()],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------- memory
+_MEMORY_CHILD = """
+import sys, tempfile, resource
+from pathlib import Path
+from toolbench.generate import GenerateConfig, generate
+config = GenerateConfig(tools=[sys.argv[1]], n=int(sys.argv[2]), seed=0, split=sys.argv[3])
+with tempfile.TemporaryDirectory() as folder:
+    out = Path(folder) / "out.jsonl"
+    report = generate(config, out)
+    size = out.stat().st_size
+# this process's own peak: VmHWM (ru_maxrss would count the `git` the run record calls, and on
+# Linux starts from the peak of the process that spawned this one)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+try:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            peak = int(line.split()[1]) / 1024
+except OSError:
+    pass
+print(report.kept, peak, size / 2**20, report.samples_per_second)
+"""
+
+
+def memory(
+    tool: str, split: str, tree: Path | None = None, sizes: tuple[int, ...] = (100_000, 1_000_000)
+) -> None:
+    print(
+        f"memory: peak RSS of one process generating {tool} ({split} templates), each size in a fresh "
+        "process (VmHWM of the generating process itself)"
+    )
+    for label, source in (("before", tree), ("now", None)):
+        if label == "before" and source is None:
+            continue
+        env = {**os.environ, "PYTHONPATH": str(source)} if source is not None else None
+        for n in sizes:
+            done = subprocess.run(
+                [sys.executable, "-c", _MEMORY_CHILD, tool, str(n), split],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=env,
+                cwd=source,
+            )
+            kept, rss, size, rate = done.stdout.split()
+            print(
+                f"  {label:<6} {int(kept):>9,} samples: peak RSS {float(rss):7.1f} MB, "
+                f"output {float(size):7.1f} MB, {float(rate):,.0f} samples/s"
+            )
 
 
 def main() -> None:
@@ -54,24 +195,57 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--tool", default="all")
     parser.add_argument("--split", default="train", help="train (training data, the default), test or all")
+    parser.add_argument("--before", metavar="REV", help="also measure the pipeline of git revision REV")
+    parser.add_argument("--no-profile", action="store_true", help="skip the per-stage profile")
+    parser.add_argument("--memory", metavar="TOOL", help="peak RSS at 100k and 1M samples of TOOL")
     args = parser.parse_args()
     tools = resolve_tools(args.tool)
     print(f"machine: {describe_machine()}")
     print(f"{args.n:,} samples per tool from the {args.split} templates")
+    with tempfile.TemporaryDirectory() as scratch:
+        tree = checkout(args.before, Path(scratch)) if args.before else None
+        run(args, tools, tree)
+
+
+def run(args: argparse.Namespace, tools: list[str], tree: Path | None) -> None:
+    before_head = f" {'before/s':>9} {'ratio':>6}" if tree else ""
     print(
-        f"{'tool':<14} {'bare jinja/s':>13} {'validated/s (1 core)':>21} {'ratio':>7} {'2 workers/s':>12} {'scaling':>8}"
+        f"{'tool':<14} {'bare jinja/s':>13}{before_head} {'validated/s (1 core)':>21} {'ratio':>6} "
+        f"{'2 workers/s':>12} {'scaling':>8}  goal"
     )
     for tool in tools:
         config = GenerateConfig(tools=[tool], n=args.n, seed=0, split=args.split)
         bare = bare_jinja_rate(config, min(args.n, 20_000))
-        one, _ = pipeline_rate(config, 1)
-        two, _ = pipeline_rate(config, 2)
-        print(f"{tool:<14} {bare:>13,.0f} {one:>21,.0f} {one / bare:>7.2f} {two:>12,.0f} {two / one:>7.2f}x")
-    goal = 5_000
+        before = ""
+        if tree is not None:
+            old = before_rate(tree, config)
+            before = f" {old:>9,.0f} {old / bare:>6.2f}"
+        one = pipeline_rate(config, 1)
+        two = pipeline_rate(config, 2)
+        met = one >= GOAL_RATE and one / bare >= GOAL_RATIO
+        print(
+            f"{tool:<14} {bare:>13,.0f}{before} {one:>21,.0f} {one / bare:>6.2f} {two:>12,.0f} "
+            f"{two / one:>7.2f}x  {'met' if met else 'MISSED'}"
+        )
     print(
-        f"goal: >= {goal:,} validated samples/s on one core per tool "
-        "(validated = rendered, parsed, schema-checked, executed, deduped, written)"
+        f"goal: >= {GOAL_RATE:,} validated samples/s on one core per tool and >= {GOAL_RATIO} of the bare "
+        "render rate (validated = rendered, parsed, schema-checked, executed, deduped, written)"
     )
+    if not args.no_profile:
+        print()
+        print("profile: microseconds per kept sample, by stage (one process, StageClock run)")
+        print(f"{'tool':<14}" + "".join(f"{stage:>10}" for stage in STAGES) + f"{'total':>10}{'/s':>9}")
+        for tool in tools:
+            config = GenerateConfig(tools=[tool], n=args.n, seed=0, split=args.split)
+            per_stage, _, rate = profile(config)
+            print(
+                f"{tool:<14}"
+                + "".join(f"{per_stage[stage]:>10.1f}" for stage in STAGES)
+                + f"{sum(per_stage.values()):>10.1f}{rate:>9,.0f}"
+            )
+    if args.memory:
+        print()
+        memory(args.memory, args.split, tree)
 
 
 if __name__ == "__main__":

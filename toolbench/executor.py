@@ -34,12 +34,20 @@ _VERDICTS: dict[tuple[int, str], tuple[str, str] | None] = {}
 _VERDICTS_MAX = 1 << 16
 
 
-def schema_error(validator: Any, call: Call) -> ExecError | None:
+def schema_error(validator: Any, call: Call, check: Any = None) -> ExecError | None:
     """The first schema violation of a call, as `schema:<json-schema keyword>`.
 
-    jsonschema is the slowest step of generation and scoring, and the same (function, arguments)
-    pairs recur constantly, so verdicts are memoised per validator (bounded, cleared when full).
+    `check`, the schema compiled into a predicate (`Simulator.checks`), answers most calls: a call
+    it passes is valid. Otherwise jsonschema decides and words the error. jsonschema is the
+    slowest step of generation and scoring, and the same (function, arguments) pairs recur
+    constantly, so its verdicts are memoised per validator (bounded, cleared when full).
     """
+    if check is not None:
+        try:
+            if check(call.arguments):
+                return None
+        except Exception:  # noqa: BLE001 - an odd value: jsonschema will say what is wrong
+            pass
     try:
         # decoded: orjson's small bytes keep a ~4 KB buffer each, which a 64k-entry memo would hoard
         key = (id(validator), orjson.dumps(call.arguments, option=orjson.OPT_SORT_KEYS).decode())
@@ -75,23 +83,85 @@ def fill_defaults(call: Call, spec_parameters: dict[str, Any]) -> Call:
 
 
 def execute(
-    program: Program, tools: list[str], setup: dict[str, Any] | None = None, stop_on_error: bool = True
+    program: Program | list[Call],
+    tools: list[str],
+    setup: dict[str, Any] | None = None,
+    stop_on_error: bool = True,
+    validated: bool = False,
 ) -> Execution:
+    """`validated=True`: the caller has already checked every call of `program` against its
+    schema (`first_schema_error`, which stops where the first bad call is) and runs only what
+    passed, so the per-call schema check is skipped. The generator splits the two so that its
+    profile can tell them apart; everyone else leaves it False."""
+    if validated and len(tools) == 1:
+        return _execute_one(program, tools[0], setup, stop_on_error)
     index = spec_index(tuple(tools))
     simulators = make_simulators(tools, setup)
     if isinstance(simulators, ExecError):
         return Execution(state={}, errors=[simulators])
     results: list[Any] = []
     errors: list[ExecError] = []
-    for i, call in enumerate(program):
-        error = run_call(i, call, index, simulators, results)
-        if error is not None:
-            errors.append(error)
-            if stop_on_error:
-                break
+    if validated:  # `run_validated_call`, inline: the generator runs every label of every sample
+        owners = index.owner
+        for i, call in enumerate(program):
+            try:
+                results.append(getattr(simulators[owners[call.name].name], call.name)(**call.arguments))
+            except Exception as error:  # noqa: BLE001 - a refusal, or a simulator bug: reported
+                errors.append(_refusal(i, call, error))
+                if stop_on_error:
+                    break
+    else:
+        for i, call in enumerate(program):
+            error = run_call(i, call, index, simulators, results)
+            if error is not None:
+                errors.append(error)
+                if stop_on_error:
+                    break
     return Execution(
         state={name: sim.state() for name, sim in simulators.items()}, results=results, errors=errors
     )
+
+
+def _execute_one(
+    program: Program | list[Call], tool: str, setup: dict[str, Any] | None, stop_on_error: bool
+) -> Execution:
+    """`execute` of validated calls on one tool, without the routing several tools need."""
+    simulators = make_simulators([tool], setup)
+    if isinstance(simulators, ExecError):
+        return Execution(state={}, errors=[simulators])
+    simulator = simulators[tool]
+    results: list[Any] = []
+    errors: list[ExecError] = []
+    for i, call in enumerate(program):
+        try:
+            results.append(getattr(simulator, call.name)(**call.arguments))
+        except Exception as error:  # noqa: BLE001 - a refusal, or a simulator bug: reported
+            errors.append(_refusal(i, call, error))
+            if stop_on_error:
+                break
+    return Execution(state={tool: simulator.state()}, results=results, errors=errors)
+
+
+def first_schema_error(program: Program | list[Call], index: Any) -> ExecError | None:
+    """The first call of `program` that names no offered function or breaks its schema, as the
+    ExecError `run_call` would give it (with its `call_index`), or None when every call passes."""
+    owners = index.owner
+    for i, call in enumerate(program):
+        owner = owners.get(call.name)
+        if owner is None:
+            return _unknown_function(i, call, index)
+        check = owner.checks.get(call.name)
+        if check is not None:  # schema_error's first step, inline: the usual call passes here
+            try:
+                if check(call.arguments):
+                    continue
+            except Exception:  # noqa: BLE001, S112 - jsonschema below says what is wrong
+                pass
+        bad = schema_error(owner.validators[call.name], call)
+        if bad is not None:
+            bad.call_index = i
+            return bad
+    return None
 
 
 def make_simulators(tools: list[str], setup: dict[str, Any] | None) -> dict[str, Any] | ExecError:
@@ -110,22 +180,40 @@ def run_call(
     appended to `results`, a refusal returned as an ExecError (never raised)."""
     owner = index.owner.get(call.name)
     if owner is None:
-        known = ", ".join(index.owner)
-        return ExecError(
-            call_index=i,
-            error_type="schema:unknown_function",
-            message=f"{call.name}() is not offered; offered: {known}",
-        )
-    bad = schema_error(owner.validators[call.name], call)
+        return _unknown_function(i, call, index)
+    bad = schema_error(owner.validators[call.name], call, owner.checks.get(call.name))
     if bad is not None:
         bad.call_index = i
         return bad
+    return run_validated_call(i, call, index, simulators, results)
+
+
+def _unknown_function(i: int, call: Call, index: Any) -> ExecError:
+    known = ", ".join(index.owner)
+    return ExecError(
+        call_index=i,
+        error_type="schema:unknown_function",
+        message=f"{call.name}() is not offered; offered: {known}",
+    )
+
+
+def run_validated_call(
+    i: int, call: Call, index: Any, simulators: dict[str, Any], results: list[Any]
+) -> ExecError | None:
+    """`run_call` for a call already checked against its schema (`first_schema_error`)."""
+    owner = index.owner[call.name]
     try:
         results.append(getattr(simulators[owner.name], call.name)(**call.arguments))
-    except ToolError as error:
-        return ExecError(call_index=i, error_type=error.error_type, message=f"{call.name}(): {error.message}")
-    except Exception as error:  # a simulator bug must not crash a benchmark run
-        return ExecError(
-            call_index=i, error_type="exec:crash", message=f"{call.name}(): {type(error).__name__}: {error}"
-        )
+    except Exception as error:  # noqa: BLE001 - a refusal, or a simulator bug: reported
+        return _refusal(i, call, error)
     return None
+
+
+def _refusal(i: int, call: Call, error: Exception) -> ExecError:
+    """The ExecError of a call whose function raised: the tool's rule for a ToolError, else
+    `exec:crash` (a simulator bug must not crash a benchmark run)."""
+    if isinstance(error, ToolError):
+        return ExecError(call_index=i, error_type=error.error_type, message=f"{call.name}(): {error.message}")
+    return ExecError(
+        call_index=i, error_type="exec:crash", message=f"{call.name}(): {type(error).__name__}: {error}"
+    )

@@ -24,18 +24,24 @@ Jinja runs sandboxed with StrictUndefined; a mistake is a TemplateError naming f
 
 from __future__ import annotations
 
+import operator
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError
+from jinja2.filters import FILTERS as _JINJA_FILTERS
+from jinja2.nodes import EvalContext
+from jinja2.runtime import Undefined
 from jinja2.sandbox import SandboxedEnvironment
+from jinja2.utils import _PassArg
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from toolbench.calls import PythonFormat
@@ -119,8 +125,28 @@ def _join_and(values: list[Any], word: str = "and") -> str:
 
 
 _PY = PythonFormat()
+_LITERALS: dict[tuple[type, Any], str] = {}
+
+
+def _py(value: Any) -> str:
+    """`PythonFormat().literal`, remembered for scalars (the same ids and names are written into
+    thousands of actions; a literal is a pure function of the value and its type). Not floats:
+    0.0 and -0.0 are equal keys with different literals."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool:
+        key = (kind, value)
+        text = _LITERALS.get(key)
+        if text is None:
+            text = _PY.literal(value)
+            if len(_LITERALS) >= 1 << 16:
+                _LITERALS.clear()
+            _LITERALS[key] = text
+        return text
+    return _PY.literal(value)
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
-    "py": _PY.literal,
+    "py": _py,
     "money": _money,
     "short_money": _short_money,
     "comma": lambda v: f"{v:,}",
@@ -187,6 +213,28 @@ class SlotSampler:
             self.items = spec.choice
         elif isinstance(spec.sample, list):
             self.items = spec.sample
+        self.draw = self._drawer()  # type: ignore[method-assign]
+
+    def _drawer(self) -> Callable[[random.Random, dict[str, Any]], Any]:
+        """`draw`, specialised to this slot's kind once (it runs for every slot of every
+        candidate): the same RNG calls in the same order, so the same values."""
+        spec, items = self.spec, self.items
+        if spec.pool is not None or spec.choice is not None:
+            return lambda rng, values: rng.choice(items)  # type: ignore[arg-type]
+        if spec.sample is not None:
+            low_k, high_k = spec.k
+            size = len(items)  # type: ignore[arg-type]
+            return lambda rng, values: rng.sample(items, min(rng.randint(low_k, high_k), size))  # type: ignore[arg-type]
+        if spec.above is None and spec.below is None:
+            low, high = spec.int_range if spec.int_range is not None else spec.number  # type: ignore[misc]
+            step = spec.step
+            if spec.int_range is not None:
+                return lambda rng, values: int(_grid(low, high, step, rng))
+            return lambda rng, values: round(_grid(low, high, step, rng), 6)
+        return self._draw_bounded
+
+    def _draw_bounded(self, rng: random.Random, values: dict[str, Any]) -> Any:
+        return SlotSampler.draw(self, rng, values)
 
     def draw(self, rng: random.Random, values: dict[str, Any]) -> Any:
         spec = self.spec
@@ -251,6 +299,7 @@ class CompiledEntry:
             SlotSampler(name, spec, pools, f"{where}: entry '{entry.id}'")
             for name, spec in slot_specs.items()
         ]
+        self._draws = tuple((sampler.name, sampler.draw) for sampler in self.samplers)
         declared = set(slot_specs)
         for name, spec in slot_specs.items():
             for ref in (spec.above, spec.below):
@@ -270,18 +319,22 @@ class CompiledEntry:
                 raise TemplateError(
                     f"{path}:{line}: entry '{entry.id}' {label}: template syntax: {error.message}"
                 ) from None
-            undefined = sorted(meta.find_undeclared_variables(parsed) - declared)
+            template = SlotTemplate(env, parsed, source)
+            undefined = template.undeclared(declared)
             if undefined:
                 line = line_of(source, self.line) + _first_line_using(source, undefined[0]) - 1
                 raise TemplateError(
                     f"{path}:{line}: entry '{entry.id}' {label} uses undefined slot '{undefined[0]}'; "
                     f"declared slots: {', '.join(sorted(declared)) or 'none'}"
                 )
-            compiled.append(env.from_string(source))
+            template.check()
+            compiled.append(template)
         n = len(entry.queries)
         self.queries, self.actions = compiled[:n], compiled[n:]
         self.setup = _compile_setup(entry.setup, env, declared, f"{where}: entry '{entry.id}' setup")
         self.goal = _compile_setup(entry.goal, env, declared, f"{where}: entry '{entry.id}' goal")
+        self._setup = _setup_renderer(self.setup) if self.setup is not None else None
+        self._goal = _setup_renderer(self.goal) if self.goal is not None else None
 
     @property
     def id(self) -> str:
@@ -289,28 +342,49 @@ class CompiledEntry:
 
     def draw_slots(self, rng: random.Random) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for sampler in self.samplers:
-            try:
-                values[sampler.name] = sampler.draw(rng, values)
-            except ValueError as error:
-                raise TemplateError(
-                    f"{self.path}:{self.line}: entry '{self.id}' slot '{sampler.name}': {error}"
-                ) from None
+        try:
+            for name, draw in self._draws:
+                values[name] = draw(rng, values)
+        except ValueError as error:
+            raise TemplateError(
+                f"{self.path}:{self.line}: entry '{self.id}' slot '{name}': {error}"
+            ) from None
         return values
 
     def render(self, rng: random.Random) -> Rendered:
-        slots = self.draw_slots(rng)
-        paraphrase = rng.randrange(len(self.queries))
-        try:
-            query = " ".join(_render(self.queries[paraphrase], slots).split())
-            actions = [_render(template, slots).strip() for template in self.actions]
-            setup = _render_setup(self.setup, slots) if self.setup is not None else None
-            goal = _render_setup(self.goal, slots) if self.goal is not None else None
-        except (UndefinedError, SecurityError, TypeError, ValueError) as error:
-            raise TemplateError(
-                f"{self.path}:{self.line}: entry '{self.id}': rendering failed: {error}"
-            ) from None
+        slots, paraphrase = self.draw(rng)
+        query = self.render_query(slots, paraphrase)
+        actions, setup, goal = self.render_program(slots)
         return Rendered(query, paraphrase, actions, slots, setup, goal)
+
+    # `render` in two halves, for the generator: the request alone decides whether a candidate is
+    # a duplicate, so its program is rendered only for a request not seen before. Neither half
+    # draws from the RNG: the stream, and so the output, is the same either way.
+    def draw(self, rng: random.Random) -> tuple[dict[str, Any], int]:
+        """The slot values and the paraphrase: everything a sample takes from the RNG."""
+        slots = self.draw_slots(rng)
+        return slots, rng.randrange(len(self.queries))
+
+    def render_query(self, slots: dict[str, Any], paraphrase: int) -> str:
+        try:
+            return " ".join(_render(self.queries[paraphrase], slots).split())
+        except (UndefinedError, SecurityError, TypeError, ValueError) as error:
+            raise self._failed(error) from None
+
+    def render_program(
+        self, slots: dict[str, Any]
+    ) -> tuple[list[str], dict[str, Any] | None, list[dict[str, Any]] | None]:
+        """(gold action texts, setup, goal) for these slots."""
+        try:
+            actions = [_render(template, slots).strip() for template in self.actions]
+            setup = self._setup(slots) if self._setup is not None else None
+            goal = self._goal(slots) if self._goal is not None else None
+        except (UndefinedError, SecurityError, TypeError, ValueError) as error:
+            raise self._failed(error) from None
+        return actions, setup, goal
+
+    def _failed(self, error: Exception) -> TemplateError:
+        return TemplateError(f"{self.path}:{self.line}: entry '{self.id}': rendering failed: {error}")
 
 
 _WHOLE_SLOT = re.compile(r"^\{\{\s*(\w+)((?:\.\w+)*)\s*\}\}$")
@@ -331,12 +405,50 @@ def _compile_setup(value: Any, env: SandboxedEnvironment, declared: set[str], wh
                 raise TemplateError(f"{where} uses undefined slot '{whole.group(1)}'")
             keys = tuple(whole.group(2).split(".")[1:])
             return ("path", (whole.group(1), keys)) if keys else ("slot", whole.group(1))
-        parsed = env.parse(value)
-        undefined = sorted(meta.find_undeclared_variables(parsed) - declared)
+        template = SlotTemplate(env, env.parse(value), value)
+        undefined = template.undeclared(declared)
         if undefined:
             raise TemplateError(f"{where} uses undefined slot '{undefined[0]}'")
-        return ("template", env.from_string(value))
+        template.check()
+        return ("template", template)
     return ("value", plain(value))
+
+
+def _undeclared(parsed: nodes.Template, declared: set[str]) -> list[str]:
+    """The names a template reads that are not slots, sorted. Jinja's own analysis (a code
+    generation pass) runs only when some name read anywhere in it is not a slot: in the usual
+    case, every name is one, and none can be undeclared."""
+    if {name.name for name in parsed.find_all(nodes.Name) if name.ctx == "load"} <= declared:
+        return []
+    return sorted(meta.find_undeclared_variables(parsed) - declared)
+
+
+def _setup_renderer(compiled: Any) -> Callable[[dict[str, Any]], Any]:
+    """`_render_setup` of this compiled setup or goal, unrolled into closures once."""
+    if isinstance(compiled, dict):
+        items = tuple((k, _setup_renderer(v)) for k, v in compiled.items())
+        return lambda slots: {k: render(slots) for k, render in items}
+    if isinstance(compiled, list):
+        elements = tuple(_setup_renderer(v) for v in compiled)
+        return lambda slots: [render(slots) for render in elements]
+    kind, payload = compiled
+    if kind == "slot":
+        return lambda slots: slots[payload]
+    if kind == "template":
+        return payload.render if isinstance(payload, SlotTemplate) else lambda slots: _render(payload, slots)
+    if kind == "value":
+        return lambda slots: payload
+    name, keys = payload  # a key path into a slot's value
+
+    def path(slots: dict[str, Any]) -> Any:
+        node = slots[name]
+        for key in keys:
+            if not isinstance(node, dict) or key not in node:
+                return _render_setup(compiled, slots)  # which raises the error
+            node = node[key]
+        return node
+
+    return path
 
 
 def _render_setup(compiled: Any, slots: dict[str, Any]) -> Any:
@@ -359,10 +471,480 @@ def _render_setup(compiled: Any, slots: dict[str, Any]) -> Any:
     return payload
 
 
-def _render(template: Template, slots: dict[str, Any]) -> str:
+def _render(template: Template | SlotTemplate, slots: dict[str, Any]) -> str:
     """`Template.render` without copying the environment globals into every context: templates
     see only their slots (the static check above enforces it), and this is the hot path."""
+    if isinstance(template, SlotTemplate):
+        return template.render(slots)
     return "".join(template.root_render_func(template.new_context(slots, shared=True)))
+
+
+# -------------------------------------------------------------- the fast path of rendering
+#
+# Most templates are text with `{{ expression }}` holes over slot values: names, `.key` and
+# `[index]` lookups, filters, literals, comparisons and arithmetic, `x if c else y`, `dict.get`,
+# top-level `{% set %}`. Jinja renders them through a fresh Context, a generator and a sandbox
+# check per lookup; `SlotTemplate` compiles that subset of Jinja's syntax tree once into plain
+# closures that compute the same values in the same order, and renders with `str()` of each, as
+# Jinja's generated code does. Anything outside the subset (loops, `{% if %}`, tests, most
+# method calls, the `loop` or `self` variables, ...) makes the whole template render through
+# Jinja; so does any exception on the fast path, so an error is always Jinja's own.
+# `tests/unit/test_templating.py` checks both paths give the same text for every shipped template.
+
+
+class _NotFast(Exception):
+    """This node is outside the subset the fast path compiles."""
+
+
+class _Fallback(Exception):
+    """This render is not for the fast path (an unexpected value type): Jinja renders it."""
+
+
+# Jinja gives these names meaning of its own (inside loops, macros, blocks)
+_JINJA_NAMES = frozenset({"loop", "self", "super", "caller", "varargs", "kwargs", "namespace"})
+# Pure methods of the value types slots hold; the sandbox lets each of them be called
+_SAFE_METHODS: dict[type, frozenset[str]] = {dict: frozenset({"get", "items", "keys", "values"})}
+# Filters that take Jinja's context: only `map`, which uses it to call the filter it maps with
+_CONTEXT_FILTERS = frozenset({"map"})
+_JINJA_MAP = _JINJA_FILTERS["map"]
+_BINARY: dict[type, Callable[[Any, Any], Any]] = {
+    nodes.Add: operator.add,
+    nodes.Sub: operator.sub,
+    nodes.Mul: operator.mul,
+    nodes.Div: operator.truediv,
+    nodes.FloorDiv: operator.floordiv,
+    nodes.Mod: operator.mod,
+    nodes.Pow: operator.pow,
+}
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gteq": operator.ge,
+    "lt": operator.lt,
+    "lteq": operator.le,
+    "in": lambda a, b: a in b,
+    "notin": lambda a, b: a not in b,
+}
+
+
+class SlotTemplate:
+    """One template: the fast closures when its syntax allows them, else (and whenever the fast
+    path cannot take a render) the Jinja template, compiled on first use."""
+
+    def __init__(self, env: SandboxedEnvironment, tree: nodes.Template, source: str):
+        self.env, self.tree, self.source = env, tree, source
+        self._jinja: Template | None = None
+        compiler = _FastCompiler(env)
+        try:
+            self.fast: Callable[[dict[str, Any]], str] | None = compiler.template(tree)
+        except _NotFast:
+            self.fast = None
+        # the names it reads from the slots: what Jinja's `find_undeclared_variables` finds
+        self.reads = frozenset(compiler.loaded) if self.fast is not None else None
+
+    def undeclared(self, declared: set[str]) -> list[str]:
+        """The names it reads that are not slots, sorted."""
+        if self.reads is not None:
+            return sorted(self.reads - declared)
+        return _undeclared(self.tree, declared)
+
+    def check(self) -> None:
+        """Compile the Jinja template now when the fast path cannot render this one, so that
+        Jinja's compile-time errors come when the templates load."""
+        if self.fast is None:
+            self.jinja  # noqa: B018
+
+    @property
+    def jinja(self) -> Template:
+        if self._jinja is None:
+            self._jinja = self.env.from_string(self.tree)  # the parsed tree: not parsed again
+        return self._jinja
+
+    def render(self, slots: dict[str, Any]) -> str:
+        if self.fast is not None:
+            try:
+                return self.fast(slots)
+            except Exception:  # noqa: BLE001 - Jinja renders it, and raises its own error if any
+                pass
+        template = self.jinja
+        return "".join(template.root_render_func(template.new_context(slots, shared=True)))
+
+
+class _FastCompiler:
+    def __init__(self, env: SandboxedEnvironment):
+        self.env = env
+        self.assigned: set[str] = set()  # names a top-level {% set %} bound
+        self.loaded: set[str] = set()  # names read so far (outside loops' own variables)
+        self.loops = 0  # depth of {% for %} around the node being compiled
+        self.uses_loop = False  # whether the innermost loop's body reads `loop`
+
+    def template(self, tree: nodes.Template) -> Callable[[dict[str, Any]], str]:
+        if all(isinstance(node, nodes.Output) for node in tree.body):  # text and holes only
+            parts = tuple(
+                child.data if isinstance(child, nodes.TemplateData) else self.expr(child)
+                for node in tree.body
+                for child in node.nodes
+            )
+            if all(isinstance(part, str) for part in parts):
+                text = "".join(parts)
+                return lambda slots: text
+            return _joiner(parts)
+        steps = self.block(tree.body)
+
+        def render(slots: dict[str, Any]) -> str:
+            scope = dict(slots)
+            out: list[str] = []
+            for step in steps:
+                step(scope, out)
+            return "".join(out)
+
+        return render
+
+    def block(self, body: list[nodes.Node]) -> tuple[Callable[[dict[str, Any], list[str]], None], ...]:
+        steps: list[Callable[[dict[str, Any], list[str]], None]] = []
+        for node in body:
+            if isinstance(node, nodes.Output):
+                for child in node.nodes:
+                    if isinstance(child, nodes.TemplateData):
+                        steps.append(_text_step(child.data))
+                    else:
+                        steps.append(_output_step(self.expr(child)))
+            elif isinstance(node, nodes.Assign) and not self.loops:
+                steps.append(self._assign(node))
+            elif isinstance(node, nodes.For):
+                steps.append(self._for(node))
+            else:
+                raise _NotFast(type(node).__name__)
+        return tuple(steps)
+
+    def _assign(self, node: nodes.Assign) -> Callable[[dict[str, Any], list[str]], None]:
+        """A top-level `{% set name = expression %}`, for a name not read before it (Jinja would
+        read the slot there) and not set twice."""
+        target = node.target
+        if (
+            not isinstance(target, nodes.Name)
+            or target.name in _JINJA_NAMES
+            or target.name in self.loaded
+            or target.name in self.assigned
+        ):
+            raise _NotFast("set")
+        fn = self.expr(node.node)
+        if target.name in self.loaded:  # `{% set x = x ... %}`
+            raise _NotFast("set from itself")
+        self.assigned.add(target.name)
+        name = target.name
+
+        def assign(scope: dict[str, Any], out: list[str]) -> None:
+            scope[name] = fn(scope)
+
+        return assign
+
+    def _for(self, node: nodes.For) -> Callable[[dict[str, Any], list[str]], None]:
+        """`{% for x in ... %}` or `{% for a, b in ... %}` (no else, filter or recursion): the
+        loop variables and `loop` shadow the outer names inside the body only, as in Jinja."""
+        if node.else_ or node.test is not None or node.recursive:
+            raise _NotFast("for")
+        target = node.target
+        if isinstance(target, nodes.Name) and target.ctx == "store":
+            names: tuple[str, ...] = (target.name,)
+            single = True
+        elif isinstance(target, nodes.Tuple) and all(
+            isinstance(item, nodes.Name) and item.ctx == "store" for item in target.items
+        ):
+            names, single = tuple(item.name for item in target.items), False
+        else:
+            raise _NotFast("for target")
+        if set(names) & _JINJA_NAMES:
+            raise _NotFast("for target")
+        items_of = self.expr(node.iter)  # read in the outer scope
+        loaded, uses_loop = set(self.loaded), self.uses_loop
+        self.loops += 1
+        self.uses_loop = False
+        if all(isinstance(child, nodes.Output) for child in node.body):  # text and holes only
+            parts = tuple(
+                child.data if isinstance(child, nodes.TemplateData) else self.expr(child)
+                for output in node.body
+                for child in output.nodes
+            )
+            body: tuple[Callable[[dict[str, Any], list[str]], None], ...] = (_parts_step(parts),)
+        else:
+            body = self.block(node.body)
+        self.loops -= 1
+        this_uses_loop, self.uses_loop = self.uses_loop, uses_loop
+        self.loaded = loaded | (self.loaded - set(names))
+        saved_keys = (*names, _LOOP) if this_uses_loop else names
+        first = names[0]
+        second = names[1] if len(names) == 2 else None
+
+        def loop(scope: dict[str, Any], out: list[str]) -> None:
+            items = list(items_of(scope))
+            saved = [(key, scope.get(key, _ABSENT)) for key in saved_keys]
+            length = len(items)
+            for index, item in enumerate(items):
+                if single:
+                    scope[first] = item
+                elif second is not None:
+                    scope[first], scope[second] = item  # Python's unpacking, as Jinja's loop
+                else:
+                    values = tuple(item)
+                    if len(values) != len(names):
+                        raise ValueError("cannot unpack")
+                    scope.update(zip(names, values, strict=True))
+                if this_uses_loop:
+                    scope[_LOOP] = (index, length)
+                for step in body:
+                    step(scope, out)
+            for key, value in saved:
+                if value is _ABSENT:
+                    scope.pop(key, None)
+                else:
+                    scope[key] = value
+
+        return loop
+
+    def expr(self, node: nodes.Node) -> Callable[[dict[str, Any]], Any]:
+        method = getattr(self, f"_{type(node).__name__}", None)
+        if method is None:
+            raise _NotFast(type(node).__name__)
+        return method(node)
+
+    def _Name(self, node: nodes.Name) -> Callable:
+        name = node.name
+        if node.ctx != "load" or name in _JINJA_NAMES:
+            raise _NotFast(name)
+        if name not in self.assigned:
+            self.loaded.add(name)
+        return lambda scope: scope[name]  # missing: KeyError, so Jinja renders (and fails)
+
+    def _Const(self, node: nodes.Const) -> Callable:
+        value = node.value
+        return lambda scope: value
+
+    def _Getattr(self, node: nodes.Getattr) -> Callable:
+        attr = node.attr
+        if isinstance(node.node, nodes.Name) and node.node.name == "loop" and self.loops:
+            if attr not in _LOOP_ATTRIBUTES:
+                raise _NotFast(f"loop.{attr}")
+            self.uses_loop = True
+            read = _LOOP_ATTRIBUTES[attr]
+            return lambda scope: read(*scope[_LOOP])
+        if attr.startswith("_") or hasattr(dict, attr):
+            raise _NotFast(attr)  # Jinja would find the attribute (or refuse it): not a key
+        inner = self.expr(node.node)
+
+        def getattr_(scope: dict[str, Any]) -> Any:
+            value = inner(scope)
+            if type(value) is not dict:  # Jinja tries getattr() first: only a dict is simple
+                raise _Fallback
+            return value[attr]
+
+        return getattr_
+
+    def _Getitem(self, node: nodes.Getitem) -> Callable:
+        inner = self.expr(node.node)  # Jinja's getitem tries `value[key]` first: when it works,
+        if isinstance(node.arg, nodes.Const):  # that is what it returns
+            key = node.arg.value
+            return lambda scope: inner(scope)[key]
+        if isinstance(node.arg, nodes.Slice):
+            raise _NotFast("slice")
+        index = self.expr(node.arg)
+        return lambda scope: inner(scope)[index(scope)]
+
+    def _Filter(self, node: nodes.Filter) -> Callable:
+        func = self.env.filters.get(node.name)
+        if func is None or node.node is None or node.dyn_args is not None or node.dyn_kwargs is not None:
+            raise _NotFast(f"filter {node.name}")
+        if func is _JINJA_MAP and node.args and not node.kwargs:
+            mapped = self._map(node)
+            if mapped is not None:
+                return mapped
+        pass_arg = _PassArg.from_obj(func)
+        if pass_arg is _PassArg.context:
+            if node.name not in _CONTEXT_FILTERS:
+                raise _NotFast(f"filter {node.name}")
+            first: tuple[Any, ...] = (self._context(),)
+        else:
+            first = self._leading(func)
+        inner = self.expr(node.node)
+        args = tuple(self.expr(arg) for arg in node.args)
+        kwargs = tuple((kw.key, self.expr(kw.value)) for kw in node.kwargs)
+        if not args and not kwargs and not first:
+            return lambda scope: func(inner(scope))
+        if all(isinstance(a, nodes.Const) for a in node.args) and not kwargs:
+            constants = tuple(a.value for a in node.args)
+            return lambda scope: func(*first, inner(scope), *constants)
+        return lambda scope: func(
+            *first, inner(scope), *[arg(scope) for arg in args], **{k: v(scope) for k, v in kwargs}
+        )
+
+    def _leading(self, func: Callable) -> tuple[Any, ...]:
+        """What Jinja passes a filter before the value: its eval context or environment."""
+        pass_arg = _PassArg.from_obj(func)
+        if pass_arg is _PassArg.eval_context:
+            return (EvalContext(self.env),)
+        if pass_arg is _PassArg.environment:
+            return (self.env,)
+        if pass_arg is not None:
+            raise _NotFast("filter")
+        return ()
+
+    def _map(self, node: nodes.Filter) -> Callable | None:
+        """`value | map('filter', constant, ...)`: Jinja's `map` calls the named filter on each
+        item (through `call_filter`); this calls it directly, as a generator, as `map` does."""
+        name, *rest = node.args
+        if not isinstance(name, nodes.Const) or not all(isinstance(a, nodes.Const) for a in rest):
+            return None
+        func = self.env.filters.get(name.value)
+        if func is None or _PassArg.from_obj(func) is _PassArg.context:
+            return None
+        first, constants = self._leading(func), tuple(a.value for a in rest)
+        inner = self.expr(node.node)
+
+        def mapped(value: Any) -> Iterator[Any]:
+            if value:
+                for item in value:
+                    yield func(*first, item, *constants)
+
+        return lambda scope: mapped(inner(scope))
+
+    def _context(self) -> Any:
+        return self.env.context_class(self.env, {}, None, {})
+
+    def _Call(self, node: nodes.Call) -> Callable:
+        target = node.node
+        if (
+            not isinstance(target, nodes.Getattr)
+            or node.dyn_args is not None
+            or node.dyn_kwargs is not None
+            or node.kwargs
+        ):
+            raise _NotFast("call")
+        method, inner = target.attr, self.expr(target.node)
+        args = tuple(self.expr(arg) for arg in node.args)
+
+        def call(scope: dict[str, Any]) -> Any:
+            value = inner(scope)
+            if method not in _SAFE_METHODS.get(type(value), ()):
+                raise _Fallback
+            return getattr(value, method)(*[arg(scope) for arg in args])
+
+        return call
+
+    def _CondExpr(self, node: nodes.CondExpr) -> Callable:
+        test, yes = self.expr(node.test), self.expr(node.expr1)
+        if node.expr2 is None:  # Jinja's implicit else: the plain Undefined, which prints as ""
+            return lambda scope: yes(scope) if test(scope) else Undefined(hint="no else section")
+        no = self.expr(node.expr2)
+        return lambda scope: yes(scope) if test(scope) else no(scope)
+
+    def _Not(self, node: nodes.Not) -> Callable:
+        inner = self.expr(node.node)
+        return lambda scope: not inner(scope)
+
+    def _Neg(self, node: nodes.Neg) -> Callable:
+        if "-" in self.env.intercepted_unops:
+            raise _NotFast("-")
+        inner = self.expr(node.node)
+        return lambda scope: -inner(scope)
+
+    def _Pos(self, node: nodes.Pos) -> Callable:
+        if "+" in self.env.intercepted_unops:
+            raise _NotFast("+")
+        inner = self.expr(node.node)
+        return lambda scope: +inner(scope)
+
+    def _And(self, node: nodes.And) -> Callable:
+        left, right = self.expr(node.left), self.expr(node.right)
+        return lambda scope: left(scope) and right(scope)
+
+    def _Or(self, node: nodes.Or) -> Callable:
+        left, right = self.expr(node.left), self.expr(node.right)
+        return lambda scope: left(scope) or right(scope)
+
+    def _binary(self, node: nodes.BinExpr) -> Callable:
+        if node.operator in self.env.intercepted_binops:
+            raise _NotFast(node.operator)
+        op, left, right = _BINARY[type(node)], self.expr(node.left), self.expr(node.right)
+        return lambda scope: op(left(scope), right(scope))
+
+    _Add = _Sub = _Mul = _Div = _FloorDiv = _Mod = _Pow = _binary
+
+    def _Concat(self, node: nodes.Concat) -> Callable:
+        parts = tuple(self.expr(part) for part in node.nodes)
+        return lambda scope: "".join([str(part(scope)) for part in parts])
+
+    def _Compare(self, node: nodes.Compare) -> Callable:
+        first = self.expr(node.expr)
+        ops = tuple((_COMPARE[op.op], self.expr(op.expr)) for op in node.ops)
+
+        def compare(scope: dict[str, Any]) -> Any:
+            left = first(scope)
+            result: Any = True
+            for op, right_fn in ops:
+                right = right_fn(scope)
+                result = op(left, right)
+                if not result:
+                    return result
+                left = right
+            return result
+
+        return compare
+
+    def _Tuple(self, node: nodes.Tuple) -> Callable:
+        if node.ctx != "load":
+            raise _NotFast("tuple target")
+        items = tuple(self.expr(item) for item in node.items)
+        return lambda scope: tuple([item(scope) for item in items])
+
+    def _List(self, node: nodes.List) -> Callable:
+        items = tuple(self.expr(item) for item in node.items)
+        return lambda scope: [item(scope) for item in items]
+
+    def _Dict(self, node: nodes.Dict) -> Callable:
+        pairs = tuple((self.expr(pair.key), self.expr(pair.value)) for pair in node.items)
+        return lambda scope: {key(scope): value(scope) for key, value in pairs}
+
+
+_LOOP = " loop"  # where a loop's (index0, length) sits in the scope: no slot can be called that
+_ABSENT = object()
+_LOOP_ATTRIBUTES: dict[str, Callable[[int, int], Any]] = {
+    "index0": lambda i, n: i,
+    "index": lambda i, n: i + 1,
+    "revindex0": lambda i, n: n - i - 1,
+    "revindex": lambda i, n: n - i,
+    "first": lambda i, n: i == 0,
+    "last": lambda i, n: i == n - 1,
+    "length": lambda i, n: n,
+}
+
+
+def _text_step(text: str) -> Callable[[dict[str, Any], list[str]], None]:
+    def step(scope: dict[str, Any], out: list[str]) -> None:
+        out.append(text)
+
+    return step
+
+
+def _parts_step(parts: tuple[Any, ...]) -> Callable[[dict[str, Any], list[str]], None]:
+    def step(scope: dict[str, Any], out: list[str]) -> None:
+        out.append("".join([part if part.__class__ is str else str(part(scope)) for part in parts]))
+
+    return step
+
+
+def _output_step(fn: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any], list[str]], None]:
+    def step(scope: dict[str, Any], out: list[str]) -> None:
+        out.append(str(fn(scope)))
+
+    return step
+
+
+def _joiner(parts: tuple[Any, ...]) -> Callable[[dict[str, Any]], str]:
+    def render(slots: dict[str, Any]) -> str:
+        return "".join([part if part.__class__ is str else str(part(slots)) for part in parts])
+
+    return render
 
 
 def _first_line_using(source: str, name: str) -> int:
@@ -380,11 +962,39 @@ def _load_pools(folder: Path) -> dict[str, list[Any]]:
     pools: dict[str, list[Any]] = {}
     if folder.is_dir():
         for path in sorted(folder.glob("*.yaml")):
-            data = load_yaml(path)
+            data = _json_lines_pool(path)
+            if data is None:
+                data = plain(load_yaml(path))
             if not isinstance(data, list) or not data:
                 raise TemplateError(f"{path}:1: a pool file must be a non-empty YAML list")
-            pools[path.stem] = plain(data)
+            pools[path.stem] = data
     return pools
+
+
+# A line of a pool file that can be read as JSON, giving what YAML gives: `- ` then one JSON value
+# with no backslash (YAML and JSON escapes differ), no float (YAML 1.1 reads `1e3` as a string;
+# left to YAML's own float reading) and only characters YAML prints as they are (no line
+# separators such as U+2028 or U+0085).
+_JSON_ITEM = re.compile(r"- [\[{\"0-9tfn-][^\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]*")
+_NOT_INT = re.compile(r"[0-9][.eE]")
+_STRING = re.compile(r'"[^"]*"')  # no backslash, so no escaped quote inside
+
+
+def _json_lines_pool(path: Path) -> list[Any] | None:
+    """The pool of a file written as one `- {JSON}` line per item (tools write the big pools so),
+    read with orjson: YAML takes a second or more on a catalog-sized pool. None (read it as YAML)
+    for any other layout, or a line JSON and YAML could read differently."""
+    items = []
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if not line or line.startswith("#"):
+            continue
+        if not _JSON_ITEM.fullmatch(line) or _NOT_INT.search(_STRING.sub('""', line)):
+            return None
+        try:
+            items.append(orjson.loads(line[2:]))
+        except orjson.JSONDecodeError:
+            return None
+    return items
 
 
 def packaged_templates_root() -> Path:

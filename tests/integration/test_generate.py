@@ -158,3 +158,14 @@ def test_episode_generation_is_deterministic_and_every_gold_trajectory_succeeds(
     for sample in samples[:300]:
         result = run_episode(sample.offered_tools, sample.setup, ReplayPolicy(sample.labels[0]), sample.query)
         assert result.success and [step.observation for step in result.trajectory] == sample.results
+
+
+def test_a_profiled_run_times_every_stage_and_writes_the_same_bytes(generated, tmp_path):
+    from toolbench.generate.engine import STAGES, StageClock
+
+    clock = StageClock()
+    report = generate(CONFIG, tmp_path / "p.jsonl", clock=clock)
+    assert (tmp_path / "p.jsonl").read_bytes() == generated.read_bytes()
+    assert set(clock.seconds) == set(STAGES)
+    assert all(seconds >= 0 for seconds in clock.seconds.values())
+    assert sum(clock.seconds.values()) == pytest.approx(report.seconds, rel=0.2)

@@ -149,3 +149,31 @@ def test_recall_counts_function_set_matches(built, documents):
     assert recall_at_k(built["bm25"], [task], k=3) == {"home_search": 1.0, "macro": 1.0}
     wrong = Task.model_validate({**task.model_dump(), "labels": [[{"name": "teleport", "arguments": {}}]]})
     assert recall_at_k(built["bm25"], [wrong], k=3)["home_search"] == 0.0
+
+
+def test_dense_queries_run_on_one_torch_thread_and_leave_torch_as_it_was(built):
+    import torch
+
+    from toolbench.retriever.dense import torch_threads
+
+    dense = built["dense"]
+    assert dense.query_threads == 1
+    threads = torch.get_num_threads()
+    seen = []
+    original = dense.encode_query
+
+    def spy(query):
+        seen.append(torch.get_num_threads())
+        return original(query)
+
+    dense.encode_query = spy
+    try:
+        one = dense.scores(QUERIES[0])
+        assert seen == [1] and torch.get_num_threads() == threads
+        dense.query_threads = None  # torch's own setting: the same scores (up to float rounding)
+        assert abs(dense.scores(QUERIES[0]) - one).max() < 1e-5 and seen[-1] == threads
+    finally:
+        dense.encode_query, dense.query_threads = original, 1
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == threads

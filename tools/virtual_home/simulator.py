@@ -119,6 +119,21 @@ _SWITCHABLE = tuple(name for name, (_, kinds) in FURNITURE.items() if "switchabl
 _CONTAINERS = frozenset(name for name, (_, kinds) in FURNITURE.items() if "container" in kinds)
 
 
+# state() of the furniture before anything is opened or switched on (keys in this order: room,
+# open, switched_on), and of a portable object in or on each piece of furniture
+_FURNITURE_STATE: dict[str, dict[str, Any]] = {name: {"room": room} for name, (room, _) in FURNITURE.items()}
+for _name in _OPENABLE:
+    _FURNITURE_STATE[_name]["open"] = False
+for _name in _SWITCHABLE:
+    _FURNITURE_STATE[_name]["switched_on"] = False
+_PLACED: dict[str, dict[str, Any]] = {
+    parent: {"room": room, "inside": parent, "on": None}
+    if parent in _CONTAINERS
+    else {"room": room, "inside": None, "on": parent}
+    for parent, (room, _) in FURNITURE.items()
+}
+
+
 def normalize(name: str) -> str:
     if name in _KNOWN:  # the common case: an exact id
         return name
@@ -173,18 +188,16 @@ class VirtualHome(Simulator):
 
     # ----------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:
-        objects: dict[str, dict[str, Any]] = {name: {"room": room} for name, (room, _) in FURNITURE.items()}
-        for name in _OPENABLE:
-            objects[name]["open"] = name in self.opened
-        for name in _SWITCHABLE:
-            objects[name]["switched_on"] = name in self.powered
+        # Copies of prepared dicts (the generator snapshots the world after every program): the
+        # furniture as it starts, then what changed; a portable object as it sits on its parent.
+        objects = {name: entry.copy() for name, entry in _FURNITURE_STATE.items()}
+        for name in self.opened:
+            objects[name]["open"] = True
+        for name in self.powered:
+            objects[name]["switched_on"] = True
+        held = {"room": self.room, "inside": None, "on": None}
         for name, parent in self.parent.items():
-            if parent is None:
-                objects[name] = {"room": self.room, "inside": None, "on": None}
-            elif parent in _CONTAINERS:
-                objects[name] = {"room": FURNITURE[parent][0], "inside": parent, "on": None}
-            else:
-                objects[name] = {"room": FURNITURE[parent][0], "inside": None, "on": parent}
+            objects[name] = _PLACED[parent].copy() if parent is not None else held.copy()
         agent = {
             "room": self.room,
             "near": self.near,

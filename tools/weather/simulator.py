@@ -124,6 +124,8 @@ _LINEAR = {"standard": (1.0, 273.15), "metric": (1.0, 0.0), "imperial": (1.8, 32
 # The same conversions from tenths of a degree Celsius to hundredths of the unit, in integers.
 _HUNDREDTHS = {"standard": (10, 27315), "metric": (10, 0), "imperial": (18, 3200)}
 _DIURNAL10 = tuple(round(d * 10) for d in _DIURNAL)
+# per forecast step i: (its time, the hash shift i % 17, its salt, its diurnal swing in tenths)
+_STEP_ROWS = tuple(zip(_STEPS, (i % 17 for i in range(40)), _SALT, _DIURNAL10, strict=True))
 
 
 def _convert(celsius: float, units: str) -> float:
@@ -429,9 +431,9 @@ class Weather(Simulator):
         factor, offset = _HUNDREDTHS[units]
         base10 = round(base * 10)
         steps = []
-        for i in range(cnt):
-            bits = (h >> (i % 17)) ^ _SALT[i]
-            tenths = base10 + _DIURNAL10[i] + bits % 31
+        for stamp, shift, salt, diurnal in _STEP_ROWS[:cnt]:
+            bits = (h >> shift) ^ salt
+            tenths = base10 + diurnal + bits % 31
             condition = (bits >> 7) % 7
             if condition == _RAIN and tenths <= 0:
                 condition = _SNOW
@@ -439,7 +441,7 @@ class Weather(Simulator):
                 condition = _RAIN
             steps.append(
                 {
-                    "dt_txt": _STEPS[i],
+                    "dt_txt": stamp,
                     "temp": (tenths * factor + offset) / 100,
                     "humidity": 30 + (bits >> 5) % 66,
                     "description": descriptions[condition],

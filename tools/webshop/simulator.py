@@ -40,6 +40,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from toolbench.episode import Environment
@@ -72,6 +73,44 @@ def _norm(text: str) -> str:
     return " ".join(text.split()).lower()
 
 
+# What the pages show of a product never changes: each product's option lookups and the text of
+# its page (but for the selection) and of its results line are made once, on first use.
+_OPTION_KEYS: dict[str, dict[str, str]] = {}  # product id -> {normalised option name: name}
+_OPTION_VALUES: dict[tuple[str, str], dict[str, str]] = {}  # (id, option) -> {normalised value: value}
+_PAGE_TEXT: dict[str, str] = {}  # product id -> its page's text up to "Selected: "
+_RESULT_LINE: dict[str, str] = {}  # product id -> its line on a results page
+
+
+_NORMALISED: dict[str, tuple[str, str, frozenset[str]]] = {}
+
+
+def _normalised(pid: str) -> tuple[str, str, frozenset[str]]:
+    """A product's type, category and features as the reward compares them."""
+    found = _NORMALISED.get(pid)
+    if found is None:
+        product = BY_ID[pid]
+        found = _NORMALISED[pid] = (
+            _norm(product["type"]),
+            _norm(product["category"]),
+            frozenset(_norm(a) for a in product["attributes"]),
+        )
+    return found
+
+
+def _option_keys(pid: str) -> dict[str, str]:
+    keys = _OPTION_KEYS.get(pid)
+    if keys is None:
+        keys = _OPTION_KEYS[pid] = {_norm(k): k for k in BY_ID[pid]["options"]}
+    return keys
+
+
+def _option_values(pid: str, key: str) -> dict[str, str]:
+    values = _OPTION_VALUES.get((pid, key))
+    if values is None:
+        values = _OPTION_VALUES[(pid, key)] = {_norm(v): v for v in BY_ID[pid]["options"][key]}
+    return values
+
+
 class Goal(BaseModel):
     """What the shopper asked for; hidden from the agent, used only for the reward."""
 
@@ -90,12 +129,94 @@ class Setup(BaseModel):
     goal: Goal | None = None
 
 
+# A goal as the reward compares it: product type, category, attributes and options normalised.
+NormalGoal = tuple[str, str, tuple[str, ...], tuple[tuple[str, str], ...]]
+_GOALS: dict[bytes, tuple[Goal | None, NormalGoal | None]] = {}
+
+
+def _goal(setup: dict[str, Any]) -> tuple[Goal | None, NormalGoal | None]:
+    """The setup's goal, validated, and normalised; remembered by the setup's JSON (a generator
+    replays the same goals many times; a Goal is only read)."""
+    try:
+        key = orjson.dumps(setup)
+    except TypeError:  # not JSON (pydantic says what is wrong with it)
+        return _validated(setup)
+    found = _GOALS.get(key)
+    if found is None:
+        if len(_GOALS) >= 1 << 14:
+            _GOALS.clear()
+        found = _GOALS[key] = _validated(setup)
+    return found
+
+
+def _validated(setup: dict[str, Any]) -> tuple[Goal | None, NormalGoal | None]:
+    goal = Setup.model_validate(setup).goal
+    if goal is None:
+        return None, None
+    return goal, (
+        _norm(goal.product_type),
+        _norm(goal.category),
+        tuple(_norm(a) for a in goal.attributes),
+        tuple((_norm(k), _norm(v)) for k, v in goal.options.items()),
+    )
+
+
 def _money(price: float) -> str:
     return f"${price:,.2f}"
 
 
 def _options_text(options: dict[str, str]) -> str:
     return ", ".join(f"{name}={value}" for name, value in options.items()) or "none"
+
+
+def _result_line(row: dict[str, Any]) -> str:
+    """A product's line on a results page (`row`: its id, title and price, as `_results_page`
+    lists them, which are the catalog's)."""
+    line = _RESULT_LINE.get(row["id"])
+    if line is None:
+        line = f"[{row['id']}] {row['title']} - {_money(row['price'])}"
+        if BY_ID.get(row["id"]) is not None and (row["title"], row["price"]) == (
+            BY_ID[row["id"]]["title"],
+            BY_ID[row["id"]]["price"],
+        ):
+            _RESULT_LINE[row["id"]] = line
+    return line
+
+
+def _page_text(page: dict[str, Any]) -> str:
+    """A product page's text up to and including "Selected: " (`page`: `_product_page`)."""
+    text = _PAGE_TEXT.get(page["id"])
+    if text is None:
+        options = " | ".join(f"{k}: {', '.join(v)}" for k, v in page["options"].items()) or "none"
+        text = "\n".join(
+            [
+                f"[{page['id']}] {page['title']}",
+                f"Price: {_money(page['price'])}",
+                f"Category: {page['category']} > {page['type']}",
+                f"Features: {', '.join(page['features'])}",
+                f"Options: {options}",
+                "Selected: ",
+            ]
+        )
+        product = BY_ID.get(page["id"])
+        if product is not None and _product_view(product) == {
+            k: v for k, v in page.items() if k != "selected"
+        }:
+            _PAGE_TEXT[page["id"]] = text
+    return text
+
+
+def _product_view(product: dict[str, Any]) -> dict[str, Any]:
+    """What a product page shows of the catalog entry, but for the selection."""
+    return {
+        "id": product["id"],
+        "title": product["title"],
+        "price": product["price"],
+        "category": product["category"],
+        "type": product["type"],
+        "features": list(product["attributes"]),
+        "options": {k: list(v) for k, v in product["options"].items()},
+    }
 
 
 class WebShop(Environment):
@@ -107,7 +228,7 @@ class WebShop(Environment):
     max_steps = 15
 
     def reset(self, setup: dict[str, Any] | None = None) -> None:
-        self.goal = Setup.model_validate(setup or {}).goal
+        self.goal, self._wanted = _goal(setup or {})
         self.page = "search"
         self.query = ""
         self.results: tuple[str, ...] = ()
@@ -198,20 +319,20 @@ class WebShop(Environment):
         """
         self._open()
         product = self._product()
-        options = {_norm(k): k for k in product["options"]}
-        key = options.get(_norm(name))
+        key = _option_keys(product["id"]).get(_norm(name))
         if key is None:
             have = ", ".join(product["options"]) or "none"
             raise ToolError(
                 "webshop:no_such_option", f"this product has no option {name!r}; its options: {have}"
             )
-        values = {_norm(v): v for v in product["options"][key]}
-        if _norm(value) not in values:
+        values = _option_values(product["id"], key)
+        wanted = _norm(value)
+        if wanted not in values:
             raise ToolError(
                 "webshop:invalid_option",
                 f"{key} {value!r} is not offered; choose one of: {', '.join(product['options'][key])}",
             )
-        self.selected[key] = values[_norm(value)]
+        self.selected[key] = values[wanted]
         return self._product_page()
 
     @function
@@ -287,38 +408,28 @@ class WebShop(Environment):
                 f'Results for "{result["query"]}" (page {result["page"]} of {result["pages"]}, '
                 f"{result['total']} products):"
             ]
-            lines += [f"[{r['id']}] {r['title']} - {_money(r['price'])}" for r in result["results"]]
+            lines += [_result_line(r) for r in result["results"]]
             return "\n".join(lines)
         if self.page == "item":
-            options = " | ".join(f"{k}: {', '.join(v)}" for k, v in result["options"].items()) or "none"
-            return "\n".join(
-                [
-                    f"[{result['id']}] {result['title']}",
-                    f"Price: {_money(result['price'])}",
-                    f"Category: {result['category']} > {result['type']}",
-                    f"Features: {', '.join(result['features'])}",
-                    f"Options: {options}",
-                    f"Selected: {_options_text(result['selected'])}",
-                ]
-            )
+            return _page_text(result) + _options_text(result["selected"])
         return "WebShop search page: search(query) to find products."
 
     # ----------------------------------------------------------------- reward
     def _reward_parts(self) -> tuple[float, int, int]:
         """(r_type, matched, total) of the reward formula in the module docstring."""
-        goal, bought = self.goal, self.purchased
-        assert goal is not None and bought is not None
-        product = BY_ID[bought["id"]]
-        if _norm(product["type"]) == _norm(goal.product_type):
+        goal, bought, wanted = self.goal, self.purchased, self._wanted
+        assert goal is not None and bought is not None and wanted is not None
+        wanted_type, wanted_category, wanted_attributes, wanted_options = wanted
+        kind, category, features = _normalised(bought["id"])
+        if kind == wanted_type:
             r_type = 1.0
-        elif _norm(product["category"]) == _norm(goal.category):
+        elif category == wanted_category:
             r_type = 0.5
         else:
             r_type = 0.1
-        features = {_norm(a) for a in product["attributes"]}
         chosen = {_norm(k): _norm(v) for k, v in bought["options"].items()}
-        matched = sum(_norm(a) in features for a in goal.attributes)
-        matched += sum(chosen.get(_norm(k)) == _norm(v) for k, v in goal.options.items())
+        matched = sum(a in features for a in wanted_attributes)
+        matched += sum(chosen.get(k) == v for k, v in wanted_options)
         total = len(goal.attributes) + len(goal.options)
         if goal.price_max is not None:
             matched += bought["price"] <= goal.price_max

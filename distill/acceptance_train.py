@@ -86,6 +86,7 @@ class HeadTrainConfig(BaseModel):
     max_budget: int = Field(10, ge=1, description="Largest γ / budget the selection considers.")
     cache_dir: str | None = Field(None, description="Data cache (default OUT/data).")
     device: str = "auto"
+    dtype: str = "auto"
 
 
 # ------------------------------------------------------------------- the data
@@ -683,7 +684,7 @@ def train_acceptance_head(config: HeadTrainConfig, out: Path, progress: bool = T
     out = Path(out)
     record = start_record("train acceptance-head", config.model_dump(), seed=config.seed)
     device = resolve_device(config.device)
-    target, draft, tokenizer = load_pair(config.target, config.draft, device)
+    target, draft, tokenizer = load_pair(config.target, config.draft, device, config.dtype)
     folder = Path(config.cache_dir) if config.cache_dir else out / "data"
     tools, prompt_ids = head_prompts(config, target, tokenizer, folder)
     fingerprints = {"target": weights_fingerprint(config.target), "draft": weights_fingerprint(config.draft)}

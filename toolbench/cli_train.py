@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from toolbench.cli_options import Device, TrainDtype, checked_dtype
+from toolbench.cli_options import Device, Dtype, TrainDtype, checked_dtype
 from toolbench.distill.align import SFT_TOOLS
 from toolbench.errors import UserError
 
@@ -222,6 +222,7 @@ def acceptance_head_command(
         Path | None, typer.Option(help="Data cache: target answers + draft features (default OUT/data).")
     ] = None,
     device: Device = "auto",
+    dtype: Dtype = "auto",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.", min=1)] = None,
 ) -> None:
     """A learned acceptance head for DRAFT: predicts whether TARGET accepts each drafted token.
@@ -256,6 +257,7 @@ def acceptance_head_command(
         max_budget=max_budget,
         cache_dir=str(cache_dir) if cache_dir else None,
         device=device,
+        dtype=checked_dtype(dtype),
     )
     summary = train_acceptance_head(config, out)
     data, valid, best = summary["data"], summary["metrics"]["validation"], summary["best"]

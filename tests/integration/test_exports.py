@@ -101,15 +101,12 @@ def test_hf_chat_renders_through_a_real_chat_template_with_tools(exports, tokeni
         assert text.count("<|tool|>") == len(sample.labels[0])
 
 
-@pytest.mark.parametrize("fmt", ["openai", "hf-chat"])
-def test_one_trl_sft_step_on_a_tiny_random_model(exports, tokenizer, tiny_model_dir, tmp_path, fmt):
-    from transformers import AutoModelForCausalLM
-    from trl import SFTConfig, SFTTrainer
+def one_step(out: Path):
+    """TRL settings for one SFT step on the CPU, loss on assistant tokens only."""
+    from trl import SFTConfig
 
-    data = datasets.load_dataset("json", data_files=str(exports[fmt]), split="train")
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)  # tiny, randomly initialised
-    args = SFTConfig(
-        output_dir=str(tmp_path),
+    return SFTConfig(
+        output_dir=str(out),
         max_steps=1,
         per_device_train_batch_size=2,
         report_to=[],
@@ -120,7 +117,16 @@ def test_one_trl_sft_step_on_a_tiny_random_model(exports, tokenizer, tiny_model_
         logging_steps=1,
         seed=0,
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
+
+
+@pytest.mark.parametrize("fmt", ["openai", "hf-chat"])
+def test_one_trl_sft_step_on_a_tiny_random_model(exports, tokenizer, tiny_model_dir, tmp_path, fmt):
+    from transformers import AutoModelForCausalLM
+    from trl import SFTTrainer
+
+    data = datasets.load_dataset("json", data_files=str(exports[fmt]), split="train")
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)  # tiny, randomly initialised
+    trainer = SFTTrainer(model=model, args=one_step(tmp_path), train_dataset=data, processing_class=tokenizer)
     assert len(trainer.train_dataset) == len(data)  # nothing dropped: every example has assistant tokens
     result = trainer.train()
     assert result.global_step == 1
@@ -167,26 +173,17 @@ def test_trl_renders_each_argument_once_through_a_template_that_tojsons_argument
     string inside JSON. The strict fixture template also refuses string arguments, call ids that
     are not 9 letters or digits and tool results without a name."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     from tests.unit.test_chat_messages import strict_model
 
     folder = strict_model(tiny_model_dir, tmp_path / "strict", allow_parallel=True)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     data = datasets.load_dataset("json", data_files=str(exports["hf-chat"]), split="train")
-    args = SFTConfig(
-        output_dir=str(tmp_path / "out"),
-        max_steps=1,
-        per_device_train_batch_size=2,
-        report_to=[],
-        max_length=None,
-        assistant_only_loss=True,
-        save_strategy="no",
-        use_cpu=True,
-        seed=0,
-    )
     model = AutoModelForCausalLM.from_pretrained(folder)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
+    trainer = SFTTrainer(
+        model=model, args=one_step(tmp_path / "out"), train_dataset=data, processing_class=tokenizer
+    )
     samples = train_samples(exports["canonical"])
     assert len(trainer.train_dataset) == len(samples)
     checked = 0

@@ -382,17 +382,7 @@ class WebShop(Environment):
         }
 
     def _product_page(self) -> dict[str, Any]:
-        product = BY_ID[self.item or ""]
-        return {
-            "id": product["id"],
-            "title": product["title"],
-            "price": product["price"],
-            "category": product["category"],
-            "type": product["type"],
-            "features": list(product["attributes"]),
-            "options": {k: list(v) for k, v in product["options"].items()},
-            "selected": dict(self.selected),
-        }
+        return {**_product_view(BY_ID[self.item or ""]), "selected": dict(self.selected)}
 
     def observe(self, call: Call, result: Any) -> str:
         """The page as text: what WebShop shows its agent after each action."""

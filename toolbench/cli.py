@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from toolbench.cli_distill import distill_app
+from toolbench.cli_leaderboard import leaderboard_command
 from toolbench.cli_options import (
     CallFormatOption,
     Device,
@@ -45,6 +46,7 @@ app.add_typer(tasks_app, name="tasks")
 app.add_typer(index_app, name="index")
 app.add_typer(train_app, name="train")
 app.add_typer(distill_app, name="distill")
+app.command("leaderboard")(leaderboard_command)
 
 console = Console()
 err = Console(stderr=True)

@@ -8,7 +8,7 @@ Steps: generate + export training data; verify the frozen test tasks and score g
 replays; train the tokenizer, a generic draft and the target; measure the target's tool success
 (k = 0/3 demos x system prompt on/off) against an untrained model of the same size; distill the
 generic draft against the target; time speculative decoding with the generic and the distilled
-draft; write the report.
+draft; put the eval runs side by side (OUT/leaderboard.*); write the report.
 """
 
 from __future__ import annotations
@@ -395,6 +395,26 @@ class Demo:
         return log
 
 
+def demo_leaderboard(out: Path, console: Console) -> None:
+    """The demo's own eval runs side by side (the target in each setting, the untrained floor):
+    OUT/leaderboard.{md,csv,html,png,json}, rebuilt on every run like the report. The settings
+    differ by design, so the table is built with allow_mixed and marked as mixed."""
+    from toolbench.leaderboard import make_leaderboard
+
+    runs = sorted(path.parent for path in (Path(out) / "eval").glob("*/*/summary.json"))
+    if len(runs) < 2:
+        return
+    board = make_leaderboard(runs, Path(out), allow_mixed=True)
+    leader = board.rows[0]
+    noise = [row.label for row in board.rows[1:] if row.vs_leader and row.vs_leader.within_noise]
+    console.print(
+        f"leaderboard: {Path(out) / 'leaderboard.md'}; leader {leader.label} "
+        f"(overall {100 * leader.overall:.1f}%)"
+        + (f", within noise of it: {', '.join(noise)}" if noise else ""),
+        highlight=False,
+    )
+
+
 def run_demo(
     out: Path, console: Console, preset: str = "quick", report: bool = True, cache_dir: Path | None = None
 ) -> dict[str, Any]:
@@ -402,6 +422,7 @@ def run_demo(
         raise UserError(f"unknown demo preset {preset!r}; known: {', '.join(PRESETS)}")
     started = time.perf_counter()
     log = Demo(out, PRESETS[preset], console, cache_dir).run()
+    demo_leaderboard(out, console)
     if report:
         from toolbench.report import build_report
 

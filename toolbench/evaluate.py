@@ -6,6 +6,10 @@ history of actions and observations, one step at a time, up to the environment's
 The steps are joined by files (BFCL's generate/evaluate split): every answer lands in the request
 cache as it arrives, so a killed run resumes where it stopped, and `predictions.jsonl` can be
 re-scored later with the replay backend.
+
+Every answer the run gets (episode steps and re-asked refusals included) also feeds the cost
+summary (`toolbench.score.cost_summary`: requests, tokens, latency), written beside the scores in
+summary.json (`cost`) and summary.md; answers served from the cache are marked and not timed.
 """
 
 from __future__ import annotations
@@ -22,12 +26,12 @@ from toolbench.cache import RequestCache, cached_generate
 from toolbench.chat_messages import assistant_calls, call_id, has_parallel, split_parallel, tool_result
 from toolbench.episode import Episode, EpisodeResult
 from toolbench.errors import CallParseError, UserError
-from toolbench.io import atomic_open, write_json, write_jsonl
+from toolbench.io import atomic_open, dumps, write_json, write_jsonl
 from toolbench.records import Prediction, Program, Score, Step, Task
 from toolbench.registry import formatter, get_tool, tool_names
-from toolbench.results import markdown_table
+from toolbench.results import cost_markdown, markdown_table
 from toolbench.runinfo import finish_record, start_record
-from toolbench.score import Scorer, summarize
+from toolbench.score import Scorer, cost_summary, summarize
 
 COMPLETION_STOPS = ("\n\n", "\nTask:", "-------------")
 
@@ -42,26 +46,43 @@ class EvalConfig(BaseModel):
     tools: list[str] = Field(default_factory=lambda: ["all"])
     tasks: list[str] | None = Field(None, description="Task files instead of the tools' own test sets.")
     mode: Literal["completion", "chat"] = "completion"
-    k_demos: int = Field(3, ge=0)
+    k_demos: int = Field(3, ge=0, le=20)
     retriever: Literal["bm25", "dense", "hybrid"] = "bm25"
     system_prompt: str | None = None
     demos: str | None = Field(
         None, description="Generated samples whose train split are the demos; default: made once and cached."
     )
     max_tokens: int = Field(256, ge=1)
-    temperature: float = 0.0
-    seed: int = 0
-    concurrency: int = 8
-    batch_size: int = 8
-    timeout: float = 60.0
-    retries: int = 4
+    temperature: float = Field(0.0, ge=0.0)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    concurrency: int = Field(8, ge=1)
+    batch_size: int = Field(8, ge=1)
+    timeout: float = Field(60.0, gt=0.0, description="Seconds per request; a request never waits forever.")
+    retries: int = Field(4, ge=0)
     use_cache: bool = True
     cache_dir: str | None = None
-    limit: int | None = Field(None, description="Only the first N tasks of each file (smoke tests).")
+    limit: int | None = Field(None, ge=1, description="Only the first N tasks of each file (smoke tests).")
     max_steps: int | None = Field(None, ge=1, description="Episode step limit; default: the environment's.")
     call_format: str = Field("auto", description="Reader of calls in answer text (`toolbench.calls`).")
     device: str = "auto"
     dtype: str = "auto"
+
+
+class MarkingCache(RequestCache):
+    """The answer cache, marking what it serves as `cached`, so the cost summary can tell answers
+    asked in this run (timed) from answers reused (not timed)."""
+
+    def get(self, key: str) -> BackendResponse | None:
+        answer = super().get(key)
+        return None if answer is None else answer.model_copy(update={"cached": True})
+
+
+def tasks_digest(tasks: list[Task]) -> str:
+    """sha256 of the task records, in id order: two runs scored the same tasks (ids, queries,
+    labels, setups) exactly when their digests are equal, whatever files they came from. The
+    leaderboard compares runs only when these match."""
+    lines = [dumps(t.model_dump(mode="json"), sort_keys=True) for t in sorted(tasks, key=lambda t: t.id)]
+    return hashlib.sha256(b"\n".join(lines)).hexdigest()
 
 
 def select_tasks(config: EvalConfig) -> list[Task]:
@@ -168,13 +189,17 @@ def run_eval(config: EvalConfig, out: Path, progress: Any = None) -> dict[str, A
         seed=config.seed,
         stop=COMPLETION_STOPS if config.mode == "completion" else (),
     )
-    cache = RequestCache(cache_dir / "requests.sqlite") if config.use_cache else None
+    cache = MarkingCache(cache_dir / "requests.sqlite") if config.use_cache else None
+    asked: list[BackendResponse] = []  # every answer the run got, for the cost summary
     try:
         answers, hits = cached_generate(backend, requests, params, cache, progress)
-        answers = retry_one_call_per_turn(backend, requests, answers, params, cache)
+        asked += answers
+        answers = retry_one_call_per_turn(backend, requests, answers, params, cache, asked)
         check_refusals(config.model, answers)
         episodes = [task for task in tasks if task.category == "episode"]
-        played, episode_hits = run_episodes(config, episodes, builder, backend, params, cache, progress)
+        played, episode_hits = run_episodes(
+            config, episodes, builder, backend, params, cache, progress, asked
+        )
     finally:
         if cache is not None:
             cache.close()
@@ -193,13 +218,24 @@ def run_eval(config: EvalConfig, out: Path, progress: Any = None) -> dict[str, A
     scores = [results[task.id][1] for task in tasks]
     hits += episode_hits
     summary = summarize(scores)
-    finish_record(record, tasks=len(tasks), cache_hits=hits, backend=backend.fingerprint)
+    cost = cost_summary(asked)
+    finish_record(
+        record,
+        tasks=len(tasks),
+        cache_hits=hits,
+        backend=backend.fingerprint,
+        requests=cost.requests,
+        tasks_sha256=tasks_digest(tasks),
+    )
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "predictions.jsonl", predictions)
     write_jsonl(out / "scores.jsonl", scores)
-    write_json(out / "summary.json", {"summary": summary, "run": record.model_dump(mode="json")})
+    write_json(
+        out / "summary.json",
+        {"summary": summary, "cost": cost.model_dump(mode="json"), "run": record.model_dump(mode="json")},
+    )
     with atomic_open(out / "summary.md", "w") as handle:
-        handle.write(markdown_table(summary))
+        handle.write(markdown_table(summary) + "\n" + cost_markdown(cost))
     return summary
 
 
@@ -209,6 +245,7 @@ def retry_one_call_per_turn(
     answers: list[BackendResponse],
     params: BackendParams,
     cache: RequestCache | None,
+    asked: list[BackendResponse] | None = None,
 ) -> list[BackendResponse]:
     """A server whose chat template takes one call per assistant turn (Llama 3.1's) refuses
     prompts whose demos call several functions at once. Those refused requests are asked again
@@ -226,6 +263,8 @@ def retry_one_call_per_turn(
         requests[i].model_copy(update={"messages": split_parallel(requests[i].messages or [])}) for i in redo
     ]
     again, _ = cached_generate(backend, split, params, cache)
+    if asked is not None:
+        asked += again
     answers = list(answers)
     for i, answer in zip(redo, again, strict=True):
         if answer.error is None:
@@ -290,11 +329,13 @@ def run_episodes(
     params: BackendParams,
     cache: RequestCache | None,
     progress: Any = None,
+    asked: list[BackendResponse] | None = None,
 ) -> tuple[list[EpisodeResult], int]:
     """Play every episode task with the backend as the policy, all episodes in lockstep (one
     batched, cached request per running episode and step) until each ends (`toolbench.episode`:
     terminal action, no call in the answer, or the step limit). An answer's first call is the
-    action; later calls in the same answer are ignored. Returns (results, cache hits)."""
+    action; later calls in the same answer are ignored. Returns (results, cache hits); every
+    answer is also appended to `asked` (the run's cost summary)."""
     episodes = [Episode(task.offered_tools, task.setup, config.max_steps) for task in tasks]
     bases = [
         builder.completion(task) if config.mode == "completion" else builder.chat(task) for task in tasks
@@ -309,6 +350,8 @@ def run_episodes(
         requests = [episode_request(config, tasks[k], bases[k], episodes[k].trajectory) for k in running]
         answers, new_hits = cached_generate(backend, requests, params, cache, progress)
         hits += new_hits
+        if asked is not None:
+            asked += answers
         for k, answer in zip(running, answers, strict=True):
             episode = episodes[k]
             _, program = to_prediction(tasks[k], answer, config.call_format)

@@ -2,7 +2,7 @@
 
 Results are found by what they are, not where they sit: every `summary.json` says which command
 wrote it (its RunRecord), every trained model folder has `train_log.jsonl`, and `alpha.json`,
-`grid.json` and `demo.json` keep their names. So the report works on a demo folder, on `toolbench
+`grid.json`, `leaderboard.json` and `demo.json` keep their names. So the report works on a demo folder, on `toolbench
 eval --ablate` output, or on a folder where a person copied results from several machines.
 
 Out come `RUN/report/*.png`, `RUN/report.md` (links the PNGs) and `RUN/report.html`, which is
@@ -79,12 +79,20 @@ class Found:
     logs: list[tuple[Path, list[dict], dict | None]] = field(default_factory=list)
     alphas: list[tuple[Path, dict]] = field(default_factory=list)
     grids: list[tuple[Path, dict]] = field(default_factory=list)
+    leaderboards: list[tuple[Path, dict]] = field(default_factory=list)
     demo: dict | None = None
     records: list[tuple[Path, dict]] = field(default_factory=list)
 
     def empty(self) -> bool:
         return not (
-            self.evals or self.scores or self.specs or self.logs or self.alphas or self.grids or self.demo
+            self.evals
+            or self.scores
+            or self.specs
+            or self.logs
+            or self.alphas
+            or self.grids
+            or self.leaderboards
+            or self.demo
         )
 
 
@@ -125,6 +133,14 @@ def discover(run_dir: Path) -> Found:
             and "drafts" in data
         ):
             found.alphas.append((folder, data))
+        if (
+            "leaderboard.json" in files
+            and isinstance(data := _json(folder / "leaderboard.json"), dict)
+            and isinstance(data.get("leaderboard"), dict)
+        ):
+            found.leaderboards.append((folder, data))
+            if isinstance(data.get("run"), dict):
+                found.records.append((folder, data["run"]))
         if "grid.json" in files and isinstance(data := _json(folder / "grid.json"), dict):
             found.grids.append((folder, data))
             if isinstance(data.get("run"), dict):
@@ -333,6 +349,14 @@ def success_section(found: Found, evals: list[dict]) -> Section:
         for e in evals
     ]
     section.blocks.append(Table(headers, rows))
+    categories = category_table(evals)
+    if categories is not None:
+        section.blocks.append(
+            "Success per category (BFCL-style: single, multi_call, parallel, multi_tool, relevance, "
+            "episode) by model and setting: success % with its 95% Wilson interval and the number of "
+            "tasks. Overlapping intervals mean the gap may be noise; `toolbench leaderboard` tests it."
+        )
+        section.blocks.append(categories)
     if found.scores:
         section.blocks.append(
             "Scorer check: predictions replayed from the gold labels must score 100%; corrupted ones must not."
@@ -349,6 +373,61 @@ def success_section(found: Found, evals: list[dict]) -> Section:
                     ]
                     for folder, d in sorted(found.scores)
                 ],
+            )
+        )
+    return section
+
+
+def category_table(evals: list[dict]) -> Table | None:
+    """Category x setting: each eval's success per category with its Wilson interval (from the
+    summaries' `per_category`); None when no summary has categories (made before they existed)."""
+    categories = sorted({c for e in evals for c in e["summary"].get("per_category", {})})
+    if not categories:
+        return None
+    rows = []
+    for category in categories:
+        row = [category]
+        for e in evals:
+            cell = e["summary"].get("per_category", {}).get(category)
+            if cell is None:
+                row.append("-")
+                continue
+            low, high = cell["ci95"]
+            row.append(f"{percent(cell['success'])} ({percent(low)}–{percent(high)}) n={cell['n']}")
+        rows.append(row)
+    return Table(["category", *(e["name"] for e in evals)], rows)
+
+
+def leaderboard_section(found: Found, run_dir: Path) -> Section | None:
+    """Every leaderboard in the folder (`toolbench leaderboard`, or the demo's own): its table and
+    plot, as leaderboard.md shows them."""
+    if not found.leaderboards:
+        return None
+    from pydantic import ValidationError
+
+    from toolbench.leaderboard import Leaderboard, notes, plot, settings_line, table
+
+    section = Section("Leaderboard: overall score, noise test, cost")
+    for i, (folder, data) in enumerate(found.leaderboards):
+        try:
+            board = Leaderboard.model_validate(data["leaderboard"])
+        except ValidationError:
+            section.blocks.append(
+                f"`{_rel(folder / 'leaderboard.json', run_dir)}`: not a leaderboard this version reads."
+            )
+            continue
+        section.blocks.append(
+            f"`{_rel(folder / 'leaderboard.md', run_dir)}`. " + settings_line(board).replace("**", "")
+        )
+        headers, rows = table(board)
+        section.blocks.append(Table(headers, rows))
+        section.blocks += notes(board)
+        png = folder / "leaderboard.png"
+        section.blocks.append(
+            Figure(
+                f"leaderboard{i or ''}",
+                png.read_bytes() if png.is_file() else plot(board),
+                "Success per category and overall by run; error bars: 95% intervals.",
             )
         )
     return section
@@ -751,6 +830,7 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     sections = [
         headline(found, evals),
         success_section(found, evals),
+        *(s for s in (leaderboard_section(found, run_dir),) if s is not None),
         spec_section(found),
         loss_section(found, run_dir),
         *(s for s in (grid_section(found, run_dir), steps_section(found)) if s is not None),

@@ -161,3 +161,73 @@ def loss_curves(curves: Sequence[tuple[str, Sequence[int], Sequence[float]]], *,
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize=7, frameon=False)
     return _png(figure)
+
+
+def interval_bars(
+    groups: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None], Sequence[tuple[float, float] | None]]],
+    *,
+    title: str,
+    ylabel: str,
+    muted: frozenset[str] = frozenset(),
+    separate_last: bool = False,
+) -> bytes:
+    """Success rates with their 95% intervals as error bars: one group per x label, one bar per
+    series (name, rates, (low, high) per rate), all fractions shown as 0-100. A reader sees at
+    once which gaps are wider than the intervals. A missing rate is marked "n/a", not drawn.
+    `separate_last` draws a dashed line before the last group (an aggregate such as "overall")."""
+    plt = _pyplot()
+    width = 0.8 / max(1, len(series))
+    figure, axis = plt.subplots(
+        figsize=(min(11.0, max(6.5, 0.3 * len(groups) * max(2, len(series)) + 2)), 4.4)
+    )
+    colours = iter(PALETTE * 4)
+    for j, (name, values, intervals) in enumerate(series):
+        floor = name in muted
+        colour = FLOOR if floor else next(colours)
+        xs = [i + (j - (len(series) - 1) / 2) * width for i in range(len(groups))]
+        present = [(x, 100 * v, ci) for x, v, ci in zip(xs, values, intervals, strict=True) if v is not None]
+        low = [max(0.0, v - 100 * ci[0]) if ci else 0.0 for _, v, ci in present]  # rounding: never < 0
+        high = [max(0.0, 100 * ci[1] - v) if ci else 0.0 for _, v, ci in present]
+        axis.bar(
+            [x for x, _, _ in present],
+            [v for _, v, _ in present],
+            width * 0.92,
+            yerr=[low, high],
+            capsize=2.5,
+            error_kw={"elinewidth": 0.9, "ecolor": "#333333"},
+            label=name,
+            color=colour,
+            hatch="//" if floor else None,
+            edgecolor="#666666" if floor else colour,
+        )
+        if len(groups) * len(series) <= 48:  # the value above its error bar, where it fits
+            for x, v, ci in present:
+                top = 100 * ci[1] if ci else v
+                axis.text(x, top + 1, f"{v:.0f}", ha="center", va="bottom", fontsize=6.5)
+        for x, v in zip(xs, values, strict=True):
+            if v is None:
+                axis.text(x, 1, "n/a", ha="center", va="bottom", fontsize=6, rotation=90)
+    tilt = len(groups) > 8
+    axis.set_xticks(
+        range(len(groups)),
+        list(groups),
+        fontsize=8,
+        rotation=25 if tilt else 0,
+        ha="right" if tilt else "center",
+    )
+    if separate_last and len(groups) > 1:
+        axis.axvline(len(groups) - 1.5, color="#999999", lw=0.8, ls="--")
+    axis.set_ylim(0, 112)
+    axis.set_yticks([0, 20, 40, 60, 80, 100])
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(
+        fontsize=7,
+        ncol=min(3, len(series)),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.2 if tilt else -0.08),
+        frameon=False,
+    )
+    return _png(figure)

@@ -15,7 +15,7 @@ from toolbench.io import atomic_open, read_records, write_json, write_jsonl
 from toolbench.records import Prediction, Program, Score, Task
 from toolbench.registry import formatter
 from toolbench.runinfo import finish_record, start_record
-from toolbench.score import Scorer, summarize
+from toolbench.score import CostSummary, Scorer, summarize
 
 
 def load_predictions(
@@ -107,6 +107,58 @@ def markdown_table(summary: dict[str, Any]) -> str:
             "|---|---|---|---|---|",
         ]
         lines += ["| " + " | ".join(row) + " |" for row in cell_rows(summary)]
+    return "\n".join(lines) + "\n"
+
+
+COST_HEADERS = (
+    "requests",
+    "cached",
+    "prompt tokens",
+    "completion tokens",
+    "latency p50 ms",
+    "latency p95 ms",
+)
+
+
+def cost_cells(cost: CostSummary | None) -> list[str]:
+    """The cost figures as table cells (COST_HEADERS' order): "n/a" where the backend reported
+    nothing (no `usage` from the endpoint; no latency when every answer came from the cache), and
+    the share of answers behind a token sum when only some reported usage."""
+    if cost is None:
+        return ["n/a"] * len(COST_HEADERS)
+
+    def tokens(value: int | None) -> str:
+        if value is None:
+            return "n/a"
+        partial = cost.usage_reported < cost.requests
+        return f"{value:,}" + (f" ({cost.usage_reported} of {cost.requests} reported)" if partial else "")
+
+    def ms(value: float | None) -> str:  # 3 significant digits below 100 ms: a replay takes 0.0123
+        if value is None:
+            return "n/a"
+        return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+    return [
+        str(cost.requests),
+        str(cost.cached),
+        tokens(cost.prompt_tokens),
+        tokens(cost.completion_tokens),
+        ms(cost.latency_p50_ms),
+        ms(cost.latency_p95_ms),
+    ]
+
+
+def cost_markdown(cost: CostSummary) -> str:
+    """summary.md's cost table: one row, the note on what is counted."""
+    lines = [
+        "| " + " | ".join(COST_HEADERS) + " |",
+        "|" + "---:|" * len(COST_HEADERS),
+        "| " + " | ".join(cost_cells(cost)) + " |",
+        "",
+        f"Cost: {cost.requests} backend requests ({cost.cached} served from the answer cache). Tokens "
+        "as the backend reported them (cached answers included); latency per request over the "
+        f"{cost.timed} requests asked in this run (cached ones are not timed).",
+    ]
     return "\n".join(lines) + "\n"
 
 

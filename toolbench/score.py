@@ -22,6 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, Field
+
+from toolbench.backends.base import BackendResponse
 from toolbench.episode import EpisodeResult, ReplayPolicy, run_episode
 from toolbench.errors import CallParseError
 from toolbench.executor import Execution, execute, fill_defaults
@@ -412,3 +415,54 @@ def cell(scores: list[Score]) -> dict[str, Any]:
         "ci95": [low, high],
         "diagnoses": dict(sorted(failures.items())),
     }
+
+
+# ------------------------------------------------------------------ cost
+class CostSummary(BaseModel):
+    """What a run asked of its backend, written beside its success rates (summary.json `cost`,
+    summary.md): a model that wins by 2 points at 10 times the tokens or latency is not simply
+    better. Kept apart from `summary` because it is measured, not scored: a rerun from the cache
+    scores the same and costs nothing."""
+
+    requests: int = Field(
+        ge=0, description="Backend requests: one per task, one per episode step, plus re-asked refusals."
+    )
+    cached: int = Field(ge=0, description="Of those, answered from the answer cache: not asked, not timed.")
+    timed: int = Field(ge=0, description="Requests asked in this run, with a measured latency.")
+    usage_reported: int = Field(ge=0, description="Answers that carried token counts (cached ones included).")
+    prompt_tokens: int | None = Field(
+        None, description="Sum over the answers that reported usage; None (n/a) when none did."
+    )
+    completion_tokens: int | None = None
+    latency_p50_ms: float | None = Field(
+        None, description="Median wall time per asked request (ms); None when every answer was cached."
+    )
+    latency_p95_ms: float | None = Field(None, description="95th percentile of the same (ms).")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0 <= q <= 1) with linear interpolation between order statistics (numpy's
+    default), so p50 of an even count is the mean of the middle two."""
+    ordered = sorted(values)
+    rank = q * (len(ordered) - 1)
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def cost_summary(answers: list[BackendResponse]) -> CostSummary:
+    """Requests, tokens and latency over every answer a run got. Tokens count cached answers too
+    (their counts were stored with them: what the tasks cost to answer); latency counts only the
+    answers asked now, since a cache hit's time says nothing about the model."""
+    reported = [a.usage for a in answers if a.usage]
+    latencies = [a.latency_ms for a in answers if not a.cached and a.latency_ms is not None]
+    return CostSummary(
+        requests=len(answers),
+        cached=sum(a.cached for a in answers),
+        timed=len(latencies),
+        usage_reported=len(reported),
+        prompt_tokens=sum(u.get("prompt_tokens", 0) for u in reported) if reported else None,
+        completion_tokens=sum(u.get("completion_tokens", 0) for u in reported) if reported else None,
+        latency_p50_ms=percentile(latencies, 0.5) if latencies else None,
+        latency_p95_ms=percentile(latencies, 0.95) if latencies else None,
+    )

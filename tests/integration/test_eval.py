@@ -10,7 +10,11 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import orjson
@@ -44,6 +48,13 @@ def test_hf_backend_scores_garbage_as_parse_errors_and_caches_answers(tiny_model
     )
     assert first["run"]["counts"]["cache_hits"] == 0 and first["run"]["git_revision"]
     assert first["run"]["config"]["model"] == f"hf:{tiny_model_dir}" and first["run"]["seed"] == 0
+    # cost: the tokenizer's count of every prompt, at most 12 new tokens per answer, every request timed
+    cost = first["cost"]
+    assert cost["prompt_tokens"] == _prompt_tokens(tiny_model_dir, ["weather", "home_search"], 6)
+    assert 0 < cost["completion_tokens"] <= 12 * 12 and cost["usage_reported"] == 12
+    assert (cost["requests"], cost["cached"], cost["timed"]) == (12, 0, 12)
+    assert 0 < cost["latency_p50_ms"] <= cost["latency_p95_ms"]
+    assert "| 12 | 0 | " in (tmp_path / "a" / "summary.md").read_text()
     predictions = [
         orjson.loads(line) for line in (tmp_path / "a" / "predictions.jsonl").read_bytes().splitlines()
     ]
@@ -55,6 +66,15 @@ def test_hf_backend_scores_garbage_as_parse_errors_and_caches_answers(tiny_model
     second = summary_of(tmp_path / "b")
     assert second["run"]["counts"]["cache_hits"] == 12
     assert second["summary"] == first["summary"]
+    # served from the cache: marked cached, not timed; the stored token counts still count
+    assert second["cost"] == {
+        **cost,
+        "cached": 12,
+        "timed": 0,
+        "latency_p50_ms": None,
+        "latency_p95_ms": None,
+    }
+    assert "| 12 | 12 | " in (tmp_path / "b" / "summary.md").read_text()
     assert (tmp_path / "b" / "predictions.jsonl").read_bytes() == (
         tmp_path / "a" / "predictions.jsonl"
     ).read_bytes()
@@ -72,6 +92,93 @@ def test_hf_backend_scores_garbage_as_parse_errors_and_caches_answers(tiny_model
     )
     assert summary_of(tmp_path / "c")["run"]["counts"]["cache_hits"] == 0
     assert summary_of(tmp_path / "c")["summary"] == first["summary"]
+
+
+def _prompt_tokens(model_dir: Path, tools: list[str], limit: int) -> int:
+    """The tokens of every completion prompt of an eval with k = 0 and the default system prompt,
+    counted here with the model's tokenizer (no special tokens, as the model reads them)."""
+    from toolbench.evaluate import EvalConfig, select_tasks
+    from toolbench.generation import load_local_model
+    from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
+    from toolbench.retriever.prompt import PromptBuilder
+
+    builder = PromptBuilder(None, 0, DEFAULT_SYSTEM_PROMPT)
+    model = load_local_model(str(model_dir))
+    tasks = select_tasks(EvalConfig(model="x:y", tools=tools, limit=limit))
+    return sum(model.count_tokens(builder.completion(task)) for task in tasks)
+
+
+class _StubOpenAI(BaseHTTPRequestHandler):
+    """An OpenAI-compatible endpoint that takes DELAY seconds and answers every completion with a
+    known `usage` (or none when the server's `usage` is None)."""
+
+    DELAY = 0.05
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        time.sleep(self.DELAY)
+        body = {
+            "id": "cmpl-1",
+            "object": "text_completion",
+            "created": 0,
+            "model": "stub",
+            "choices": [{"index": 0, "text": "API.search()", "finish_reason": "stop", "logprobs": None}],
+        }
+        if self.server.usage is not None:
+            body["usage"] = self.server.usage
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *_: object) -> None:
+        return None
+
+
+@contextmanager
+def stub_endpoint(usage: dict | None) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StubOpenAI)
+    server.usage = usage
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_cost_counts_the_endpoints_usage_and_times_only_what_it_asked(tmp_path):
+    from toolbench.evaluate import EvalConfig, run_eval
+
+    usage = {"prompt_tokens": 70, "completion_tokens": 3, "total_tokens": 73}
+    common = {"tools": ["weather"], "limit": 4, "k_demos": 0, "cache_dir": str(tmp_path / "cache")}
+    with stub_endpoint(usage) as url:
+        config = EvalConfig(model="openai:stub", base_url=url, concurrency=2, **common)
+        run_eval(config, tmp_path / "a")
+        run_eval(config, tmp_path / "b")  # every answer from the cache
+    with stub_endpoint(None) as url:
+        run_eval(EvalConfig(model="openai:stub", base_url=url, use_cache=False, **common), tmp_path / "c")
+    fresh, cached, silent = (summary_of(tmp_path / x)["cost"] for x in "abc")
+    assert {k: fresh[k] for k in ("requests", "cached", "timed", "usage_reported")} == {
+        "requests": 4,
+        "cached": 0,
+        "timed": 4,
+        "usage_reported": 4,
+    }
+    assert (fresh["prompt_tokens"], fresh["completion_tokens"]) == (280, 12)
+    assert 50 <= fresh["latency_p50_ms"] <= fresh["latency_p95_ms"] < 5000  # the stub's 50 ms, at least
+    assert cached == {**fresh, "cached": 4, "timed": 0, "latency_p50_ms": None, "latency_p95_ms": None}
+    assert (silent["prompt_tokens"], silent["completion_tokens"], silent["usage_reported"]) == (None, None, 0)
+    assert silent["timed"] == 4 and silent["latency_p50_ms"] >= 50
+    table = (tmp_path / "c" / "summary.md").read_text()
+    assert (
+        "| requests | cached | prompt tokens | completion tokens | latency p50 ms | latency p95 ms |" in table
+    )
+    assert "| 4 | 0 | n/a | n/a | " in table
+    assert "| 4 | 4 | 280 | 12 | n/a | n/a |" in (tmp_path / "b" / "summary.md").read_text()
 
 
 def test_replay_of_gold_labels_through_eval_is_perfect_in_both_modes(tmp_path):
@@ -262,6 +369,11 @@ def test_served_model_gives_the_same_predictions_as_the_local_one(server, tiny_m
     local = [json.loads(line) for line in (tmp_path / "local" / "predictions.jsonl").read_text().splitlines()]
     assert len(api) == 12 and [p["text"] for p in api] == [p["text"] for p in local]
     assert summary_of(tmp_path / "api")["summary"] == summary_of(tmp_path / "local")["summary"]
+    # the server's `usage` counts what the local model counts
+    api_cost, local_cost = summary_of(tmp_path / "api")["cost"], summary_of(tmp_path / "local")["cost"]
+    tokens = ("prompt_tokens", "completion_tokens", "usage_reported", "timed")
+    assert [api_cost[k] for k in tokens] == [local_cost[k] for k in tokens]
+    assert api_cost["prompt_tokens"] > 0 and api_cost["timed"] == 12
 
 
 def test_an_endpoint_that_refuses_every_request_stops_the_run_with_its_message(server, tmp_path):

@@ -95,6 +95,10 @@ def run_folder(tmp_path_factory, tiny_model_dir, tiny_draft_dir) -> dict:
     score_files(
         tmp / "tasks.jsonl", tmp / "gold.jsonl", "python", run / "replay" / "gold"
     )  # the scorer check
+    from toolbench.leaderboard import make_leaderboard
+
+    sys_on = setting_name(EvalConfig(model="x:y", k_demos=0, system_prompt=DEFAULT_SYSTEM_PROMPT))
+    make_leaderboard([run / "eval" / m / sys_on for m in ("target", "random")], run / "leaderboard")
     spec = {}
     for name, draft in (
         ("before", tiny_draft_dir),
@@ -155,8 +159,8 @@ def test_html_is_self_contained_and_every_plot_decodes(run_folder):
     assert md == run_folder["run"] / "report.md" and html == run_folder["run"] / "report.html"
     page = _Images()
     page.feed(html.read_text())
-    # success per tool, α by tool, α by token class, acceptance by position, loss curves, grid
-    assert len(page.sources) == 6
+    # success per tool, leaderboard, α by tool, α by token class, acceptance by position, loss curves, grid
+    assert len(page.sources) == 7
     for src in page.sources:
         assert src.startswith("data:image/png;base64,"), src[:60]
         image = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1], validate=True)))
@@ -165,7 +169,7 @@ def test_html_is_self_contained_and_every_plot_decodes(run_folder):
     assert not page.tags & {"script", "link", "iframe", "object"}
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html.read_text())
     linked = re.findall(r"!\[[^\]]*\]\((report/[^)]+\.png)\)", md.read_text())
-    assert len(linked) == 6 and all((run_folder["run"] / path).is_file() for path in linked)
+    assert len(linked) == 7 and all((run_folder["run"] / path).is_file() for path in linked)
     assert {p.name for p in (run_folder["run"] / "report").iterdir()} == {Path(p).name for p in linked}
 
 
@@ -193,8 +197,15 @@ def test_tables_hold_the_numbers_that_went_in(run_folder):
     assert "| offline-fkl | offline white fkl | 40 | 0.512 |" in text  # the grid's rows, generically
     assert "| generate 10,000 samples | 12.5 s | ran |" in text
     assert "| gold | 20 | 100.0 | 0.0 |" in text  # gold labels replayed through the scorer
-    # 3 eval + 1 score + 2 spec + 2 training records, each collapsible, with its raw JSON
-    assert text.count("<details>") == 8 and html.read_text().count("<details>") == 8
+    # per category (3 of the 10 weather tasks right: w0 parallel, w1 and w2 multi_call), Wilson intervals
+    assert "| category | target · k=0, sys off | target · k=0, sys on | random · k=0, sys on |" in text
+    assert "| multi_call | 87.5 (52.9–97.8) n=8 | 87.5 (52.9–97.8) n=8 | " in text
+    assert "| single | 50.0 (18.8–81.2) n=6 | 50.0 (18.8–81.2) n=6 | " in text
+    # the leaderboard of target vs floor: overall = mean of the category rates (50, 87.5, 50)
+    assert "`leaderboard/leaderboard.md`. All runs scored the same 20 tasks" in text
+    assert "| 1 | target | 62.5 | " in text and "| 2 | random | " in text
+    # 3 eval + 1 score + 1 leaderboard + 2 spec + 2 training records, each collapsible, with its raw JSON
+    assert text.count("<details>") == 9 and html.read_text().count("<details>") == 9
     assert "<h4>raw record</h4><pre>{" in html.read_text()
 
 

@@ -266,3 +266,35 @@ def test_diagnose_names_the_first_thing_that_went_wrong(predicted, label, diagno
     calls = [Call.trusted(n, a) for n, a in predicted]
     gold = [Call.trusted(n, a) for n, a in label]
     assert diagnose(calls, gold, [ExecError(error_type="state:mismatch", message="m")]) == diagnosis
+
+
+def test_percentile_interpolates_between_order_statistics_like_numpy():
+    from toolbench.score import percentile
+
+    assert percentile([40.0, 10.0, 30.0, 20.0], 0.5) == 25.0  # mean of the middle two
+    assert percentile([float(v) for v in range(1, 101)], 0.95) == pytest.approx(95.05)
+    assert percentile([7.0], 0.95) == 7.0
+
+
+def test_cost_counts_cached_tokens_but_times_only_what_was_asked():
+    from toolbench.backends.base import BackendResponse
+    from toolbench.results import cost_cells
+    from toolbench.score import cost_summary
+
+    usage = {"prompt_tokens": 100, "completion_tokens": 10}
+    answers = [
+        BackendResponse(text="a", usage=usage, latency_ms=20.0),
+        BackendResponse(text="b", usage=usage, latency_ms=40.0),
+        BackendResponse(text="c", usage=usage, latency_ms=None, cached=True),
+        BackendResponse(text="d", latency_ms=1000.0),  # an endpoint that sent no usage
+    ]
+    cost = cost_summary(answers)
+    assert (cost.requests, cost.cached, cost.timed, cost.usage_reported) == (4, 1, 3, 3)
+    assert (cost.prompt_tokens, cost.completion_tokens) == (300, 30)
+    assert cost.latency_p50_ms == 40.0 and cost.latency_p95_ms == pytest.approx(40 + 0.9 * 960)
+    assert cost_cells(cost) == ["4", "1", "300 (3 of 4 reported)", "30 (3 of 4 reported)", "40", "904"]
+    silent = cost_summary([BackendResponse(text="x", cached=True)])
+    assert (silent.prompt_tokens, silent.latency_p50_ms) == (None, None)
+    assert cost_cells(silent) == ["1", "1", "n/a", "n/a", "n/a", "n/a"]
+    # neither field reaches the answer cache: a cached answer never carries an old latency
+    assert "latency_ms" not in answers[0].model_dump() and "cached" not in answers[2].model_dump()

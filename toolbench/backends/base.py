@@ -50,6 +50,16 @@ class BackendResponse(BaseModel):
     error: str | None = Field(
         None, description="A request the backend refused (e.g. HTTP 400); scored as a failure."
     )
+    # Cost bookkeeping. Both are left out of model_dump (exclude=True), so the answer cache never
+    # stores them: a cached answer comes back with no latency, and a latency measured once is never
+    # reported again as if it had been paid in a later run.
+    latency_ms: float | None = Field(
+        None,
+        exclude=True,
+        description="Wall time of the backend call that produced this answer, in ms (retries "
+        "included; a batch's time for each answer of a batched backend); None when not asked now.",
+    )
+    cached: bool = Field(False, exclude=True, description="Served from the answer cache, not asked now.")
 
 
 OnDone = Callable[[int, BackendResponse], None]

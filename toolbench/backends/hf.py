@@ -1,6 +1,12 @@
-"""`hf:<id-or-path>`: a local transformers model, batched, greedy unless told otherwise."""
+"""`hf:<id-or-path>`: a local transformers model, batched, greedy unless told otherwise.
+
+Token counts come from the model's own tokenizer (the rendered prompt and the generated ids), and
+every answer of a batch carries the batch's wall time as its latency: that is how long each of
+its requests waited for its answer."""
 
 from __future__ import annotations
+
+import time
 
 from toolbench.backends.base import Backend, BackendParams, BackendRequest, BackendResponse, OnDone
 from toolbench.generation import GenerationParams, load_local_model
@@ -39,9 +45,10 @@ class HFBackend(Backend):
         answers: list[BackendResponse] = []
         for start in range(0, len(requests), self.batch_size):
             chunk = requests[start : start + self.batch_size]
-            for completion in self.model.generate(
-                [self.prompt_text(r) for r in chunk], options, self.batch_size
-            ):
+            began = time.perf_counter()
+            completions = self.model.generate([self.prompt_text(r) for r in chunk], options, self.batch_size)
+            latency_ms = 1000 * (time.perf_counter() - began)
+            for completion in completions:
                 answer = BackendResponse(
                     text=completion.text,
                     finish_reason=completion.finish_reason,
@@ -49,6 +56,7 @@ class HFBackend(Backend):
                         "prompt_tokens": completion.prompt_tokens,
                         "completion_tokens": completion.completion_tokens,
                     },
+                    latency_ms=latency_ms,
                 )
                 if on_done:
                     on_done(len(answers), answer)

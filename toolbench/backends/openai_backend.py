@@ -5,12 +5,17 @@ Requests run concurrently up to `concurrency`; 429s, 5xx, timeouts and connectio
 retried with exponential backoff and jitter (bounded attempts); any other 4xx is that request's
 answer (scored as a failure), not a crash. If the endpoint cannot be reached at all, the run stops
 with one clear error instead of scoring every task as failed.
+
+Each answer carries the endpoint's `usage` token counts when it sent them (none: left empty, and
+reported as n/a) and its latency: the wall time from the first attempt to the answer, retries and
+their backoff included, the wait for a concurrency slot not.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
@@ -66,6 +71,7 @@ class OpenAIBackend(Backend):
 
         async def one(i: int, request: BackendRequest) -> BackendResponse:
             async with gate:
+                began = time.perf_counter()
                 try:
                     async for attempt in AsyncRetrying(
                         stop=stop_after_attempt(self.retries + 1),
@@ -81,6 +87,7 @@ class OpenAIBackend(Backend):
                     ) from None
                 except openai.APIStatusError as error:
                     answer = BackendResponse(error=f"HTTP {error.status_code}: {error.message}")
+                answer.latency_ms = 1000 * (time.perf_counter() - began)
             if on_done:
                 on_done(i, answer)
             return answer
@@ -125,7 +132,10 @@ class OpenAIBackend(Backend):
 
 
 def _usage(result: Any) -> dict[str, int]:
+    """The response's token counts; empty when the endpoint sent no `usage` (some servers do not),
+    so the cost summary says n/a instead of counting zero tokens."""
     usage = getattr(result, "usage", None)
     if usage is None:
         return {}
-    return {"prompt_tokens": usage.prompt_tokens or 0, "completion_tokens": usage.completion_tokens or 0}
+    counts = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
+    return {key: int(value) for key, value in counts.items() if value is not None}

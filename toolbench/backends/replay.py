@@ -3,10 +3,13 @@ outputs can be re-scored, shared, or produced by anything that writes JSONL.
 
 For an episode step (`request.step` = k) the answer is the trajectory's k-th action: the k-th of
 `calls`, or the k-th non-blank line of `text` (one call per line, as the python format writes
-them); past the end the answer is empty, which ends the episode."""
+them); past the end the answer is empty, which ends the episode.
+
+A replayed answer has no token counts (none were paid for) and its latency is the look-up's."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from toolbench.backends.base import Backend, BackendParams, BackendRequest, BackendResponse, OnDone
@@ -34,6 +37,7 @@ class ReplayBackend(Backend):
     ) -> list[BackendResponse]:
         answers = []
         for i, request in enumerate(requests):
+            began = time.perf_counter()
             prediction = self.predictions.get(request.id)
             if prediction is None:
                 answer = BackendResponse(error=f"no prediction for task '{request.id}' in {self.path}")
@@ -42,6 +46,7 @@ class ReplayBackend(Backend):
             else:
                 calls = [c.model_dump() for c in prediction.calls] if prediction.calls is not None else None
                 answer = BackendResponse(text=prediction.text or "", tool_calls=calls)
+            answer.latency_ms = 1000 * (time.perf_counter() - began)
             if on_done:
                 on_done(i, answer)
             answers.append(answer)

@@ -16,19 +16,37 @@ from rich.table import Table
 from toolbench.cli_distill import distill_app
 from toolbench.cli_leaderboard import leaderboard_command
 from toolbench.cli_options import (
+    K_DEMOS_MAX,
+    MAX_TASKS,
+    PORT_RANGE,
+    SEED_MAX,
     CallFormatOption,
     Device,
     Dtype,
     Overwrite,
+    Seed,
     SplitParallelOption,
     ToolCallIdsOption,
     checked_call_format,
+    checked_device,
     checked_dtype,
+    checked_file,
+    checked_folder,
+    checked_model,
+    checked_tools,
     claim_output,
+    config_from_options,
+    output_file,
+    output_folder,
+    split_names,
 )
 from toolbench.cli_train import train_app
 from toolbench.errors import UserError
 from toolbench.export import Exporter, export_file, export_path
+
+console = Console()
+err = Console(stderr=True)
+
 
 app = typer.Typer(
     help="Tool-use benchmark and function-calling data generator.\n\n"
@@ -48,11 +66,11 @@ app.add_typer(train_app, name="train")
 app.add_typer(distill_app, name="distill")
 app.command("leaderboard")(leaderboard_command)
 
-console = Console()
-err = Console(stderr=True)
-
 
 def main() -> None:
+    """The installed command: a UserError raised anywhere below (any subcommand) prints as one line
+    on stderr and exits with status 2, never as a traceback. (Called in-process, e.g. by Typer's
+    CliRunner, `app` leaves the UserError in `result.exception` instead.)"""
     try:
         app()
     except UserError as error:
@@ -137,7 +155,7 @@ def generate(
     ],
     tool: Annotated[str, typer.Option(help="Tool name, comma-separated names, or `all`.")] = "all",
     n: Annotated[int, typer.Option(help="Number of distinct samples to write.", min=1)] = 10_000,
-    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
+    seed: Seed = 0,
     split: Annotated[
         str,
         typer.Option(help="Templates to use: train, test (held out) or all. Each sample records its split."),
@@ -154,7 +172,11 @@ def generate(
     ] = None,
     distractors: Annotated[
         int,
-        typer.Option(help="Offer this many other tools with each sample (multi_tool training data).", min=0),
+        typer.Option(
+            help="Offer this many other tools with each sample (multi_tool training data); at most the "
+            "number of other single-shot tools (an error says the range).",
+            min=0,
+        ),
     ] = 0,
     relevance: Annotated[
         float,
@@ -192,12 +214,17 @@ def generate(
 
     if split not in ("all", "train", "test"):
         raise UserError(f"--split must be one of all, train, test; got {split!r}")
-    if out.is_dir():
-        raise UserError(f"--out {out} is a folder; give the JSONL file to write")
+    output_file(out)
+    tools = resolve_tools(checked_tools(tool))
+    if templates is not None:
+        checked_folder(templates, "--templates")
+    # check the export options before the long run
+    exporters = [Exporter(name, multi_turn, None, tool_call_ids, split_parallel) for name in fmt or []]
     if not resume:
         claim_output(out, overwrite)
-    config = GenerateConfig(
-        tools=resolve_tools(tool),
+    config = config_from_options(
+        GenerateConfig,
+        tools=tools,
         n=n,
         seed=seed,
         split=split,
@@ -205,8 +232,6 @@ def generate(
         distractors=distractors,
         relevance=relevance,
     )
-    # check the export options before the long run
-    exporters = [Exporter(name, multi_turn, None, tool_call_ids, split_parallel) for name in fmt or []]
     with _progress() as progress:
         bar = progress.add_task(f"generate {', '.join(config.tools)}", total=n)
         report = run_generate(
@@ -270,18 +295,24 @@ def export(
 
     if split not in ("all", "train", "test"):
         raise UserError(f"--split must be one of all, train, test; got {split!r}")
+    checked_file(source, "SOURCE")
+    output_file(out)
+    Exporter(fmt, multi_turn, None, tool_call_ids, split_parallel)  # bad options: refused before any work
     claim_output(out, overwrite, inputs=(source,))
     prompt = DEFAULT_SYSTEM_PROMPT if system_prompt == "default" else system_prompt
-    count = export_file(
-        source,
-        out,
-        fmt,
-        split=split,
-        multi_turn=multi_turn,
-        system_prompt=prompt,
-        tool_call_ids=tool_call_ids,
-        split_parallel=split_parallel,
-    )
+    with _progress() as progress:
+        bar = progress.add_task(f"export {fmt}", total=source.stat().st_size)
+        count = export_file(
+            source,
+            out,
+            fmt,
+            split=split,
+            multi_turn=multi_turn,
+            system_prompt=prompt,
+            tool_call_ids=tool_call_ids,
+            split_parallel=split_parallel,
+            on_progress=lambda done: progress.update(bar, completed=done),
+        )
     console.print(f"wrote {count} {fmt} records to {out}", highlight=False)
 
 
@@ -317,24 +348,32 @@ def tasks_make(
             help="Or a cross-tool category built from the tools' test files: multi_tool, parallel, relevance."
         ),
     ] = None,
-    n: Annotated[int, typer.Option(help="Number of tasks.", min=1)] = 120,
-    seed: Annotated[int, typer.Option(help="Seed for slot values and choices.")] = 20231101,
+    n: Annotated[int, typer.Option(help="Number of tasks (1 to 100,000).", min=1, max=MAX_TASKS)] = 120,
+    seed: Seed = 20231101,
     overwrite: Overwrite = False,
 ) -> None:
     """Build a task file from a tool's held-out templates, or a cross-tool category file."""
-    from toolbench.categories import make_category_tasks
+    from toolbench.categories import CATEGORIES, make_category_tasks
     from toolbench.io import write_jsonl
-    from toolbench.registry import get_tool
     from toolbench.tasks import make_tasks
 
     if (tool is None) == (category is None):
         raise UserError("give exactly one of --tool or --category")
-    claim_output(out, overwrite)
     if tool is not None:
-        get_tool(tool)
-        tasks = make_tasks(tool, n, seed)
-    else:
-        tasks = make_category_tasks(category, n, seed)
+        if len(checked_tools(tool)) != 1 or tool == "all":
+            raise UserError(f"--tool {tool!r}: give one tool; a task file is made from one tool's templates")
+    elif category not in CATEGORIES:
+        raise UserError(f"--category: unknown category {category!r}; known: {', '.join(CATEGORIES)}")
+    output_file(out)
+    claim_output(out, overwrite)
+    with _progress() as progress:
+        bar = progress.add_task(f"tasks {tool or category}", total=n)
+        if tool is not None:
+            tasks = make_tasks(
+                tool, n, seed, on_progress=lambda kept, _: progress.update(bar, completed=kept)
+            )
+        else:
+            tasks = make_category_tasks(category, n, seed)  # type: ignore[arg-type]
     count = write_jsonl(out, tasks)
     console.print(f"wrote {count} tasks to {out}", highlight=False)
 
@@ -348,7 +387,7 @@ def tasks_verify(
     """Execute every gold label: each must score 1.0 on its own task, and a task's labels must agree."""
     from toolbench.tasks import builtin_task_files, verify_tasks
 
-    files = tasks or builtin_task_files()
+    files = [checked_file(path, "--tasks") for path in tasks] if tasks else builtin_task_files()
     failed = False
     for path in files:
         n_tasks, n_labels, problems = verify_tasks(path)
@@ -392,9 +431,12 @@ def tasks_replay(
     from toolbench.replay import corrupt_predictions, gold_predictions
     from toolbench.tasks import load_tasks
 
+    checked_file(tasks, "--tasks")
+    output_file(out)
+    call_format = checked_call_format(fmt)
     claim_output(out, overwrite, inputs=(tasks,))
     task_list = [numbered.task for numbered in load_tasks(tasks)]
-    predictions = (corrupt_predictions if corrupt else gold_predictions)(task_list, checked_call_format(fmt))
+    predictions = (corrupt_predictions if corrupt else gold_predictions)(task_list, call_format)
     console.print(f"wrote {write_jsonl(out, predictions)} predictions to {out}", highlight=False)
 
 
@@ -422,13 +464,19 @@ def score(
     Success (ToolBench's rule): the best label's state F1 is 1, with a clean parse and execution.
     Also reported: AST match, and parse / tool-rule / crash error rates with their error types.
     """
+    from toolbench.io import iter_jsonl
     from toolbench.results import score_files
 
+    checked_file(tasks, "--tasks")
+    checked_file(predictions, "--predictions")
+    call_format = checked_call_format(fmt)
+    if next(iter_jsonl(predictions), None) is None:
+        raise UserError(f"--predictions {predictions}: no predictions in the file (it is empty)")
     if out is not None:
         if out.is_file():
             raise UserError(f"--out {out} is a file; give a folder for scores.jsonl and the summaries")
         claim_output(out, overwrite)
-    _, summary = score_files(tasks, predictions, checked_call_format(fmt), out, ignore_extra)
+    _, summary = score_files(tasks, predictions, call_format, out, ignore_extra)
     print_summary(summary)
 
 
@@ -465,17 +513,42 @@ def _system_prompt(value: str) -> str | None:
     if value == "none":
         return None
     path = Path(value)
+    if path.is_dir():
+        raise UserError(f"--system-prompt {value}: is a folder; give default, none or a text file")
     if not path.is_file():
         raise UserError(f"--system-prompt takes default, none or a text file; {value!r} is none of them")
-    return path.read_text().strip()
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError as error:
+        raise UserError(
+            f"--system-prompt {value}: not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from None
 
 
 def _task_selection(tools: str, tasks: list[Path] | None) -> dict:
-    """--tools (comma-separated) and --tasks as config fields: eval and spec pick tasks alike."""
+    """--tools (comma-separated) and --tasks as config fields: eval and spec pick tasks alike.
+    Each name and file is checked here, before any model loads."""
     return {
-        "tools": [t.strip() for t in tools.split(",") if t.strip()],
-        "tasks": [str(t) for t in tasks] if tasks else None,
+        "tools": checked_tools(tools, "--tools", categories=True),
+        "tasks": [str(checked_file(t, "--tasks")) for t in tasks] if tasks else None,
     }
+
+
+def _checked_model_spec(model: str, base_url: str | None) -> None:
+    """eval's --model, checked by its form before anything loads: the backend prefix, a replay
+    file that exists, an HF folder that holds a model, an openai model with its --base-url."""
+    from toolbench.backends import PREFIXES
+
+    prefix, sep, rest = model.partition(":")
+    if not sep or not rest or prefix not in PREFIXES:
+        raise UserError(
+            f"--model: unknown model spec {model!r}: write hf:PATH_OR_ID, openai:MODEL (with --base-url) "
+            "or replay:PREDICTIONS.jsonl"
+        )
+    if prefix == "replay":
+        checked_file(Path(rest), "--model replay:")
+    elif prefix == "hf":
+        checked_model(rest, "--model hf:")
 
 
 @app.command("eval")
@@ -504,7 +577,9 @@ def eval_command(
             help="completion (ToolBench scaffold, python calls) or chat (messages + tools, tool_calls)."
         ),
     ] = "completion",
-    k_demos: Annotated[int, typer.Option(help="Retrieved demonstrations per prompt.", min=0)] = 3,
+    k_demos: Annotated[
+        int, typer.Option(help="Retrieved demonstrations per prompt (0 to 20).", min=0, max=K_DEMOS_MAX)
+    ] = 3,
     retriever: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "bm25",
     system_prompt: Annotated[str, typer.Option(help="default, none, or a text file.")] = "default",
     demos: Annotated[
@@ -513,10 +588,12 @@ def eval_command(
     ] = None,
     max_tokens: Annotated[int, typer.Option(min=1)] = 256,
     temperature: Annotated[float, typer.Option(min=0.0)] = 0.0,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Seed = 0,
     concurrency: Annotated[int, typer.Option(help="Parallel requests (openai backend).", min=1)] = 8,
     batch_size: Annotated[int, typer.Option(help="Prompts per forward pass (hf backend).", min=1)] = 8,
-    timeout: Annotated[float, typer.Option(help="Seconds per request (openai backend).")] = 60.0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds per request (openai backend), more than 0.", min=0.001)
+    ] = 60.0,
     retries: Annotated[int, typer.Option(help="Retries on 429/5xx/timeouts (openai backend).", min=0)] = 4,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Ask the model again instead of reusing cached answers.")
@@ -560,15 +637,30 @@ def eval_command(
         raise UserError(f"--retriever must be bm25, dense or hybrid; got {retriever!r}")
     if out.is_file():
         raise UserError(f"--out {out} is a file; give a folder for the run")
+    _checked_model_spec(model, base_url)
+    if demos is not None:
+        checked_file(demos, "--demos")
+    if cache_dir is not None:
+        output_folder(cache_dir, "--cache-dir")
+    kinds = split_names(ablate_retrievers, "--ablate-retrievers") if ablate else []
+    for kind in kinds:
+        if kind not in ("bm25", "dense", "hybrid"):
+            raise UserError(f"--ablate-retrievers: unknown retriever {kind!r}; known: bm25, dense, hybrid")
+    selection = _task_selection(tools, tasks)
+    prompt = _system_prompt(system_prompt)
+    call_format = checked_call_format(call_format)
+    checked_device(device)
+    checked_dtype(dtype)
     claim_output(out, overwrite)
-    base = EvalConfig(
+    base = config_from_options(
+        EvalConfig,
         model=model,
         base_url=base_url,
-        **_task_selection(tools, tasks),
+        **selection,
         mode=mode,
         k_demos=k_demos,
         retriever=retriever,
-        system_prompt=_system_prompt(system_prompt),
+        system_prompt=prompt,
         demos=str(demos) if demos else None,
         max_tokens=max_tokens,
         temperature=temperature,
@@ -581,16 +673,16 @@ def eval_command(
         limit=limit,
         max_steps=max_steps,
         cache_dir=str(cache_dir) if cache_dir else None,
-        call_format=checked_call_format(call_format),
+        call_format=call_format,
         device=device,
-        dtype=checked_dtype(dtype),
+        dtype=dtype,
     )
     configs = [base]
     if ablate:
         configs = []
         for prompt in (_system_prompt("default"), None):
             configs.append(base.model_copy(update={"system_prompt": prompt, "k_demos": 0}))
-            for kind in [k.strip() for k in ablate_retrievers.split(",") if k.strip()]:
+            for kind in kinds:
                 configs.append(
                     base.model_copy(update={"system_prompt": prompt, "k_demos": 3, "retriever": kind})
                 )
@@ -636,10 +728,14 @@ def serve(
     host: Annotated[
         str, typer.Option(help="127.0.0.1 keeps it on this machine; 0.0.0.0 exposes it to the network.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
-    max_tokens_limit: Annotated[int, typer.Option(help="Largest max_tokens a request may ask for.")] = 1024,
+    port: Annotated[
+        int, typer.Option(help="TCP port, 1 to 65535.", min=PORT_RANGE[0], max=PORT_RANGE[1])
+    ] = 8000,
+    max_tokens_limit: Annotated[
+        int, typer.Option(help="Largest max_tokens a request may ask for.", min=1)
+    ] = 1024,
     max_request_bytes: Annotated[
-        int, typer.Option(help="Largest request body accepted (bigger gets 413).")
+        int, typer.Option(help="Largest request body accepted (bigger gets 413).", min=1)
     ] = 1_000_000,
     max_batch: Annotated[
         int,
@@ -665,6 +761,12 @@ def serve(
     request past --request-timeout 504. Tool calls are read from the answer in any family's form."""
     from toolbench.server import run_server
 
+    # every option is checked before the model loads (which takes a while)
+    checked_model(model, "--model")
+    checked_device(device)
+    checked_dtype(dtype)
+    if not host.strip():
+        raise UserError("--host is empty; give an address such as 127.0.0.1 or 0.0.0.0")
     run_server(
         model,
         host=host,
@@ -676,7 +778,7 @@ def serve(
         max_batch_tokens=max_batch_tokens,
         max_queue=max_queue,
         request_timeout=request_timeout,
-        load_options={"device": device, "dtype": checked_dtype(dtype)},
+        load_options={"device": device, "dtype": dtype},
     )
 
 
@@ -714,6 +816,13 @@ def index_build(
 
     if (demos is None) == (api_docs is None):
         raise UserError("give exactly one of --demos FILE or --api-docs TOOLS")
+    if retriever not in ("bm25", "dense", "hybrid"):
+        raise UserError(f"--retriever must be bm25, dense or hybrid; got {retriever!r}")
+    if demos is not None:
+        checked_file(demos, "--demos")
+    else:
+        checked_tools(api_docs, "--api-docs")  # type: ignore[arg-type]
+    output_folder(out)
     if out.is_dir() and any(out.iterdir()) and not (out / "meta.json").is_file():
         # saving replaces the whole folder: never one that holds anything but an index
         raise UserError(
@@ -751,6 +860,11 @@ def index_evaluate(
     from toolbench.retriever.quality import recall_at_k
     from toolbench.tasks import load_tasks, tool_task_files
 
+    if retriever != "all" and retriever not in RETRIEVERS:
+        raise UserError(f"--retriever must be {', '.join(RETRIEVERS)} or all; got {retriever!r}")
+    checked_file(demos, "--demos")
+    for path in tasks or []:
+        checked_file(path, "--tasks")
     kinds = list(RETRIEVERS) if retriever == "all" else [retriever]
     # Default: each tool's own test queries (a cross-tool parallel task has no single-demo match).
     files = tasks or list(tool_task_files().values())
@@ -773,8 +887,18 @@ def retrieve(
     tool: Annotated[str | None, typer.Option(help="Only results of this tool.")] = None,
 ) -> None:
     """Show the top-k demos (or API docs) an index returns for a query."""
+    from toolbench.registry import tool_names
     from toolbench.retriever import open_index
 
+    if not query.strip():
+        raise UserError("QUERY is empty; give the request to find demonstrations for")
+    checked_folder(index, "--index")
+    if not (index / "meta.json").is_file():
+        raise UserError(
+            f"--index {index}: not an index folder (no meta.json); build one with `toolbench index build`"
+        )
+    if tool is not None and tool not in tool_names():
+        raise UserError(f"--tool: unknown tool {tool!r}; known tools: {', '.join(tool_names())}")
     hits = open_index(index).search(query, k, (lambda doc: doc.payload.get("tool") == tool) if tool else None)
     if not hits:
         console.print("no results" + (f" for tool {tool}" if tool else ""))
@@ -833,9 +957,13 @@ def spec(
     ] = 0.0,
     max_tokens: Annotated[int, typer.Option(help="Most new tokens per answer.", min=1)] = 128,
     limit: Annotated[int | None, typer.Option(help="Only the first N tasks of each file.", min=1)] = None,
-    k_demos: Annotated[int, typer.Option(help="Retrieved demonstrations per prompt.", min=0)] = 0,
+    k_demos: Annotated[
+        int, typer.Option(help="Retrieved demonstrations per prompt (0 to 20).", min=0, max=K_DEMOS_MAX)
+    ] = 0,
     system_prompt: Annotated[str, typer.Option(help="default, none, or a text file.")] = "default",
-    seed: Annotated[int, typer.Option(help="Sampling seed (per prompt: seed + index).")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Sampling seed (per prompt: seed + index).", min=0, max=SEED_MAX)
+    ] = 0,
     device: Device = "auto",
     dtype: Dtype = "auto",
     threads: Annotated[
@@ -859,9 +987,16 @@ def spec(
     from toolbench.distill.spec_eval import SpecConfig, run_spec
     from toolbench.distill.speculative import make_policy
 
-    # bad γ / policy / head: one line, before loading models
+    # bad models, tasks, γ / policy / head: one line, before loading models
+    checked_model(target, "--target")
+    checked_model(draft, "--draft")
+    if head is not None:
+        checked_folder(head, "--head")
+    output_folder(out)
+    checked_device(device)
     policy = make_policy(draft_policy, gamma, threshold=threshold, head=head, draft=draft)
-    config = SpecConfig(
+    config = config_from_options(
+        SpecConfig,
         target=target,
         draft=draft,
         **_task_selection(tools, tasks),
@@ -953,6 +1088,7 @@ def report(
     """
     from toolbench.report import build_report
 
+    checked_folder(run_dir, "RUN_DIR")
     md, html = build_report(run_dir)
     console.print(f"wrote {md}\nwrote {html}", highlight=False, soft_wrap=True)
 
@@ -986,8 +1122,13 @@ def demo(
     function-calling draft, times speculative decoding before and after, and writes
     OUT/report.html. Steps whose output exists are skipped; training resumes from checkpoints.
     """
-    from toolbench.demo import run_demo
+    from toolbench.demo import PRESETS, run_demo
 
+    if preset not in PRESETS:
+        raise UserError(f"--preset must be one of {', '.join(PRESETS)}; got {preset!r}")
+    output_folder(out)
+    if cache_dir is not None:
+        output_folder(cache_dir, "--cache-dir")
     run_demo(out, console, preset, cache_dir=cache_dir)
 
 

@@ -15,7 +15,19 @@ from typing import Annotated, Literal
 import typer
 from rich.console import Console
 
-from toolbench.cli_options import Device, Dtype, TrainDtype, checked_dtype
+from toolbench.cli_options import (
+    Device,
+    Dtype,
+    Seed,
+    TrainDtype,
+    checked_device,
+    checked_dtype,
+    checked_file,
+    checked_model,
+    checked_tools,
+    output_file,
+    output_folder,
+)
 from toolbench.errors import UserError
 
 console = Console(highlight=False)
@@ -89,7 +101,7 @@ def distill(
     epochs: Annotated[float, typer.Option(min=0.01)] = 1.0,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate.", min=0.0)] = 2e-3,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Seed = 0,
     cache_dir: Annotated[
         Path | None, typer.Option(help="Teacher cache + prompts (share it across settings).")
     ] = None,
@@ -122,12 +134,20 @@ def distill(
 
     if scenario != "I" and prompts is not None:
         raise UserError("--prompts is scenario I's input; add --scenario I")
+    # everything --plan shows is checked: a plan that names missing models is no plan
+    checked_model(target, "--target")
+    checked_model(draft, "--draft")
+    if prompts is not None:
+        checked_file(prompts, "--prompts")
+    output_folder(out)
+    checked_device(device)
+    names = checked_tools(tools, "--tools")
     config = DistillConfig(
         target=target,
         draft=draft,
         scenario=ScenarioConfig(
             scenario=scenario,
-            tools=[t.strip() for t in tools.split(",") if t.strip()],
+            tools=names,
             prompts=str(prompts) if prompts else None,
             samples=samples,
             seed=seed,
@@ -203,12 +223,18 @@ def eval_alpha(
     from toolbench.distill.distillation import evaluate_alpha
     from toolbench.io import write_json
 
-    _quiet(threads)
+    checked_model(target, "--target")
     named = {}
     for item in draft:
         name, _, path = item.rpartition("=") if "=" in item else (item, "", item)
-        named[name] = path
-    names = [t.strip() for t in tools.split(",") if t.strip()]
+        if not name:
+            raise UserError(f"--draft {item!r}: the name before '=' is empty; write NAME=FOLDER")
+        named[name] = checked_model(path, "--draft")
+    names = checked_tools(tools, "--tools")
+    checked_device(device)
+    if out is not None:
+        output_file(out)
+    _quiet(threads)
     result = evaluate_alpha(target, named, names, per_tool, max_new_tokens, device, checked_dtype(dtype))
     tool_names = sorted(next(iter(result["drafts"].values()))["per_tool"])
     console.print(
@@ -239,7 +265,7 @@ def grid(
     settings: Annotated[
         str | None, typer.Option(help="Only these settings (comma-separated names; default all).")
     ] = None,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Seed = 0,
     threads: Threads = None,
     device: Device = "auto",
     dtype: TrainDtype = "auto",
@@ -253,6 +279,10 @@ def grid(
     """
     from toolbench.distill.grid import GridConfig, grid_markdown, run_grid, selected_settings
 
+    checked_model(target, "--target")
+    checked_model(draft, "--draft")
+    output_folder(out)
+    checked_device(device)
     config = GridConfig(
         target=target,
         draft=draft,

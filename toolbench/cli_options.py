@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import BaseModel, ValidationError
 
 from toolbench.errors import UserError
+
+M = TypeVar("M", bound=BaseModel)
 
 Device = Annotated[
     str,
@@ -84,7 +88,11 @@ def claim_output(
 ) -> None:
     """Refuse, in one line, to write where it would destroy data: over one of the command's own
     inputs (always), or over an existing output unless --overwrite. A folder output counts as
-    existing when it holds anything."""
+    existing when it holds anything. Temporary files that a killed earlier run of this output left
+    beside it (`toolbench.io.temp_files`: our own naming, matched exactly) are removed first."""
+    from toolbench.io import remove_stale_temps
+
+    remove_stale_temps(path)
     for source in inputs:
         if source is not None and source.exists() and path.exists() and path.resolve() == source.resolve():
             raise UserError(f"{what} {path} is also this command's input; write the output elsewhere")
@@ -96,3 +104,129 @@ def claim_output(
     raise UserError(
         f"{what} {path}: the {kind} exists; pass --overwrite to replace it, or choose another path"
     )
+
+
+# ------------------------------------------------------------------ checked values
+# Every check below runs before any model, index or data set is loaded, and fails with one line
+# that names the option and what it accepts: a mistake costs seconds, not a long run.
+
+SEED_MAX = 2**32 - 1  # what every seeded library accepts (numpy's limit); larger seeds are refused
+Seed = Annotated[
+    int, typer.Option(help="Random seed (0 to 4294967295); same seed, same result.", min=0, max=SEED_MAX)
+]
+PORT_RANGE = (1, 65535)
+K_DEMOS_MAX = 20  # retrieved demonstrations per prompt at most (ToolBench uses 3)
+MAX_TASKS = 100_000  # `tasks make --n` at most: a test set, not a training set (`generate` makes those)
+
+
+def split_names(value: str, option: str) -> list[str]:
+    """A comma-separated list of names, or a one-line error for an empty one (`a,,b`, `a,`, ``)."""
+    parts = [part.strip() for part in value.split(",")]
+    for position, part in enumerate(parts, 1):
+        if not part:
+            raise UserError(
+                f"{option} {value!r}: name {position} of {len(parts)} is empty; give comma-separated names"
+            )
+    return parts
+
+
+def checked_tools(value: str, option: str = "--tool", categories: bool = False) -> list[str]:
+    """Tool names (and, where `categories`, the cross-tool categories), or `all` alone: each name
+    checked, an unknown one refused with the known ones listed. Returns the names as given
+    (`['all']` for all)."""
+    from toolbench.registry import tool_names
+
+    names = split_names(value, option)
+    if names == ["all"]:
+        return names
+    known = list(tool_names())
+    if categories:
+        from toolbench.categories import CATEGORIES
+
+        known += list(CATEGORIES)
+    for name in names:
+        if name == "all":
+            raise UserError(f"{option} {value!r}: `all` stands alone, not in a list")
+        if name not in known:
+            kinds = "tools and categories" if categories else "tools"
+            raise UserError(f"{option}: unknown tool {name!r}; known {kinds}: {', '.join(known)}")
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise UserError(f"{option} {value!r}: {', '.join(duplicated)} given more than once")
+    return names
+
+
+def checked_device(value: str) -> str:
+    """A --device value by its form (auto, cpu, cuda, cuda:N, mps); whether it is present here
+    is checked when a model is placed."""
+    from toolbench.devices import DEVICE_CHOICES
+
+    kind, colon, index = value.partition(":")
+    if kind not in DEVICE_CHOICES or (colon and (kind != "cuda" or not index.isdigit())):
+        raise UserError(f"--device {value!r}: expected one of {', '.join(DEVICE_CHOICES)} or cuda:N")
+    return value
+
+
+def checked_file(path: Path, option: str) -> Path:
+    """An input file that exists and is a file (not a folder)."""
+    if path.is_dir():
+        raise UserError(f"{option} {path}: is a folder; give a file")
+    if not path.is_file():
+        raise UserError(f"{option} {path}: no such file")
+    return path
+
+
+def checked_folder(path: Path, option: str) -> Path:
+    """An input folder that exists and is a folder (not a file)."""
+    if path.is_file():
+        raise UserError(f"{option} {path}: is a file; give a folder")
+    if not path.is_dir():
+        raise UserError(f"{option} {path}: no such folder")
+    return path
+
+
+def output_file(path: Path, option: str = "--out") -> Path:
+    """An output that must be a file: refused when a folder is in its place."""
+    if path.is_dir():
+        raise UserError(f"{option} {path}: is a folder; give the file to write")
+    return path
+
+
+def output_folder(path: Path, option: str = "--out") -> Path:
+    """An output that must be a folder: refused when a file is in its place."""
+    if path.is_file():
+        raise UserError(f"{option} {path}: is a file; give a folder")
+    return path
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def checked_model(value: str, option: str, marker: str | None = "config.json", what: str = "model") -> str:
+    """A model (or tokenizer) given as an HF folder or a hub id: a folder must hold `marker`; a
+    missing path is refused unless it has the form of a hub id (`org/name`, whose first part is
+    not a local folder), which the loader fetches or finds in the HF cache."""
+    path = Path(value).expanduser()
+    if path.is_dir():
+        if marker is not None and not (path / marker).is_file():
+            raise UserError(f"{option} {value}: the folder has no {marker}; give an HF {what} folder")
+        return value
+    if path.exists():
+        raise UserError(f"{option} {value}: is a file; give an HF {what} folder or hub id")
+    first = value.split("/", 1)[0]
+    if _HUB_ID.fullmatch(value) and not Path(first).is_dir() and not value.startswith((".", "~")):
+        return value
+    raise UserError(f"{option} {value}: not a {what} folder or hub id (no such {what} folder)")
+
+
+def config_from_options(config_class: type[M], /, **values: Any) -> M:
+    """`config_class(**values)` for a configuration built from command-line options: a value the model's
+    constraints refuse is one line naming the option (`--k-demos`), not a ValidationError."""
+    try:
+        return config_class(**values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "value"
+        value = first.get("input")
+        shown = "" if isinstance(value, dict | list) else f" {value!r}"
+        raise UserError(f"--{field.replace('_', '-')}{shown}: {first['msg']}") from None

@@ -13,7 +13,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from toolbench.cli_options import Device, Dtype, TrainDtype, checked_dtype
+from toolbench.cli_options import (
+    Device,
+    Dtype,
+    Seed,
+    TrainDtype,
+    checked_device,
+    checked_dtype,
+    checked_model,
+    checked_tools,
+    output_folder,
+)
 from toolbench.distill.align import SFT_TOOLS
 from toolbench.errors import UserError
 
@@ -37,6 +47,25 @@ def _cache(cache_dir: Path | None) -> Path:
     return Path(cache_dir) if cache_dir else default_cache_dir()
 
 
+def _preset(value: str) -> str:
+    """A model preset name, checked before any data is made or model built."""
+    from toolbench.distill.models import PRESETS
+
+    if value not in PRESETS:
+        raise UserError(f"--preset: unknown model preset {value!r}; known: {', '.join(PRESETS)}")
+    return value
+
+
+def _tools(value: str) -> list[str]:
+    """--tools as names (`all` for every tool), each checked."""
+    names = checked_tools(value, "--tools")
+    if names == ["all"]:
+        from toolbench.registry import tool_names
+
+        return tool_names()
+    return names
+
+
 def _report(what: str, out: Path, summary: dict) -> None:
     console.print(
         f"{what}: {summary['steps']} steps in {summary['seconds']:.0f} s "
@@ -56,7 +85,7 @@ def tokenizer_command(
     tools: Annotated[
         str, typer.Option(help="Tools whose generated data is in the corpus (comma-separated), or all.")
     ] = "all",
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Seed = 0,
     cache_dir: CacheDir = None,
 ) -> None:
     """Byte-level BPE over generated tool data + the stdlib's docs and docstrings (offline everywhere).
@@ -66,7 +95,8 @@ def tokenizer_command(
     """
     from toolbench.distill.tokenizer import TokenizerConfig, train_tokenizer
 
-    names = None if tools == "all" else [t.strip() for t in tools.split(",") if t.strip()]
+    names = None if tools == "all" else _tools(tools)
+    output_folder(out)
     config = TokenizerConfig(vocab_size=vocab_size, samples_per_tool=samples_per_tool, tools=names, seed=seed)
     tokenizer = train_tokenizer(config, out, _cache(cache_dir))
     console.print(f"tokenizer: {len(tokenizer)} tokens → {out}")
@@ -90,7 +120,7 @@ def draft_command(
     block_size: Annotated[int, typer.Option(help="Tokens per packed block.", min=8)] = 256,
     documents: Annotated[int | None, typer.Option(help="Only the first N generic documents.", min=1)] = None,
     checkpoint_every: CheckpointEvery = 100,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Seed = 0,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore checkpoints and start over.")] = False,
     cache_dir: CacheDir = None,
     device: Device = "auto",
@@ -107,6 +137,10 @@ def draft_command(
         raise UserError(
             "only --generic drafts are trained here; function-calling drafts come from `toolbench distill`"
         )
+    _preset(preset)
+    checked_model(str(tokenizer), "--tokenizer", marker=None, what="tokenizer")
+    output_folder(out)
+    checked_device(device)
     train = TrainConfig(
         max_steps=steps,
         batch_size=batch_size,
@@ -150,7 +184,7 @@ def target_command(
         ),
     ] = 0.0,
     checkpoint_every: CheckpointEvery = 100,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Seed = 0,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore checkpoints and start over.")] = False,
     cache_dir: CacheDir = None,
     device: Device = "auto",
@@ -167,9 +201,14 @@ def target_command(
     from toolbench.distill.pretrain import PretrainConfig
     from toolbench.distill.trainer import TrainConfig
 
+    _preset(preset)
+    names = _tools(tools)
+    checked_model(str(tokenizer), "--tokenizer", marker=None, what="tokenizer")
+    output_folder(out)
+    checked_device(device)
     config = AlignConfig(
         preset=preset,
-        tools=[t.strip() for t in tools.split(",") if t.strip()],
+        tools=names,
         samples=samples,
         pretrain=PretrainConfig(
             train=TrainConfig(
@@ -210,7 +249,10 @@ def acceptance_head_command(
         int, typer.Option(help="Training prompts: scenario II samples (train templates).", min=1)
     ] = 600,
     seed: Annotated[
-        int, typer.Option(help="Prompt seed (distillation's is 0: other slot values by default).")
+        int,
+        typer.Option(
+            help="Prompt seed (distillation's is 0: other slot values by default).", min=0, max=2**32 - 1
+        ),
     ] = 1,
     max_new_tokens: Annotated[int, typer.Option(help="Longest target answer.", min=1)] = 128,
     width: Annotated[int, typer.Option(help="Hidden units of the head; 0: logistic regression.", min=0)] = 32,
@@ -237,6 +279,10 @@ def acceptance_head_command(
     """
     from toolbench.distill.acceptance_train import HeadTrainConfig, train_acceptance_head
 
+    checked_model(target, "--target")
+    checked_model(draft, "--draft")
+    checked_device(device)
+    names = _tools(tools)
     if out is None:
         if not Path(draft).is_dir():
             raise UserError(f"--draft {draft} is not a local folder; pass --out for the head")
@@ -248,7 +294,7 @@ def acceptance_head_command(
     config = HeadTrainConfig(
         target=target,
         draft=draft,
-        tools=[t.strip() for t in tools.split(",") if t.strip()],
+        tools=names,
         samples=samples,
         seed=seed,
         max_new_tokens=max_new_tokens,

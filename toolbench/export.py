@@ -19,7 +19,7 @@ observation → … → closing reply).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -201,8 +201,10 @@ def openai_tools_functions(specs: list[FunctionSpec]) -> list[dict[str, Any]]:
     return [tool["function"] for tool in openai_tools(specs)]
 
 
-def iter_samples(path: Path, split: str = "all") -> Iterator[Sample]:
-    for number, value in iter_jsonl(path):
+def iter_samples(
+    path: Path, split: str = "all", on_bytes: Callable[[int], None] | None = None
+) -> Iterator[Sample]:
+    for number, value in iter_jsonl(path, on_bytes):
         try:
             sample = Sample.model_validate(value)
         except ValidationError as error:
@@ -223,9 +225,11 @@ def export_file(
     system_prompt: str | None = None,
     tool_call_ids: str = "auto",
     split_parallel: bool = False,
+    on_progress: Callable[[int], None] | None = None,
 ) -> int:
+    """Export `source` to `out` (written whole or not at all); `on_progress(bytes of source read)`."""
     exporter = Exporter(fmt, multi_turn, system_prompt, tool_call_ids, split_parallel)
-    return write_jsonl(out, (exporter(sample) for sample in iter_samples(source, split)))
+    return write_jsonl(out, (exporter(sample) for sample in iter_samples(source, split, on_progress)))
 
 
 def export_path(out: Path, fmt: str) -> Path:

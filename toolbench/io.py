@@ -22,8 +22,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,9 +41,14 @@ os.umask(_UMASK)
 
 
 def describe_validation_error(error: ValidationError) -> str:
+    """The first problem of a record in a few words: `field 'labels.0': ...`, or `unknown field
+    'x'` for a key the record does not have (rows refuse keys they do not know: a typo in a key
+    would otherwise be ignored silently)."""
     first = error.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "record"
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    if first["type"] == "extra_forbidden":
+        return f"unknown field '{where}'{more}"
     return f"field '{where}': {first['msg']}{more}"
 
 
@@ -86,13 +93,20 @@ def _stdlib_loads(data: bytes) -> Any:
     return json.loads(data.decode("utf-8", "surrogatepass"), parse_constant=_refuse_constant)
 
 
-def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed value) for every non-blank line; a bad line is a UserError naming it."""
+def iter_jsonl(path: str | Path, on_bytes: Callable[[int], None] | None = None) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) for every non-blank line; a bad line is a UserError naming it.
+    `on_bytes(bytes read so far)` every 1,000 lines and at the end: a progress bar's measure."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; give a JSONL file")
     if not path.is_file():
         raise UserError(f"{path}: no such file")
+    done = 0
     with path.open("rb") as handle:
         for number, line in enumerate(handle, 1):
+            done += len(line)
+            if on_bytes is not None and number % 1000 == 0:
+                on_bytes(done)
             if not line.strip():
                 continue
             try:
@@ -100,6 +114,8 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
             except orjson.JSONDecodeError as error:
                 raise UserError(f"{path}:{number}: not valid JSON ({error})") from None
             yield number, value
+    if on_bytes is not None:
+        on_bytes(done)
 
 
 def read_records(path: str | Path, model: type[M]) -> list[M]:
@@ -166,6 +182,39 @@ def _finite(value: Any) -> Any:
     return value
 
 
+# `tempfile.mkstemp`/`mkdtemp` name their files `prefix + 8 characters of this alphabet + suffix`.
+_TEMP_NAME = "[a-z0-9_]{8}"
+
+
+def temp_files(path: str | Path) -> list[Path]:
+    """The temporary files and folders `atomic_open` and `atomic_dir` make beside `path`
+    (`.NAME.XXXXXXXX.tmp`, and `.NAME.old`), matched exactly: nothing else is ever touched."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(?:{_TEMP_NAME}\.tmp|old)")
+    return sorted(p for p in path.parent.glob(f".{_glob_escape(path.name)}.*") if pattern.fullmatch(p.name))
+
+
+def _glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
+
+
+def remove_stale_temps(path: str | Path) -> list[Path]:
+    """Remove what a killed writer of `path` left beside it (see `temp_files`); called when a
+    command that writes `path` starts, so a crash never leaves litter that outlives the next run.
+    Returns what was removed."""
+    removed = temp_files(path)
+    for stale in removed:
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+    return removed
+
+
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[Any]:
     """Write to a temporary file beside `path` and rename it into place only on success."""
@@ -200,8 +249,6 @@ def write_json(path: str | Path, value: Any) -> None:
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Fill a temporary folder beside `path`, then swap it into place: a model or checkpoint folder
     is either the old one, the new one, or absent, never half-written."""
-    import shutil
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))

@@ -109,7 +109,10 @@ class Program(RootModel[list[Call]]):
 
 
 class Task(BaseModel):
-    """A benchmark item: a request and every program that counts as a right answer."""
+    """A benchmark item: a request and every program that counts as a right answer. A key it does
+    not know is refused (`extra="forbid"`): a misspelt `lables` must not pass for a task."""
+
+    model_config = ConfigDict(extra="forbid")
 
     id: str
     tool: str = Field(description="Aggregation key: the tool, or the cross-tool category name.")
@@ -137,7 +140,10 @@ class Sample(Task):
 
 
 class Prediction(BaseModel):
-    """A model's answer to one task: raw text to parse, or already structured calls."""
+    """A model's answer to one task: raw text to parse, or already structured calls. Unknown keys
+    are refused, as in tasks: `txt` instead of `text` would otherwise score as no answer."""
+
+    model_config = ConfigDict(extra="forbid")
 
     id: str
     text: str | None = None

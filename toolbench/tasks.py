@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 from pydantic import ValidationError
 
+from toolbench.cli_options import MAX_TASKS
 from toolbench.episode import is_environment
 from toolbench.errors import UserError
 from toolbench.generate.engine import GenerateConfig, SampleFactory
 from toolbench.io import describe_validation_error, iter_jsonl
-from toolbench.records import Task
+from toolbench.records import Sample, Task
 from toolbench.registry import get_tool, spec_index, tool_names
 from toolbench.score import Scorer, flatten_state
+
+SAMPLE_ONLY = frozenset(Sample.model_fields) - frozenset(Task.model_fields)
 
 
 @dataclass
@@ -28,8 +33,10 @@ def load_tasks(path: str | Path) -> list[NumberedTask]:
     tasks: list[NumberedTask] = []
     seen: dict[str, int] = {}
     for number, value in iter_jsonl(path):
+        # a generated sample is a task plus its rendering: sample files serve as task files too
+        model = Sample if isinstance(value, dict) and SAMPLE_ONLY.intersection(value) else Task
         try:
-            task = Task.model_validate(value)
+            task = model.model_validate(value)
         except ValidationError as error:
             raise UserError(f"{path}:{number}: not a task: {describe_validation_error(error)}") from None
         if task.id in seen:
@@ -69,22 +76,48 @@ def builtin_task_files() -> list[Path]:
     return [path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path for path in paths]
 
 
-def make_tasks(tool: str, n: int, seed: int) -> list[Task]:
-    """Tasks from the tool's held-out templates: the generator's pipeline, split `test`, deduped."""
+STALLED_AFTER = 5_000  # candidates in a row without a new task: the held-out templates ran dry
+_CHUNK = 500
+
+
+def make_tasks(
+    tool: str, n: int, seed: int, on_progress: Callable[[int, int], None] | None = None
+) -> list[Task]:
+    """Tasks from the tool's held-out templates: the generator's pipeline, split `test`, deduped.
+
+    Bounded: when STALLED_AFTER candidates in a row give no new task, the templates cannot give
+    `n` distinct ones and the run stops with a UserError saying how many they gave, instead of
+    searching on for minutes. `on_progress(tasks, candidates)` is called after every chunk."""
+    if not 1 <= n <= MAX_TASKS:
+        raise UserError(f"--n {n}: a task file holds 1 to {MAX_TASKS:,} tasks")
     factory = SampleFactory(GenerateConfig(tools=[tool], n=n, seed=seed, split="test"))
     tasks: list[Task] = []
     seen: set[bytes] = set()
-    index = 0
+    index = since_new = 0
     while len(tasks) < n:
-        candidate = factory.make(index)
-        index += 1
-        if candidate.line is None or candidate.key in seen:
-            if index > 100 * n:
-                raise UserError(f"{tool}: held-out templates gave only {len(tasks)} distinct tasks")
-            continue
-        seen.add(candidate.key)
-        sample = Task.model_validate_json(candidate.line)
-        tasks.append(sample.model_copy(update={"id": f"{tool}-test-{len(tasks):04d}"}))
+        # the factory rejects a request already in `seen` before making its program (same tasks as
+        # making every candidate: each has its own RNG)
+        for candidate in factory.make_range(index, _CHUNK, seen):
+            index = candidate.index + 1
+            since_new += 1
+            if candidate.line is None or candidate.key in seen:
+                continue
+            seen.add(candidate.key)  # type: ignore[arg-type]
+            since_new = 0
+            record = orjson.loads(candidate.line)
+            for key in SAMPLE_ONLY:
+                record.pop(key, None)
+            record["id"] = f"{tool}-test-{len(tasks):04d}"
+            tasks.append(Task.model_validate(record))
+            if len(tasks) == n:
+                break
+        if on_progress is not None:
+            on_progress(len(tasks), index)
+        if len(tasks) < n and since_new >= STALLED_AFTER:
+            raise UserError(
+                f"{tool}: the held-out templates gave only {len(tasks)} distinct tasks in {index:,} candidates "
+                f"(none new in the last {since_new:,}); ask for --n {len(tasks)} or fewer"
+            )
     return tasks
 
 

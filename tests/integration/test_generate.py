@@ -70,7 +70,8 @@ def test_only_test_templates_with_split_test(tmp_path):
 
 def test_a_partial_run_is_not_silently_overwritten(tmp_path):
     out = tmp_path / "x.jsonl"
-    out.with_name("x.jsonl.partial").write_bytes(b"")
+    out.with_name("x.jsonl.partial").write_bytes(b'{"query": "x"}\n')
+    out.with_name("x.jsonl.partial.json").write_text('{"bytes": 15}')
     with pytest.raises(UserError, match="pass --resume to continue"):
         generate(CONFIG, out)
 

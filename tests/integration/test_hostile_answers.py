@@ -147,6 +147,7 @@ def test_a_predictions_file_written_by_json_dumps_is_scored_whole(tasks, tmp_pat
 @given(text=ANY_TEXT)
 @example(text="API.set_location('\udcff')")
 @example(text="API.set_location('a\udcffb')\nAPI.search()")
+@example(text="API.set_location('\x00')\x00\ud800")  # NUL and a lone high surrogate together
 def test_any_answer_survives_cache_storage_and_scoring(tasks, tmp_path_factory, text):
     """Arbitrary unicode (lone surrogates included) as a model's answer: cached and read back,
     scored, written as a prediction and a score, read back and scored again the same."""

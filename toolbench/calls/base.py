@@ -8,9 +8,12 @@ Caps (checked before the expensive part of a parse, the same in every format):
   calls can be counted cheaply (markers, call lines) that happens before they are read.
 - `MAX_NESTING`: the python-syntax readers (`python`, `pythonic`) refuse a source whose brackets
   nest deeper (`too_deep`) before `ast.parse` sees it, so the parser's stack stays small.
-- `MAX_CODE_SYMBOLS`: the same readers refuse a source with more punctuation symbols than this
-  (`too_complex`): `ast` spends ~0.5 KB per node whatever the nesting, and this bounds one parse
-  to about 10 MB. (JSON is read by the C decoder, which needs neither bound.)
+- `MAX_CODE_SYMBOLS`: the same readers refuse a source of more tokens than this (`too_complex`):
+  words, numbers, string literals and punctuation, counted before `ast.parse` runs. `ast` spends
+  0.5 to 1.3 KB per token whatever the nesting, so this keeps one parse's peak memory (tracemalloc)
+  under 10x MAX_ANSWER_CHARS, about 1.3 MB measured on the worst shapes (tests/unit/test_safety.py);
+  the longest gold program of the shipped tasks has about 200. (JSON is read by the C decoder,
+  which needs neither bound.)
 
 Error kinds: a `CallParseError` kind is `<reader>:<detail>` (scored as `parse:<reader>:<detail>`),
 e.g. `hermes:json`, `mistral:shape`, `pythonic:syntax`, `auto:mixed`, so a score's error taxonomy
@@ -33,7 +36,7 @@ from toolbench.records import FunctionSpec, Program
 MAX_ANSWER_CHARS = 200_000
 MAX_CALLS = 64
 MAX_NESTING = 64
-MAX_CODE_SYMBOLS = 20_000
+MAX_CODE_SYMBOLS = 2_000
 
 # End-of-turn / end-of-message tokens that a server may leave at the end of an answer.
 END_TOKENS = ("<|eot_id|>", "<|eom_id|>", "<|eot|>", "<|eom|>", "<|im_end|>", "<|end|>", "</s>")

@@ -44,13 +44,15 @@ _STARTS = {
 _JSON_START = re.compile(_STARTS["json"])
 _CLOSING = {"(": ")", "[": "]", "{": "}"}
 _STOP = re.compile(r"[()\[\]{}\"'#\n]")
+# Possessive quantifiers (`*+`): a literal is read in one pass, without the backtracking state the
+# regex engine would keep per character (25 MB for one unclosed 200,000-character string).
 _STRING = {
-    '"': re.compile(r'"(?:[^"\\\n]|\\[\s\S])*(?:"|(?=\n)|\Z)'),
-    "'": re.compile(r"'(?:[^'\\\n]|\\[\s\S])*(?:'|(?=\n)|\Z)"),
+    '"': re.compile(r'"[^"\\\n]*+(?:\\[\s\S][^"\\\n]*+)*+(?:"|(?=\n)|\Z)'),
+    "'": re.compile(r"'[^'\\\n]*+(?:\\[\s\S][^'\\\n]*+)*+(?:'|(?=\n)|\Z)"),
 }
 _TRIPLE = {
-    '"': re.compile(r'"""(?:[^"\\]|\\[\s\S]|"(?!""))*(?:"""|\Z)'),
-    "'": re.compile(r"'''(?:[^'\\]|\\[\s\S]|'(?!''))*(?:'''|\Z)"),
+    '"': re.compile(r'"""[^"\\]*+(?:(?:\\[\s\S]|"(?!""))[^"\\]*+)*+(?:"""|\Z)'),
+    "'": re.compile(r"'''[^'\\]*+(?:(?:\\[\s\S]|'(?!''))[^'\\]*+)*+(?:'''|\Z)"),
 }
 _CODE_AFTER = re.compile(rf"[ \t\r]*(?:$|[;#)\]}}\[]|\.[^\W\d]|{NAME}\()")
 

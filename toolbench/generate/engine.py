@@ -223,6 +223,15 @@ class SampleFactory:
             ]
             for tool in config.tools
         }
+        if config.distractors or config.relevance:
+            # refused, never clamped: a sample must offer exactly the tools asked for
+            tool = min(config.tools, key=lambda name: len(self.others[name]))
+            most = len(self.others[tool])
+            if config.distractors > most or most == 0:
+                raise UserError(
+                    f"--distractors {config.distractors}: allowed range is 0 to {most} (the other tools "
+                    f"that can be offered beside {tool} share no function name with it)"
+                )
         self._call_text: dict[tuple[str, bytes], str] = {}
         self._predicates: dict[bytes, Predicate] = {}
         if clock is not None:

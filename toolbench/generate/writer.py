@@ -35,7 +35,7 @@ import orjson
 
 from toolbench.errors import UserError
 from toolbench.generate.engine import Candidate, GenerateConfig, SampleFactory, StageClock, query_key
-from toolbench.io import write_json
+from toolbench.io import remove_stale_temps, write_json
 from toolbench.runinfo import finish_record, start_record
 
 EXHAUSTED_AFTER = 20_000  # candidates in a row without a new sample: the templates ran dry
@@ -117,17 +117,20 @@ def iter_candidates(
     chunk_size: int = 500,
     seen: Container[bytes] | None = None,
     clock: StageClock | None = None,
+    factory: SampleFactory | None = None,
 ) -> Iterator[list[Candidate]]:
     """Chunks of candidates from `start` on, forever, in index order. In one process, `seen` (the
     keys kept so far, which the consumer updates between chunks) lets the factory reject
-    duplicates before doing their work."""
+    duplicates before doing their work. `factory`: one already made for `config` (its template
+    errors were raised when it was made)."""
     if workers <= 1:
-        factory = SampleFactory(config, clock)
+        factory = factory or SampleFactory(config, clock)
         index = start
         while True:
             yield factory.make_range(index, chunk_size, seen)
             index += chunk_size
-    SampleFactory(config)  # fail fast, in this process, on template errors
+    if factory is None:
+        SampleFactory(config)  # fail fast, in this process, on template errors
     with multiprocessing.get_context("fork").Pool(workers, _init_worker, (config.model_dump_json(),)) as pool:
         window: deque = deque()
         index = start
@@ -184,10 +187,31 @@ class _Checkpoint:
         self.partial = out.with_name(out.name + ".partial")
         self.state = out.with_name(out.name + ".partial.json")
 
+    def resumable(self) -> bool:
+        """An unfinished run worth continuing: a checkpoint and a partial file with samples in it.
+        (A 0-byte partial, or one without its checkpoint, holds nothing a resume could keep.)"""
+        return self.state.is_file() and self.partial.is_file() and self.partial.stat().st_size > 0
+
+    def discard(self) -> None:
+        """Remove the partial file, its checkpoint and what killed writes of either left behind."""
+        for path in (self.partial, self.state):
+            path.unlink(missing_ok=True)
+            remove_stale_temps(path)
+
     def load(self, config: GenerateConfig) -> dict | None:
-        if not self.state.exists() or not self.partial.exists():
+        if not self.resumable():
             return None
-        data = orjson.loads(self.state.read_bytes())
+        try:
+            data = orjson.loads(self.state.read_bytes())
+        except orjson.JSONDecodeError:
+            raise UserError(
+                f"{self.state}: the checkpoint is unreadable; rerun without --resume to start over"
+            ) from None
+        if data.get("bytes", 0) > self.partial.stat().st_size:
+            raise UserError(
+                f"{self.partial}: shorter ({self.partial.stat().st_size:,} bytes) than its checkpoint says "
+                f"({data['bytes']:,}); rerun without --resume to start over"
+            )
         if data["fingerprint"] != config.fingerprint():
             raise UserError(
                 f"{self.partial}: was started with a different configuration ({data['config']}); "
@@ -235,12 +259,17 @@ def generate(
     rejects: Counter = Counter()
     by_split: Counter = Counter()
     next_index = kept = 0
+    remove_stale_temps(out)
     state = checkpoint.load(config) if resume else None
-    if state is None and not resume and checkpoint.partial.exists():
+    if state is None and not resume and checkpoint.resumable():
         raise UserError(
             f"{checkpoint.partial}: an unfinished run of this output exists; pass --resume to continue it, "
             "or delete it to start over"
         )
+    if state is None:
+        checkpoint.discard()  # what a failed start left: nothing in it to resume
+    # template and option errors surface here, before any file is opened
+    factory = SampleFactory(config, clock) if workers <= 1 else None
     if state is not None:
         with checkpoint.partial.open("r+b") as handle:
             handle.truncate(state["bytes"])
@@ -258,45 +287,57 @@ def generate(
     # In one process the factory dedupes against `seen` itself, exactly (a valid candidate's key
     # is in neither `seen` nor its chunk before it); worker processes know only their own keys.
     checked = workers <= 1
-    with _batch_gc(), checkpoint.partial.open("ab" if state is not None else "wb") as handle:
-        for chunk in iter_candidates(config, next_index, workers, chunk_size, seen, clock):
-            lines = []
-            for candidate in chunk:
+    disk_checked = False
+    try:
+        with _batch_gc(), checkpoint.partial.open("ab" if state is not None else "wb") as handle:
+            for chunk in iter_candidates(config, next_index, workers, chunk_size, seen, clock, factory):
+                lines = []
+                for candidate in chunk:
+                    if kept >= config.n:
+                        break
+                    next_index = candidate.index + 1
+                    if candidate.reject is not None:
+                        rejects[candidate.reject] += 1
+                    elif not checked and candidate.key in seen:
+                        rejects["duplicate"] += 1
+                    else:
+                        seen.add(candidate.key)
+                        lines.append(candidate.line)
+                        kept += 1
+                        since_new = -1
+                        by_split[candidate.split] += 1
+                    since_new += 1
+                if clock is not None:
+                    clock.lap("dedupe")
+                if not disk_checked and lines:
+                    check_disk_space(out, config.n - kept + len(lines), lines)
+                    disk_checked = True
+                handle.write(b"".join(lines))
+                if on_progress:
+                    on_progress(kept)
                 if kept >= config.n:
                     break
-                next_index = candidate.index + 1
-                if candidate.reject is not None:
-                    rejects[candidate.reject] += 1
-                elif not checked and candidate.key in seen:
-                    rejects["duplicate"] += 1
-                else:
-                    seen.add(candidate.key)
-                    lines.append(candidate.line)
-                    kept += 1
-                    since_new = -1
-                    by_split[candidate.split] += 1
-                since_new += 1
-            if clock is not None:
-                clock.lap("dedupe")
-            handle.write(b"".join(lines))
-            if on_progress:
-                on_progress(kept)
-            if kept >= config.n:
-                break
-            if time.perf_counter() - last_checkpoint >= CHECKPOINT_SECONDS:
-                checkpoint.save(config, handle, next_index, kept, rejects, by_split)
-                last_checkpoint = time.perf_counter()
-            if since_new > EXHAUSTED_AFTER:
-                raise UserError(
-                    f"the templates of {', '.join(config.tools)} (split {config.split}) gave only {kept} "
-                    f"distinct samples in {next_index} candidates; ask for fewer or add templates"
-                )
+                if time.perf_counter() - last_checkpoint >= CHECKPOINT_SECONDS:
+                    checkpoint.save(config, handle, next_index, kept, rejects, by_split)
+                    last_checkpoint = time.perf_counter()
+                if since_new > EXHAUSTED_AFTER:
+                    raise UserError(
+                        f"the templates of {', '.join(config.tools)} (split {config.split}) gave only {kept} "
+                        f"distinct samples in {next_index} candidates; ask for fewer or add templates"
+                    )
+                if clock is not None:
+                    clock.lap("write")
+            handle.flush()
+            os.fsync(handle.fileno())
             if clock is not None:
                 clock.lap("write")
-        handle.flush()
-        os.fsync(handle.fileno())
-        if clock is not None:
-            clock.lap("write")
+    except UserError:
+        checkpoint.discard()  # refused (disk, templates ran dry): nothing worth resuming
+        raise
+    except BaseException:
+        if not checkpoint.resumable():  # killed before the first checkpoint: nothing to resume
+            checkpoint.discard()
+        raise
     os.replace(checkpoint.partial, out)
     checkpoint.state.unlink(missing_ok=True)
     report = GenerateReport(
@@ -322,6 +363,26 @@ def generate(
     )
     write_json(run_record_path(out), record)
     return report
+
+
+DISK_MARGIN = 1.1  # the estimate is from the first samples; later ones may be a little longer
+DISK_RESERVE = 64 * 2**20  # never fill the disk to the last byte
+
+
+def check_disk_space(out: Path, samples: int, first: list[bytes]) -> None:
+    """Refuse, before writing, a run whose output would not fit on its disk: `samples` more lines
+    at the mean size of the `first` ones (x DISK_MARGIN), against the free space of OUT's folder
+    less DISK_RESERVE. The numbers are in the error."""
+    import shutil
+
+    per_sample = sum(map(len, first)) / len(first)
+    needed = int(samples * per_sample * DISK_MARGIN)
+    free = shutil.disk_usage(out.parent).free
+    if needed > free - DISK_RESERVE:
+        raise UserError(
+            f"{samples:,} samples need about {needed / 1e9:,.2f} GB ({per_sample:,.0f} bytes each), "
+            f"but {out.parent} has {free / 1e9:,.2f} GB free; ask for fewer samples or write elsewhere"
+        )
 
 
 def run_record_path(out: Path) -> Path:

@@ -8,7 +8,10 @@ dedupe and a streamed, checkpointed JSONL file.
     python benchmarks/generate.py [--n 20000] [--tool home_search] [--before REV] [--memory TOOL]
 
 - The table: bare renders/s, validated samples/s in one process and its ratio to the bare rate
-  (goal: >= 5,000/s and >= 0.3 of the bare rate, per tool), then with 2 worker processes.
+  (goal: >= 5,000/s and >= 0.3 of the bare rate, per tool), then with 2 worker processes; beside
+  it, the diversity of the one-process run's requests (distinct-1/2/3) and its function-set
+  coverage (`benchmarks/coverage.py` defines both; run that script for before/after figures).
+  A compose entry's bare baseline renders its frame, one phrase per clause drawn and its actions.
 - `--before REV`: the same pipeline at git revision REV (a `git archive` copy, run in a child
   process), measured in the same run, one tool at a time between the bare render and this tree.
 - The profile: where a kept sample's time goes, per stage, in microseconds (a separate,
@@ -25,6 +28,7 @@ dedupe and a streamed, checkpointed JSONL file.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import random
 import subprocess
@@ -33,6 +37,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -41,9 +46,20 @@ from _machine import describe_machine  # noqa: E402
 from toolbench.generate import GenerateConfig, SampleFactory, generate  # noqa: E402
 from toolbench.generate.engine import STAGES, StageClock  # noqa: E402
 from toolbench.registry import resolve_tools  # noqa: E402
-from toolbench.templating import make_environment  # noqa: E402
+from toolbench.templating import ComposedEntry, make_environment  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _load_coverage() -> Any:
+    """benchmarks/coverage.py, by path (its module name would shadow the `coverage` package)."""
+    spec = importlib.util.spec_from_file_location("_bench_coverage", Path(__file__).with_name("coverage.py"))
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+measure = _load_coverage().measure
 GOAL_RATE = 5_000
 GOAL_RATIO = 0.3
 
@@ -57,6 +73,8 @@ def bare_jinja_rate(config: GenerateConfig, n: int) -> float:
     compiled = {}  # entry id -> (queries, actions) as plain jinja2.Template objects
     for tool in config.tools:
         for entry in factory.entries[tool]:
+            if isinstance(entry, ComposedEntry):
+                continue  # its templates depend on the clauses drawn: compiled per sample below
             sources = [source for _, source in entry.sources]
             templates = [env.from_string(source) for source in sources]
             n_queries = len(entry.entry.queries)
@@ -66,6 +84,12 @@ def bare_jinja_rate(config: GenerateConfig, n: int) -> float:
         rng = random.Random(index)
         tool = config.tools[index % len(config.tools)]
         entry = rng.choice(factory.entries[tool])
+        if isinstance(entry, ComposedEntry):  # the frame, one phrase per clause, the actions
+            slots, frame = entry.draw(rng)
+            sources = entry.bare_sources(slots, frame)
+            templates = [_cached(env, source) for source in sources]
+            work.append((templates[0], templates[1:], slots | {"clauses": "", "items": ""}))
+            continue
         slots = entry.draw_slots(rng)
         queries, actions = compiled[id(entry)]
         work.append((queries[rng.randrange(len(queries))], actions, slots))
@@ -77,10 +101,22 @@ def bare_jinja_rate(config: GenerateConfig, n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def pipeline_rate(config: GenerateConfig, workers: int) -> float:
+_JINJA: dict[str, Any] = {}
+
+
+def _cached(env: Any, source: str) -> Any:
+    template = _JINJA.get(source)
+    if template is None:
+        template = _JINJA[source] = env.from_string(source)
+    return template
+
+
+def pipeline_rate(config: GenerateConfig, workers: int) -> tuple[float, list[bytes]]:
+    """Validated samples/s, and the samples (for the diversity and coverage columns)."""
     with tempfile.TemporaryDirectory() as folder:
         report = generate(config, Path(folder) / "out.jsonl", workers=workers)
-    return report.samples_per_second
+        lines = (Path(folder) / "out.jsonl").read_bytes().splitlines()
+    return report.samples_per_second, lines
 
 
 def profile(config: GenerateConfig) -> tuple[dict[str, float], int, float]:
@@ -211,7 +247,8 @@ def run(args: argparse.Namespace, tools: list[str], tree: Path | None) -> None:
     before_head = f" {'before/s':>9} {'ratio':>6}" if tree else ""
     print(
         f"{'tool':<14} {'bare jinja/s':>13}{before_head} {'validated/s (1 core)':>21} {'ratio':>6} "
-        f"{'2 workers/s':>12} {'scaling':>8}  goal"
+        f"{'2 workers/s':>12} {'scaling':>8}  goal   {'dist-1':>6} {'dist-2':>6} {'dist-3':>6} "
+        f"{'function-set coverage':>21}"
     )
     for tool in tools:
         config = GenerateConfig(tools=[tool], n=args.n, seed=0, split=args.split)
@@ -220,16 +257,23 @@ def run(args: argparse.Namespace, tools: list[str], tree: Path | None) -> None:
         if tree is not None:
             old = before_rate(tree, config)
             before = f" {old:>9,.0f} {old / bare:>6.2f}"
-        one = pipeline_rate(config, 1)
-        two = pipeline_rate(config, 2)
+        one, lines = pipeline_rate(config, 1)
+        two, _ = pipeline_rate(config, 2)
         met = one >= GOAL_RATE and one / bare >= GOAL_RATIO
+        quality = measure(lines, tool)
         print(
             f"{tool:<14} {bare:>13,.0f}{before} {one:>21,.0f} {one / bare:>6.2f} {two:>12,.0f} "
-            f"{two / one:>7.2f}x  {'met' if met else 'MISSED'}"
+            f"{two / one:>7.2f}x  {'met   ' if met else 'MISSED'} "
+            f"{quality['distinct_1']:>6.4f} {quality['distinct_2']:>6.4f} {quality['distinct_3']:>6.4f} "
+            f"{100 * quality['coverage']:>7.1f}% of {quality['valid']:,}"
         )
     print(
         f"goal: >= {GOAL_RATE:,} validated samples/s on one core per tool and >= {GOAL_RATIO} of the bare "
         "render rate (validated = rendered, parsed, schema-checked, executed, deduped, written)"
+    )
+    print(
+        "dist-n: distinct n-grams / n-grams of the requests; coverage: valid function sets the samples "
+        "use / valid sets (benchmarks/coverage.py defines both)"
     )
     if not args.no_profile:
         print()

@@ -20,6 +20,36 @@ A tool's templates live in `templates/<tool>/*.yaml` (value pools in `templates/
 Slot kinds: `pool`, `choice`, `int` (with `step`, `above`/`below` another slot), `number`
 (floats on a `step` grid), `sample` (k distinct items of a pool or list, `k: [lo, hi]`).
 Jinja runs sandboxed with StrictUndefined; a mistake is a TemplateError naming file, line and slot.
+
+A compose entry (`compose:`) makes any combination of a tool's optional functions from one entry:
+
+    - id: hs_compose_buy
+      split: train
+      slots: {mode: {choice: [buy]}}
+      queries:                   # frames: {{ clauses }} said inline, or {{ items }} as a list
+        - "[[ask]] find [[homes]] to {{ mode }} in {{ city }}{{ clauses }}[[stop]]"
+      action: |                  # the required core
+        API.set_location({{ city | py }})
+        API.set_buy_or_rent({{ mode | py }})
+      compose:
+        tail: API.search()       # the last lines (a `tail: true` clause replaces them)
+        count: [0, 14]           # optional clauses per sample, `count_weights` per count
+        paraphrase: {lower: 0.12, typo: 0.12, synonyms: {homes: [homes, places]}}
+        clauses:
+          - id: beds
+            slots: {beds: {int: [1, 6]}}
+            queries: ["with at least {{ beds }} bedrooms"]   # phrases that stand alone
+            nouns: ["{{ beds }}+ beds"]                       # phrases that follow "with"
+            action: API.set_num_beds({{ beds }})
+            requires: []  excludes: []  stage: 0  weight: 1
+
+Each sample turns on `required` and `count` optional clauses (by `weight`, honouring `requires`
+and `excludes`), draws only their slots (an `above`/`below` bound on a slot of a clause that is
+off is no bound), says them in a random order, and orders the action lines by `stage`, then by
+the request's order. `[[name]]` picks from a synonym pool (the file's `synonyms:`, the entry's,
+or the built-in `ask`, `stop`, `want`, `thanks`, `with`, `and`). Casing and one light typo
+change only literal text: what a `{{ hole }}` printed is never changed, so values the program
+copies appear in the request verbatim. All of it is drawn from the sample's RNG (`draw`).
 """
 
 from __future__ import annotations
@@ -27,9 +57,11 @@ from __future__ import annotations
 import operator
 import random
 import re
-from collections.abc import Callable, Iterator
+from bisect import bisect
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -268,6 +300,67 @@ class TemplateEntry(BaseModel):
     alternatives: list[str] = Field(default_factory=list)
     setup: dict[str, Any] | None = None
     goal: list[dict[str, Any]] | None = None
+    compose: ComposeSpec | None = None
+
+    @model_validator(mode="after")
+    def _compose_has_one_label(self) -> TemplateEntry:
+        if self.compose is not None and self.alternatives:
+            raise ValueError("a compose entry has no alternatives (the scorer compares final states)")
+        return self
+
+
+class ClauseSpec(BaseModel):
+    """One optional part of a compose entry: its own slots, the phrases that say it (`queries`:
+    phrases that stand on their own, `nouns`: noun phrases that follow "with"), the action lines it
+    adds, and the rules of its use."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    slots: dict[str, SlotSpec] = Field(default_factory=dict)
+    queries: list[str] = Field(default_factory=list)
+    nouns: list[str] = Field(default_factory=list)
+    action: str
+    requires: list[str] = Field(default_factory=list)  # clauses that must be on with this one
+    excludes: list[str] = Field(default_factory=list)  # clauses that may not be on with this one
+    stage: int = 0  # action order: by stage, then in the order the request says the clauses
+    tail: bool = False  # its action replaces the entry's `tail` (e.g. search(sort_by=...))
+    weight: float = Field(1.0, gt=0)  # how often it is picked among the optional clauses
+
+    @model_validator(mode="after")
+    def _some_phrase(self) -> ClauseSpec:
+        if not self.queries and not self.nouns:
+            raise ValueError(f"clause '{self.id}' needs at least one of queries, nouns")
+        return self
+
+
+class ParaphraseSpec(BaseModel):
+    """Render-time paraphrase of a compose entry's request. Only the literal text of the
+    templates changes: what a `{{ hole }}` printed (slot values) is never touched."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lower: float = Field(0.12, ge=0, le=1)  # the literal text in lower case
+    typo: float = Field(0.12, ge=0, le=1)  # one typo in a literal word of 4+ letters
+    synonyms: dict[str, list[str]] = Field(default_factory=dict)  # [[name]] pools of this entry
+
+
+class ComposeSpec(BaseModel):
+    """A compose entry: `queries` are sentence frames holding `{{ clauses }}` (the clauses said
+    inline: "..., under $500k with 3 beds and a pool") or `{{ items }}` (as a list: "3 beds; a
+    pool"); `action` is the required core program, `tail` its last lines; each sample turns on
+    the `required` clauses and `count` optional ones, drawn by weight, respecting `requires` and
+    `excludes`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    clauses: list[ClauseSpec] = Field(min_length=1)
+    required: list[str] = Field(default_factory=list)
+    count: tuple[int, int] | None = None  # optional clauses per sample; default [0, all]
+    # relative weight of each count in `count` (lowest first); default: uniform
+    count_weights: list[float] | None = None
+    tail: str = ""
+    paraphrase: ParaphraseSpec = Field(default_factory=ParaphraseSpec)
 
 
 @dataclass
@@ -1029,6 +1122,12 @@ class TemplateSet:
             shared = {name: SlotSpec.model_validate(spec) for name, spec in (data.get("slots") or {}).items()}
         except ValidationError as error:
             raise TemplateError(f"{path}: shared slots: {error.errors()[0]['msg']}") from None
+        synonyms = data.get("synonyms") or {}
+        if not isinstance(synonyms, dict) or not all(
+            isinstance(v, list) and v and all(isinstance(w, str) for w in v) for v in synonyms.values()
+        ):
+            raise TemplateError(f"{path}:1: 'synonyms' must map names to non-empty lists of strings")
+        synonyms = {str(k): [str(w) for w in v] for k, v in synonyms.items()}
         compiled = []
         for raw in data["entries"]:
             line = line_of(raw.get("id") if isinstance(raw, dict) else None)
@@ -1045,8 +1144,598 @@ class TemplateSet:
                     f"{path}:{line}: template id '{entry.id}' is used twice (first in {seen[entry.id]})"
                 )
             seen[entry.id] = f"{path.name}:{line}"
-            compiled.append(CompiledEntry(entry, raw, path, self.tool, shared, pools, env))
+            if entry.compose is not None:
+                compiled.append(ComposedEntry(entry, raw, path, self.tool, shared, pools, env, synonyms))
+            else:
+                compiled.append(CompiledEntry(entry, raw, path, self.tool, shared, pools, env))
         return compiled
 
     def select(self, split: str) -> list[CompiledEntry]:
         return [e for e in self.entries if split == "all" or e.entry.split == split]
+
+
+# ------------------------------------------------------------------------- compose entries
+#
+# A compose entry is a required core (its `queries`, now sentence frames, and its `action`) and
+# optional clauses, each with its own slots, phrases and action lines. One draw turns some
+# clauses on, draws only their slots, shuffles the order the request says them in, picks a
+# phrase for each, joins them ("..., under $500k with 3 beds and a pool" or "3 beds; a pool"),
+# and paraphrases the literal text (synonyms, politeness, casing, one typo). The text is built as
+# segments (text, literal?): a segment a `{{ hole }}` printed (a slot value the gold call copies)
+# is never changed, so every value appears in the request exactly as the program writes it.
+# Everything is drawn in `draw` from the candidate's RNG: same seed, same request.
+
+TemplateEntry.model_rebuild()
+
+_SYNONYM = re.compile(r"\[\[(\w+)\]\]")
+_TYPO_WORD = re.compile(r"[A-Za-z]{4,}")
+_PLAN = " plan"  # reserved slot keys (a name with a space: no template can read them)
+_QUERY = " query"
+_SPECIAL = ("clauses", "items")
+_QUESTION_WORDS = frozenset({"could", "can", "would", "will"})
+
+# Built-in pools for `[[name]]` in any compose text (an entry's or file's `synonyms:` add more,
+# or replace these). `ask` opens a request politely or not; `stop` ends it to match ("?" after
+# "Could you"); `want` is filler before a noun phrase; `thanks` an optional closing.
+BUILTIN_SYNONYMS: dict[str, list[str]] = {
+    "ask": ["", "", "", "", "Please", "Could you", "Can you", "Would you", "Could you please"],
+    "want": [
+        "I'm looking for",
+        "Looking for",
+        "I want",
+        "I need",
+        "Show me",
+        "Find me",
+        "I'd like to see",
+        "Searching for",
+        "I'm after",
+        "Help me find",
+    ],
+    "thanks": ["", "", "", "", "", "Thanks!", "Thank you.", "Thanks in advance.", "Cheers."],
+    "with": ["with", "with", "with", "with", "that has", "having"],
+    "and": ["and", "and", "and", "and", "plus", "as well as"],
+}
+
+
+class _Fragment:
+    """A compose text compiled to parts: literal text, `[[synonym]]`, a hole (a fast closure),
+    or the `{{ clauses }}` / `{{ items }}` place. A text outside the fast subset renders whole
+    through `SlotTemplate` as one protected segment."""
+
+    __slots__ = ("parts", "template", "specials")
+
+    def __init__(self, env: SandboxedEnvironment, source: str, where: str):
+        tree = env.parse(source)
+        self.template = SlotTemplate(env, tree, source)
+        self.parts: tuple[tuple[int, Any], ...] | None = None
+        self.specials: set[str] = set()
+        if not all(isinstance(node, nodes.Output) for node in tree.body):
+            if any(isinstance(n, nodes.Name) and n.name in _SPECIAL for n in tree.find_all(nodes.Name)):
+                raise TemplateError(
+                    f"{where}: a frame with {{{{ clauses }}}} must be text and {{{{ }}}} holes only"
+                )
+            return
+        compiler = _FastCompiler(env)
+        parts: list[tuple[int, Any]] = []
+        try:
+            for node in tree.body:
+                for child in node.nodes:
+                    if isinstance(child, nodes.TemplateData):
+                        parts.extend(_literal_parts(child.data))
+                    elif isinstance(child, nodes.Name) and child.name in _SPECIAL:
+                        parts.append((3, child.name))
+                        self.specials.add(child.name)
+                    else:
+                        parts.append((2, compiler.expr(child)))
+        except _NotFast:
+            if self.specials:
+                raise TemplateError(
+                    f"{where}: a frame with {{{{ clauses }}}} must use fast holes only"
+                ) from None
+            return
+        self.parts = tuple(parts)
+
+
+def _literal_parts(text: str) -> list[tuple[int, Any]]:
+    parts: list[tuple[int, Any]] = []
+    last = 0
+    for match in _SYNONYM.finditer(text):
+        if match.start() > last:
+            parts.append((0, text[last : match.start()]))
+        parts.append((1, match.group(1)))
+        last = match.end()
+    if last < len(text):
+        parts.append((0, text[last:]))
+    return parts
+
+
+def _soft_drawer(sampler: SlotSampler) -> Callable[[random.Random, dict[str, Any]], Any]:
+    """`sampler.draw`, except that an `above`/`below` bound on a slot of a clause that is off is
+    no bound at all."""
+    spec = sampler.spec
+    if spec.above is None and spec.below is None:
+        return sampler.draw
+    integral = spec.int_range is not None
+    low0, high0 = spec.int_range if integral else spec.number  # type: ignore[misc]
+    step, above, below = spec.step, spec.above, spec.below
+
+    def draw(rng: random.Random, values: dict[str, Any]) -> Any:
+        low, high = low0, high0
+        if above is not None and above in values:
+            low = max(low, values[above] + step)
+        if below is not None and below in values:
+            high = min(high, values[below] - step)
+        value = _grid(low, high, step, rng)
+        return int(value) if integral else round(value, 6)
+
+    return draw
+
+
+class _Clause:
+    __slots__ = ("id", "spec", "draws", "queries", "nouns", "action", "n_queries", "n_all")
+
+    def __init__(
+        self,
+        spec: ClauseSpec,
+        draws: tuple,
+        queries: list[_Fragment],
+        nouns: list[_Fragment],
+        action: SlotTemplate,
+    ):
+        self.id, self.spec, self.draws = spec.id, spec, draws
+        self.queries, self.nouns, self.action = queries, nouns, action
+        self.n_queries, self.n_all = len(queries), len(queries) + len(nouns)
+
+
+Segment = tuple[str, bool]  # (text, literal: may paraphrase change it)
+
+
+class ComposedEntry(CompiledEntry):
+    """A compose entry, compiled: the engine's interface of `CompiledEntry` (`draw`,
+    `render_query`, `render_program`; `queries` and `actions` hold every template it has)."""
+
+    def __init__(
+        self,
+        entry: TemplateEntry,
+        raw: dict[str, Any],
+        path: Path,
+        tool: str,
+        shared_slots: dict[str, SlotSpec],
+        pools: dict[str, list[Any]],
+        env: SandboxedEnvironment,
+        synonyms: dict[str, list[str]] | None = None,
+    ):
+        self.entry, self.path, self.tool = entry, path, tool
+        self.line = line_of(raw.get("id"))
+        compose: ComposeSpec = entry.compose  # type: ignore[assignment]
+        where = f"{path}:{self.line}: entry '{entry.id}'"
+        core_specs = {**shared_slots, **entry.slots}
+        self.samplers = [SlotSampler(n, s, pools, where) for n, s in core_specs.items()]
+        self._draws = tuple((s.name, s.draw) for s in self.samplers)
+        declared = set(core_specs)
+        owner: dict[str, str] = {}
+        for clause in compose.clauses:
+            for name in clause.slots:
+                if name in declared or name in _SPECIAL:
+                    raise TemplateError(f"{where}: clause '{clause.id}' slot '{name}' is declared twice")
+                declared.add(name)
+                owner[name] = clause.id
+        for name, spec in [
+            *core_specs.items(),
+            *((n, s) for c in compose.clauses for n, s in c.slots.items()),
+        ]:
+            for ref in (spec.above, spec.below):
+                if ref is not None and ref not in declared:
+                    raise TemplateError(f"{where} slot '{name}' refers to undefined slot '{ref}'")
+        ids = [c.id for c in compose.clauses]
+        if len(set(ids)) != len(ids):
+            raise TemplateError(
+                f"{where}: clause ids repeat: {', '.join(sorted(i for i in set(ids) if ids.count(i) > 1))}"
+            )
+        index = {cid: k for k, cid in enumerate(ids)}
+        for clause in compose.clauses:
+            for ref in (*clause.requires, *clause.excludes):
+                if ref not in index:
+                    raise TemplateError(f"{where}: clause '{clause.id}' names unknown clause '{ref}'")
+        for ref in compose.required:
+            if ref not in index:
+                raise TemplateError(f"{where}: required clause '{ref}' is not a clause")
+
+        def compile_text(label: str, source: str, names: set[str]) -> _Fragment:
+            try:
+                fragment = _Fragment(env, source, f"{where} {label}")
+            except TemplateSyntaxError as error:
+                line = line_of(source, self.line) + (error.lineno or 1) - 1
+                raise TemplateError(
+                    f"{path}:{line}: entry '{entry.id}' {label}: template syntax: {error.message}"
+                ) from None
+            undefined = fragment.template.undeclared(names)
+            if undefined:
+                raise TemplateError(f"{where} {label} uses undefined slot '{undefined[0]}'")
+            fragment.template.check()
+            return fragment
+
+        def compile_action(label: str, source: str, names: set[str]) -> SlotTemplate:
+            return compile_text(label, source, names).template
+
+        core_names = set(core_specs)
+        self.frames = [
+            compile_text(f"query {i + 1}", q, core_names | set(_SPECIAL))
+            for i, q in enumerate(raw["queries"])
+        ]
+        self.core = compile_action("action", raw["action"], core_names)
+        self.tail = compile_action("tail", (raw.get("compose") or {}).get("tail") or "", core_names)
+        self.clauses: list[_Clause] = []
+        raw_clauses = (raw.get("compose") or {}).get("clauses") or []
+        for clause, raw_clause in zip(compose.clauses, raw_clauses, strict=True):
+            names = core_names | set(clause.slots)
+            # a clause may read the slots of the clauses it requires (they are on with it)
+            for ref in clause.requires:
+                names |= set(compose.clauses[index[ref]].slots)
+            samplers = [
+                SlotSampler(n, s, pools, f"{where} clause '{clause.id}'") for n, s in clause.slots.items()
+            ]
+            self.samplers.extend(samplers)
+            label = f"clause '{clause.id}'"
+            self.clauses.append(
+                _Clause(
+                    clause,
+                    tuple((s.name, _soft_drawer(s)) for s in samplers),
+                    [
+                        compile_text(f"{label} query {i + 1}", q, names)
+                        for i, q in enumerate(raw_clause.get("queries") or [])
+                    ],
+                    [
+                        compile_text(f"{label} noun {i + 1}", q, names)
+                        for i, q in enumerate(raw_clause.get("nouns") or [])
+                    ],
+                    compile_action(f"{label} action", raw_clause["action"], names),
+                )
+            )
+        n = len(self.clauses)
+        self.required = tuple(sorted(index[r] for r in compose.required))
+        self.optional = tuple(k for k in range(n) if k not in self.required)
+        low, high = compose.count if compose.count is not None else (0, len(self.optional))
+        if not 0 <= low <= high:
+            raise TemplateError(f"{where}: compose count [{low}, {high}] is not a range")
+        self.count = (low, min(high, len(self.optional)))
+        self.count_cum: list[float] | None = None
+        if compose.count_weights is not None:
+            weights = compose.count_weights
+            if len(weights) != high - low + 1 or any(w < 0 for w in weights) or not sum(weights) > 0:
+                raise TemplateError(f"{where}: count_weights needs {high - low + 1} weights >= 0, not all 0")
+            self.count_cum = list(accumulate(weights[: self.count[1] - low + 1]))
+        self.weights = [c.spec.weight for c in self.clauses]
+        self.uniform = len(set(self.weights)) <= 1
+        # what turning a clause on brings with it (its `requires`, transitively), and what
+        # it rules out (`excludes`, both ways)
+        closure: list[frozenset[int]] = []
+        for k in range(n):
+            seen, todo = {k}, [k]
+            while todo:
+                for ref in self.clauses[todo.pop()].spec.requires:
+                    if index[ref] not in seen:
+                        seen.add(index[ref])
+                        todo.append(index[ref])
+            closure.append(frozenset(seen))
+        self.closure = closure
+        excluded: list[set[int]] = [set() for _ in range(n)]
+        for k, clause in enumerate(self.clauses):
+            for ref in clause.spec.excludes:
+                excluded[k].add(index[ref])
+                excluded[index[ref]].add(k)
+        self.excluded = [frozenset(e) for e in excluded]
+        for k in self.required:
+            if closure[k] & frozenset().union(*(excluded[j] for j in self.required)):
+                raise TemplateError(f"{where}: required clauses exclude each other")
+        self.frames_any = tuple(range(len(self.frames)))
+        self.frames_bare = tuple(k for k, f in enumerate(self.frames) if "items" not in f.specials)
+        if not self.frames_bare:
+            raise TemplateError(
+                f"{where}: needs a query without {{{{ items }}}} for a request with no clause"
+            )
+        self.paraphrase = compose.paraphrase
+        self.synonyms = {**BUILTIN_SYNONYMS, **(synonyms or {}), **compose.paraphrase.synonyms}
+        for fragment in [*self.frames, *(f for c in self.clauses for f in (*c.queries, *c.nouns))]:
+            for kind, payload in fragment.parts or ():
+                if kind == 1 and payload not in self.synonyms and payload != "stop":
+                    raise TemplateError(f"{where}: unknown synonym pool [[{payload}]]")
+        # what the shared tests and tools see: every template (frames and phrases, actions)
+        self.queries = [f.template for f in self.frames] + [
+            f.template for c in self.clauses for f in (*c.queries, *c.nouns)
+        ]
+        self.actions = [self.core, self.tail, *(c.action for c in self.clauses)]
+        self.sources = [(f"query {i + 1}", q) for i, q in enumerate(raw["queries"])]
+        self.setup = _compile_setup(entry.setup, env, declared, f"{where} setup")
+        self.goal = _compile_setup(entry.goal, env, declared, f"{where} goal")
+        self._setup = _setup_renderer(self.setup) if self.setup is not None else None
+        self._goal = _setup_renderer(self.goal) if self.goal is not None else None
+
+    # ------------------------------------------------------------------- drawing
+    def draw_slots(self, rng: random.Random) -> dict[str, Any]:
+        """Every slot of the core and of every clause (as if all were on), and empty clause
+        places: what any of its templates can read."""
+        values = CompiledEntry.draw_slots(self, rng)
+        try:
+            for clause in self.clauses:
+                for name, draw in clause.draws:
+                    values[name] = draw(rng, values)
+        except ValueError as error:
+            raise TemplateError(f"{self.path}:{self.line}: entry '{self.id}': {error}") from None
+        values["clauses"] = values["items"] = ""
+        return values
+
+    def choose(self, rng: random.Random) -> list[int]:
+        """The clauses on for one sample (indices, in declaration order)."""
+        on = set(self.required)
+        low, high = self.count
+        if self.count_cum is not None:
+            k = low + bisect(self.count_cum, rng.random() * self.count_cum[-1])
+        else:
+            k = rng.randint(low, high) if high > low else low
+        if k:
+            if self.uniform:
+                order = rng.sample(self.optional, len(self.optional))
+            else:  # weighted order without replacement (Efraimidis-Spirakis keys)
+                weights = self.weights
+                order = sorted(self.optional, key=lambda i: -(rng.random() ** (1.0 / weights[i])))
+            picked = 0
+            for i in order:
+                if picked >= k:
+                    break
+                if i in on:
+                    continue
+                group = self.closure[i]
+                together = on | group
+                if any(self.excluded[j] & together for j in group):
+                    continue
+                on = together
+                picked += 1
+        return sorted(on)
+
+    def draw(self, rng: random.Random) -> tuple[dict[str, Any], int]:
+        active = self.choose(rng)
+        values = CompiledEntry.draw_slots(self, rng)
+        clauses = self.clauses
+        try:
+            for k in active:
+                for name, draw in clauses[k].draws:
+                    values[name] = draw(rng, values)
+        except ValueError as error:
+            raise TemplateError(f"{self.path}:{self.line}: entry '{self.id}': {error}") from None
+        said = active[:]
+        rng.shuffle(said)
+        frames = self.frames_any if active else self.frames_bare
+        frame = frames[rng.randrange(len(frames))]
+        state: dict[str, str] = {}
+        try:
+            segments = self._segments(self.frames[frame], values, rng, said, state)
+        except (UndefinedError, SecurityError, TypeError, ValueError) as error:
+            raise self._failed(error) from None
+        values[_QUERY] = self._finish(segments, rng)
+        position = {k: p for p, k in enumerate(said)}
+        values[_PLAN] = tuple(sorted(active, key=lambda k: (clauses[k].spec.stage, position[k])))
+        return values, frame
+
+    # ------------------------------------------------------------------ the request
+    def _segments(
+        self,
+        fragment: _Fragment,
+        values: dict[str, Any],
+        rng: random.Random,
+        said: list[int],
+        state: dict[str, str],
+    ) -> list[Segment]:
+        if fragment.parts is None:
+            text = fragment.template.render(values)
+            return [(_SYNONYM.sub(lambda m: self._synonym(m.group(1), rng, state), text), False)]
+        out: list[Segment] = []
+        for kind, payload in fragment.parts:
+            if kind == 0:
+                out.append((payload, True))
+            elif kind == 1:
+                out.append((self._synonym(payload, rng, state), True))
+            elif kind == 2:
+                try:
+                    out.append((str(payload(values)), False))
+                except Exception:  # noqa: BLE001 - Jinja renders the whole text, with its own error
+                    return [(fragment.template.jinja.render(values), False)]
+            elif payload == "clauses":
+                out.extend(self._inline(values, rng, said, state))
+            else:
+                out.extend(self._items(values, rng, said, state))
+        return out
+
+    def _synonym(self, name: str, rng: random.Random, state: dict[str, str]) -> str:
+        if name == "stop":
+            return state.get("stop", ".")
+        pool = self.synonyms[name]
+        word = pool[rng.randrange(len(pool))]
+        if name == "ask":
+            state["stop"] = "?" if word.split(" ", 1)[0].lower() in _QUESTION_WORDS else "."
+        return word
+
+    def _phrase(
+        self,
+        clause: _Clause,
+        values: dict[str, Any],
+        rng: random.Random,
+        state: dict[str, str],
+        noun_first: bool,
+    ) -> tuple[list[Segment], bool]:
+        if noun_first and clause.nouns:
+            k = clause.n_queries + rng.randrange(len(clause.nouns))
+        else:
+            k = rng.randrange(clause.n_all)
+        if k < clause.n_queries:
+            return self._segments(clause.queries[k], values, rng, [], state), False
+        return self._segments(clause.nouns[k - clause.n_queries], values, rng, [], state), True
+
+    def _inline(
+        self, values: dict[str, Any], rng: random.Random, said: list[int], state: dict[str, str]
+    ) -> list[Segment]:
+        """The clauses in a sentence: phrases apart, noun phrases together after "with"."""
+        units: list[list[Segment]] = []
+        nouns: list[list[Segment]] = []
+        for k in said:
+            phrase, is_noun = self._phrase(self.clauses[k], values, rng, state, False)
+            (nouns if is_noun else units).append(phrase)
+        if nouns:
+            group: list[Segment] = [(self._synonym("with", rng, state) + " ", True)]
+            group.extend(_join(nouns, ", ", f" {self._synonym('and', rng, state)} "))
+            units.insert(rng.randrange(len(units) + 1), group)
+        if not units:
+            return []
+        sep = (", ", ", ", ", ", " ", "; ")[rng.randrange(5)] if len(units) > 1 else ""
+        return [(" ", True), *_join(units, sep, sep)]
+
+    def _items(
+        self, values: dict[str, Any], rng: random.Random, said: list[int], state: dict[str, str]
+    ) -> list[Segment]:
+        """The clauses as a list: "3+ beds; under $500k; a pool"."""
+        phrases = [self._phrase(self.clauses[k], values, rng, state, True)[0] for k in said]
+        sep = ("; ", ", ", ", ")[rng.randrange(3)]
+        last = sep if rng.random() < 0.5 else f" {self._synonym('and', rng, state)} "
+        return _join(phrases, sep, last)
+
+    def _finish(self, segments: list[Segment], rng: random.Random) -> str:
+        """Casing, a typo and spacing, on the literal text only."""
+        paraphrase = self.paraphrase
+        lower = rng.random() < paraphrase.lower
+        if lower:
+            segments = [(text.lower(), True) if literal else (text, False) for text, literal in segments]
+        if rng.random() < paraphrase.typo:
+            segments = _typo(segments, rng)
+        if not lower:  # a sentence starts with a capital letter, when literal text starts it
+            segments = _capitalise(segments)
+        text = " ".join("".join([t for t, _ in segments]).split())
+        return text.replace(" ,", ",").replace(" .", ".").replace(" ?", "?").replace(" ;", ";")
+
+    def render_query(self, slots: dict[str, Any], paraphrase: int) -> str:
+        return slots[_QUERY]
+
+    def render_program(
+        self, slots: dict[str, Any]
+    ) -> tuple[list[str], dict[str, Any] | None, list[dict[str, Any]] | None]:
+        try:
+            lines = [self.core.render(slots).strip()]
+            tail = self.tail
+            for k in slots[_PLAN]:
+                clause = self.clauses[k]
+                if clause.spec.tail:
+                    tail = clause.action
+                else:
+                    lines.append(clause.action.render(slots).strip())
+            lines.append(tail.render(slots).strip())
+            setup = self._setup(slots) if self._setup is not None else None
+            goal = self._goal(slots) if self._goal is not None else None
+        except (UndefinedError, SecurityError, TypeError, ValueError) as error:
+            raise self._failed(error) from None
+        return ["\n".join([line for line in lines if line])], setup, goal
+
+    def bare_sources(self, slots: dict[str, Any], paraphrase: int) -> list[str]:
+        """The Jinja sources a plain template renderer would render for this sample (the frame,
+        the first phrase of each clause that is on, the actions): the benchmark's floor."""
+        on = [self.clauses[k] for k in slots[_PLAN]]
+        return [
+            self.frames[paraphrase].template.source,
+            *((c.queries or c.nouns)[0].template.source for c in on),
+            self.core.source,
+            *(c.action.source for c in on),
+            self.tail.source,
+        ]
+
+
+_SENTENCE_START = re.compile(r"([.!?]\s+)([a-z])")
+_NOT_SPACE = re.compile(r"\S")
+
+
+def _capitalise(segments: list[Segment]) -> list[Segment]:
+    """Upper-case the first letter of each sentence where literal text starts it (a value that
+    starts a sentence stays as it is)."""
+    out: list[Segment] = []
+    start = True  # at the start of a sentence
+    for text, literal in segments:
+        tail = text.rstrip()
+        if not tail:
+            out.append((text, literal))
+            continue
+        if literal:
+            first = _NOT_SPACE.search(text).start()  # type: ignore[union-attr]
+            if start and text[first].islower():
+                text = text[:first] + text[first].upper() + text[first + 1 :]
+            if "." in text or "!" in text or "?" in text:
+                text = _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)
+        start = tail[-1] in ".!?"
+        out.append((text, literal))
+    return out
+
+
+def _join(pieces: list[list[Segment]], sep: str, last: str) -> list[Segment]:
+    out: list[Segment] = []
+    for k, piece in enumerate(pieces):
+        if k:
+            out.append((last if k == len(pieces) - 1 else sep, True))
+        out.extend(piece)
+    return out
+
+
+def _typo(segments: list[Segment], rng: random.Random) -> list[Segment]:
+    """One typo (two letters swapped, one dropped or doubled) in a literal word of 4+ letters."""
+    places = [
+        (k, match.start(), match.end())
+        for k, (text, literal) in enumerate(segments)
+        if literal
+        for match in _TYPO_WORD.finditer(text)
+    ]
+    if not places:
+        return segments
+    k, start, end = places[rng.randrange(len(places))]
+    text = segments[k][0]
+    word = text[start:end]
+    j = rng.randrange(1, len(word) - 2)
+    kind = rng.randrange(3)
+    if kind == 0:
+        word = word[:j] + word[j + 1] + word[j] + word[j + 2 :]
+    elif kind == 1:
+        word = word[:j] + word[j + 1 :]
+    else:
+        word = word[:j] + word[j] + word[j:]
+    return [*segments[:k], (text[:start] + word + text[end:], True), *segments[k + 1 :]]
+
+
+# ------------------------------------------------------------------------- coverage, diversity
+
+
+def valid_function_sets(
+    required: Iterable[str],
+    optional: Iterable[str],
+    requires: dict[str, Iterable[str]] | None = None,
+    excludes: Iterable[tuple[str, str]] = (),
+) -> set[frozenset[str]]:
+    """Every function set of one variant of a tool's rules: `required` plus any subset of
+    `optional` in which each function's `requires` are present and no `excludes` pair is."""
+    base, extra = frozenset(required), sorted(set(optional) - set(required))
+    needs = {k: frozenset(v) for k, v in (requires or {}).items()}
+    pairs = [frozenset(p) for p in excludes]
+    found: set[frozenset[str]] = set()
+    for mask in range(1 << len(extra)):
+        chosen = base | {f for b, f in enumerate(extra) if mask >> b & 1}
+        if all(needs.get(f, frozenset()) <= chosen for f in chosen) and not any(p <= chosen for p in pairs):
+            found.add(chosen)
+    return found
+
+
+def distinct_n(texts: Iterable[str], n: int) -> float:
+    """Distinct n-grams over all n-grams of the texts (lower-cased word tokens)."""
+    grams: set[tuple[str, ...]] = set()
+    total = 0
+    for text in texts:
+        words = _TOKEN.findall(text.lower())
+        for k in range(len(words) - n + 1):
+            grams.add(tuple(words[k : k + n]))
+            total += 1
+    return len(grams) / total if total else 0.0
+
+
+_TOKEN = re.compile(r"[a-z0-9$]+(?:[',.][a-z0-9]+)*|[^\sa-z0-9]")

@@ -4,8 +4,8 @@ conversations for target alignment whose labels cover assistant tokens only.
 SFT conversations are built by the evaluator's own `PromptBuilder.chat`, so a model is trained on
 exactly the layout it is later asked in: the offered tools in the system turn, an optional system
 prompt, 0-3 retrieved demonstrations as earlier turns (user → tool calls → tool acknowledgements),
-then the request. Demos are other samples of the same pool (never the sample itself), found with
-the same BM25 demo retriever `toolbench eval` uses. Every assistant turn is trained on (the demos'
+then the request. Demos are other samples of the same pool, never of the sample's own template,
+found with the same BM25 demo retriever `toolbench eval` uses. Every assistant turn is trained on (the demos'
 answers are training answers too), which also spreads the cost of the tool list over several
 answers.
 
@@ -50,6 +50,12 @@ class ConversationConfig(BaseModel):
         0.5, ge=0, le=1, description="Share of conversations with the system prompt."
     )
     max_length: int = Field(768, ge=16, description="Longer conversations are dropped.")
+    other_template_demos: bool = Field(
+        True,
+        description="Demos never come from the sample's own template: the model learns to take the "
+        "calls' structure from similar requests and the values from the request, as a held-out "
+        "template asks of it (a same-template demo only teaches it to change the values).",
+    )
     seed: int = 0
 
 
@@ -72,7 +78,12 @@ def conversations(samples: Sequence[Sample], samples_path: Path, config: Convers
 
     index = make_retriever("bm25").build(demo_documents(samples_path, split="all"))
     builders = {
-        (k, system): PromptBuilder(index if k else None, k, DEFAULT_SYSTEM_PROMPT if system else None)
+        (k, system): PromptBuilder(
+            index if k else None,
+            k,
+            DEFAULT_SYSTEM_PROMPT if system else None,
+            other_templates=config.other_template_demos,
+        )
         for k in range(len(config.demo_weights))
         for system in (False, True)
     }

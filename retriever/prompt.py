@@ -32,21 +32,30 @@ class PromptBuilder:
         system_prompt: str | None = None,
         api_docs: Retriever | None = None,
         k_docs: int | None = None,
+        other_templates: bool = False,
     ):
+        """`other_templates`: demos never come from the task's own template (its `meta.template`).
+        Training prompts use it so a model learns to take a call's structure from *similar* requests
+        and its values from the request itself, which is what a held-out template asks of it."""
         if k > 0 and demos is None:
             raise ValueError("k > 0 demos needs a demo retriever")
         self.demos, self.k, self.system_prompt = demos, k, system_prompt
         self.api_docs, self.k_docs = api_docs, k_docs
+        self.other_templates = other_templates
 
     def demos_for(self, task: Task) -> list[Document]:
         if not self.k or self.demos is None:
             return []
         offered = set(task.offered_tools)
         own = normalise_query(task.query)
+        template = task.meta.get("template") if self.other_templates else None
 
         def allow(doc: Document) -> bool:
             return (
-                doc.payload.get("tool") in offered and doc.id != task.id and normalise_query(doc.text) != own
+                doc.payload.get("tool") in offered
+                and doc.id != task.id
+                and normalise_query(doc.payload.get("query", doc.text)) != own
+                and (template is None or doc.payload.get("template") != template)
             )
 
         return [hit.document for hit in self.demos.search(task.query, self.k, allow)]

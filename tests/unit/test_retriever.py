@@ -107,6 +107,18 @@ def test_demos_never_include_the_task_itself(built, documents):
         ), kind
 
 
+def test_training_prompts_take_demos_from_other_templates_only(built, documents):
+    """Retrieval-augmented SFT asks for demos of *other* templates (what a held-out template sees);
+    without the option the nearest demos of a request are mostly its own template's."""
+    doc = documents[0]
+    task = _task(documents).model_copy(update={"meta": {"template": doc.payload["template"]}})
+    same = PromptBuilder(built["bm25"], k=5).demos_for(task)
+    assert any(d.payload["template"] == doc.payload["template"] for d in same)
+    other = PromptBuilder(built["bm25"], k=5, other_templates=True).demos_for(task)
+    assert len(other) == 5
+    assert all(d.payload["template"] != doc.payload["template"] for d in other)
+
+
 def test_demos_come_from_offered_tools_only(built, documents):
     task = _task(documents).model_copy(update={"tools": ["home_search"], "tool": "multi_tool"})
     assert PromptBuilder(built["bm25"], k=3).demos_for(task)

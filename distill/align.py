@@ -53,6 +53,27 @@ class AlignConfig(BaseModel):
         return self
 
 
+def drop_held_requests(source: Path, out: Path, tools: list[str]) -> int:
+    """Copy generated samples to `out` without those whose request is a frozen task's (the
+    `indist` set is made from the training templates, so a large training set can hold a few of
+    its requests verbatim: "new values" must stay new). Returns how many were dropped."""
+    import orjson
+
+    from toolbench.generate.engine import normalise_query
+    from toolbench.io import atomic_open
+    from toolbench.tasks import held_queries
+
+    held = held_queries(tools)
+    dropped = 0
+    with source.open("rb") as lines, atomic_open(out, "wb") as kept:
+        for line in lines:
+            if normalise_query(orjson.loads(line)["query"]) in held:
+                dropped += 1
+            else:
+                kept.write(line)
+    return dropped
+
+
 def align_target(
     config: AlignConfig,
     tokenizer_path: Path,
@@ -73,10 +94,15 @@ def align_target(
         pretrain(config.pretrain, tokenizer_path, stage_one, cache_dir, resume=resume, progress=progress)
     samples = out / "data" / f"sft-{config.samples}-seed{config.data_seed}.jsonl"
     if not samples.exists():
-        generate(
-            GenerateConfig(tools=config.tools, n=config.samples, seed=config.data_seed, split="train"),
-            samples,
-        )
+        raw = samples.with_name(samples.name + ".generated")
+        if not raw.exists():  # a finished generation survives a kill before the copy below
+            generate(
+                GenerateConfig(tools=config.tools, n=config.samples, seed=config.data_seed, split="train"),
+                raw,
+                resume=raw.with_name(raw.name + ".partial").exists(),
+            )
+        drop_held_requests(raw, samples, config.tools)
+        raw.unlink()
     tokenizer = load_tokenizer(tokenizer_path)
     examples, stats = sft_examples(samples, tokenizer, config.conversations, config.echo)
     model = load_causal_lm(stage_one)

@@ -336,11 +336,12 @@ def tasks_make(
     out: Annotated[
         Path,
         typer.Option(
-            help="Task file to write (frozen ones: tools/<tool>/test.jsonl, tools/categories/<category>.jsonl)."
+            help="Task file to write (frozen ones: tools/<tool>/test.jsonl, tools/<tool>/indist.jsonl, "
+            "tools/categories/<category>.jsonl)."
         ),
     ],
     tool: Annotated[
-        str | None, typer.Option(help="Tool whose held-out (split: test) templates to use.")
+        str | None, typer.Option(help="Tool whose templates to use (held-out ones for --task-set test).")
     ] = None,
     category: Annotated[
         str | None,
@@ -349,14 +350,33 @@ def tasks_make(
         ),
     ] = None,
     n: Annotated[int, typer.Option(help="Number of tasks (1 to 100,000).", min=1, max=MAX_TASKS)] = 120,
-    seed: Seed = 20231101,
+    task_set: Annotated[
+        str,
+        typer.Option(
+            help="test: from the held-out templates; indist: from the training templates (new values)."
+        ),
+    ] = "test",
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seed (default: the frozen files' own, 20231101 test / 20261206 indist).",
+            min=0,
+            max=SEED_MAX,
+        ),
+    ] = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """Build a task file from a tool's held-out templates, or a cross-tool category file."""
+    """Build a task file from a tool's templates (held-out or training ones), or a cross-tool category file."""
     from toolbench.categories import CATEGORIES, make_category_tasks
     from toolbench.io import write_jsonl
-    from toolbench.tasks import make_tasks
+    from toolbench.tasks import TASK_SET_SEED, TASK_SETS, make_tasks
 
+    if task_set not in TASK_SETS:
+        raise UserError(f"--task-set must be one of {', '.join(TASK_SETS)}; got {task_set!r}")
+    if category is not None and task_set != "test":
+        raise UserError("--category files are built from held-out tasks; --task-set applies to --tool")
+    if seed is None:
+        seed = TASK_SET_SEED[task_set]
     if (tool is None) == (category is None):
         raise UserError("give exactly one of --tool or --category")
     if tool is not None:
@@ -370,7 +390,11 @@ def tasks_make(
         bar = progress.add_task(f"tasks {tool or category}", total=n)
         if tool is not None:
             tasks = make_tasks(
-                tool, n, seed, on_progress=lambda kept, _: progress.update(bar, completed=kept)
+                tool,
+                n,
+                seed,
+                on_progress=lambda kept, _: progress.update(bar, completed=kept),
+                task_set=task_set,
             )
         else:
             tasks = make_category_tasks(category, n, seed)  # type: ignore[arg-type]
@@ -571,6 +595,15 @@ def eval_command(
     tasks: Annotated[
         list[Path] | None, typer.Option("--tasks", help="Task files instead of the tools' test sets.")
     ] = None,
+    task_set: Annotated[
+        str,
+        typer.Option(
+            help="The tools' frozen tasks: test (held-out templates), indist (training templates, new "
+            "values) or both (each run twice, into OUT/test and OUT/indist; the --ablate grid shows "
+            "both columns). Low on both: the model cannot copy values; high on indist only: it "
+            "cannot generalise."
+        ),
+    ] = "test",
     mode: Annotated[
         str,
         typer.Option(
@@ -647,6 +680,11 @@ def eval_command(
         if kind not in ("bm25", "dense", "hybrid"):
             raise UserError(f"--ablate-retrievers: unknown retriever {kind!r}; known: bm25, dense, hybrid")
     selection = _task_selection(tools, tasks)
+    if task_set not in ("test", "indist", "both"):
+        raise UserError(f"--task-set must be test, indist or both; got {task_set!r}")
+    if task_set != "test" and tasks:
+        raise UserError("--task-set picks the tools' frozen files; it does not apply to --tasks")
+    task_sets = ["test", "indist"] if task_set == "both" else [task_set]
     prompt = _system_prompt(system_prompt)
     call_format = checked_call_format(call_format)
     checked_device(device)
@@ -686,35 +724,57 @@ def eval_command(
                 configs.append(
                     base.model_copy(update={"system_prompt": prompt, "k_demos": 3, "retriever": kind})
                 )
-    results = {}
+    results: dict[tuple, dict[str, dict]] = {}
     for config in configs:
-        name = setting_name(config)
-        with _progress() as progress:
-            bar = progress.add_task(f"eval {name}", total=None)
-            summary = run_eval(config, out / name if ablate else out, lambda p=progress, b=bar: p.advance(b))
-        results[
-            (config.system_prompt is not None, config.k_demos, config.retriever if config.k_demos else "-")
-        ] = summary
-        if not ablate:
-            print_summary(summary, title=f"{model}: {name}")
+        for each in task_sets:
+            config = config.model_copy(update={"task_set": each})
+            name = setting_name(config)
+            folder = out / name if ablate else out
+            folder = folder / each if len(task_sets) > 1 else folder
+            with _progress() as progress:
+                bar = progress.add_task(f"eval {name} ({each})", total=None)
+                summary = run_eval(config, folder, lambda p=progress, b=bar: p.advance(b))
+            key = (
+                config.system_prompt is not None,
+                config.k_demos,
+                config.retriever if config.k_demos else "-",
+            )
+            results.setdefault(key, {})[each] = summary
+            if not ablate:
+                print_summary(summary, title=f"{model}: {name} ({each} tasks)")
     if ablate:
-        _print_ablation(results, out)
+        _print_ablation(results, out, task_sets)
     console.print(f"results in {out}", highlight=False)
 
 
-def _print_ablation(results: dict, out: Path) -> None:
-    tools = sorted({tool for summary in results.values() for tool in summary["per_tool"]})
-    table = Table("system prompt", "k", "retriever", *tools, "macro", title="success % (ToolBench ablation)")
+TASK_SET_TITLES = {"test": "held out", "indist": "in distribution"}
+
+
+def _print_ablation(results: dict[tuple, dict[str, dict]], out: Path, task_sets: list[str]) -> None:
+    """The grid: one row per setting; with both task sets each cell is "held out / in distribution"."""
+    tools = sorted({t for by_set in results.values() for s in by_set.values() for t in s["per_tool"]})
+    unit = " / ".join(TASK_SET_TITLES[s] for s in task_sets)
+    table = Table(
+        "system prompt", "k", "retriever", *tools, "macro", title=f"success % (ToolBench ablation; {unit})"
+    )
     lines = [
+        f"Success % per setting; cells: {unit}.",
+        "",
         "| system prompt | k | retriever | " + " | ".join(tools) + " | macro |",
         "|" + "---|" * (len(tools) + 4),
     ]
-    for (prompt, k, kind), summary in results.items():
-        cells = [
-            f"{100 * summary['per_tool'][t]['success']:.1f}" if t in summary["per_tool"] else "-"
-            for t in tools
-        ]
-        row = ["on" if prompt else "off", str(k), kind, *cells, f"{100 * summary['macro']['success']:.1f}"]
+
+    def cell(by_set: dict[str, dict], tool: str | None) -> str:
+        values = []
+        for each in task_sets:
+            summary = by_set[each]
+            score = summary["macro"] if tool is None else summary["per_tool"].get(tool)
+            values.append("-" if score is None else f"{100 * score['success']:.1f}")
+        return " / ".join(values)
+
+    for (prompt, k, kind), by_set in results.items():
+        cells = [cell(by_set, t) for t in tools]
+        row = ["on" if prompt else "off", str(k), kind, *cells, cell(by_set, None)]
         table.add_row(*row)
         lines.append("| " + " | ".join(row) + " |")
     console.print(table)

@@ -45,6 +45,11 @@ class EvalConfig(BaseModel):
     base_url: str | None = None
     tools: list[str] = Field(default_factory=lambda: ["all"])
     tasks: list[str] | None = Field(None, description="Task files instead of the tools' own test sets.")
+    task_set: Literal["test", "indist"] = Field(
+        "test",
+        description="The tools' frozen set: test (held-out templates) or indist (training templates, "
+        "new values); see toolbench.tasks.TASK_SETS.",
+    )
     mode: Literal["completion", "chat"] = "completion"
     k_demos: int = Field(3, ge=0, le=20)
     retriever: Literal["bm25", "dense", "hybrid"] = "bm25"
@@ -92,11 +97,21 @@ def select_tasks(config: EvalConfig) -> list[Task]:
     if config.tasks:
         files = [Path(p) for p in config.tasks]
     else:
-        names = list(tool_names()) + list(CATEGORIES) if config.tools == ["all"] else config.tools
+        if config.task_set == "test":
+            names = list(tool_names()) + list(CATEGORIES) if config.tools == ["all"] else config.tools
+        else:  # the categories are built from held-out tasks only
+            names = list(tool_names()) if config.tools == ["all"] else config.tools
+            if unknown := [name for name in names if name in CATEGORIES]:
+                raise UserError(
+                    f"--tools {','.join(unknown)}: categories have held-out tasks only; "
+                    f"--task-set {config.task_set} takes tools"
+                )
         files = []
         for name in names:
             files.append(
-                categories_dir() / f"{name}.jsonl" if name in CATEGORIES else get_tool(name).tasks_file()
+                categories_dir() / f"{name}.jsonl"
+                if name in CATEGORIES
+                else get_tool(name).tasks_file(config.task_set)
             )
     tasks = []
     for path in files:

@@ -414,9 +414,10 @@ class Simulator:
         return FormatContext(cls.specs, cls.constructors)
 
     @classmethod
-    def tasks_file(cls) -> Path:
-        """The frozen held-out tasks shipped beside the simulator's module."""
-        return Path(inspect.getfile(cls)).parent / "test.jsonl"
+    def tasks_file(cls, task_set: str = "test") -> Path:
+        """A frozen task file shipped beside the simulator's module: `test` (held-out templates) or
+        `indist` (the training templates with new values; see `toolbench.tasks.TASK_SETS`)."""
+        return Path(inspect.getfile(cls)).parent / f"{task_set}.jsonl"
 
     @classmethod
     def templates_dir(cls) -> Path:

@@ -61,10 +61,33 @@ def load_tasks(path: str | Path) -> list[NumberedTask]:
     return tasks
 
 
-def tool_task_files() -> dict[str, Path]:
-    """Each registered tool's frozen test file, where it has one."""
-    paths = {name: get_tool(name).tasks_file() for name in tool_names()}
+# The two frozen task sets of every tool. `test`: requests from the held-out templates, which no
+# training data ever uses (can a model *generalise* to unseen phrasings and function sets?).
+# `indist`: requests from the training templates with new slot values, kept out of the embedded
+# target's training data (can it *copy* values into calls it has seen the shape of?). A model at
+# 0% on both cannot copy; one high on indist and low on test cannot generalise.
+TASK_SETS = ("test", "indist")
+TASK_SET_SPLIT = {"test": "test", "indist": "train"}  # the templates each set is made from
+TASK_SET_SEED = {"test": 20231101, "indist": 20261206}
+
+
+def tool_task_files(task_set: str = "test") -> dict[str, Path]:
+    """Each registered tool's frozen file of `task_set`, where it has one."""
+    paths = {name: get_tool(name).tasks_file(task_set) for name in tool_names()}
     return {name: path for name, path in paths.items() if path.exists()}
+
+
+def held_queries(tools: list[str]) -> set[str]:
+    """Normalised requests of the frozen task files of `tools` (both sets): training data for the
+    embedded target drops samples with these requests, so `indist` stays "new values"."""
+    from toolbench.generate.engine import normalise_query
+
+    queries: set[str] = set()
+    for task_set in TASK_SETS:
+        for name, path in tool_task_files(task_set).items():
+            if name in tools:
+                queries.update(normalise_query(n.task.query) for n in load_tasks(path))
+    return queries
 
 
 def builtin_task_files() -> list[Path]:
@@ -72,7 +95,7 @@ def builtin_task_files() -> list[Path]:
     working folder if inside it)."""
     from toolbench.categories import category_task_files
 
-    paths = [*tool_task_files().values(), *category_task_files()]
+    paths = [*tool_task_files("test").values(), *tool_task_files("indist").values(), *category_task_files()]
     return [path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path for path in paths]
 
 
@@ -81,16 +104,24 @@ _CHUNK = 500
 
 
 def make_tasks(
-    tool: str, n: int, seed: int, on_progress: Callable[[int, int], None] | None = None
+    tool: str,
+    n: int,
+    seed: int,
+    on_progress: Callable[[int, int], None] | None = None,
+    task_set: str = "test",
 ) -> list[Task]:
-    """Tasks from the tool's held-out templates: the generator's pipeline, split `test`, deduped.
+    """Tasks of `task_set` (see TASK_SETS): the generator's pipeline on the tool's held-out
+    templates (`test`) or its training templates (`indist`), deduped; ids `<tool>-<set>-NNNN`.
 
     Bounded: when STALLED_AFTER candidates in a row give no new task, the templates cannot give
     `n` distinct ones and the run stops with a UserError saying how many they gave, instead of
     searching on for minutes. `on_progress(tasks, candidates)` is called after every chunk."""
     if not 1 <= n <= MAX_TASKS:
         raise UserError(f"--n {n}: a task file holds 1 to {MAX_TASKS:,} tasks")
-    factory = SampleFactory(GenerateConfig(tools=[tool], n=n, seed=seed, split="test"))
+    if task_set not in TASK_SETS:
+        raise UserError(f"--task-set {task_set!r}: known sets are {', '.join(TASK_SETS)}")
+    split = TASK_SET_SPLIT[task_set]
+    factory = SampleFactory(GenerateConfig(tools=[tool], n=n, seed=seed, split=split))
     tasks: list[Task] = []
     seen: set[bytes] = set()
     index = since_new = 0
@@ -107,7 +138,7 @@ def make_tasks(
             record = orjson.loads(candidate.line)
             for key in SAMPLE_ONLY:
                 record.pop(key, None)
-            record["id"] = f"{tool}-test-{len(tasks):04d}"
+            record["id"] = f"{tool}-{task_set}-{len(tasks):04d}"
             tasks.append(Task.model_validate(record))
             if len(tasks) == n:
                 break
@@ -115,7 +146,7 @@ def make_tasks(
             on_progress(len(tasks), index)
         if len(tasks) < n and since_new >= STALLED_AFTER:
             raise UserError(
-                f"{tool}: the held-out templates gave only {len(tasks)} distinct tasks in {index:,} candidates "
+                f"{tool}: the {split}-split templates gave only {len(tasks)} distinct tasks in {index:,} candidates "
                 f"(none new in the last {since_new:,}); ask for --n {len(tasks)} or fewer"
             )
     return tasks

@@ -49,7 +49,7 @@ class ConversationConfig(BaseModel):
     system_prompt_rate: float = Field(
         0.5, ge=0, le=1, description="Share of conversations with the system prompt."
     )
-    max_length: int = Field(768, ge=16, description="Longer conversations are dropped.")
+    max_length: int = Field(1024, ge=16, description="Longer conversations are dropped.")
     other_template_demos: bool = Field(
         True,
         description="Demos never come from the sample's own template: the model learns to take the "

@@ -52,7 +52,7 @@ def sft_data(tmp_path_factory, product_tokenizer_dir):
     samples = tmp_path_factory.mktemp("sft") / "samples.jsonl"
     generate(GenerateConfig(tools=["weather", "cat_api"], n=96, seed=3, split="train"), samples)
     tokenizer = load_tokenizer(product_tokenizer_dir)
-    examples, stats = sft_examples(samples, tokenizer, ConversationConfig(max_length=512))
+    examples, stats = sft_examples(samples, tokenizer, ConversationConfig(max_length=768))
     return tokenizer, examples, stats, samples
 
 
@@ -71,7 +71,7 @@ def test_echo_conversations_repeat_the_request_and_train_only_the_repeat(sft_dat
     for user, assistant in half:
         assert user["role"] == "user" and assistant == {"role": "assistant", "content": user["content"]}
 
-    mixed, mixed_stats = sft_examples(samples_path, tokenizer, ConversationConfig(max_length=512), echo=0.5)
+    mixed, mixed_stats = sft_examples(samples_path, tokenizer, ConversationConfig(max_length=768), echo=0.5)
     assert mixed[: len(examples)] == examples  # the tool conversations are unchanged
     echoes = mixed[len(examples) :]
     assert len(echoes) == mixed_stats["echo_conversations"] == 48

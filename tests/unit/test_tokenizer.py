@@ -61,16 +61,24 @@ def test_round_trip_of_tool_call_text(tokenizer):
     assert tokenizer.decode(ids, skip_special_tokens=True) == CALL_TEXT
     pieces = tokenizer.convert_ids_to_tokens(ids)
     assert pieces[0] == "<tool_call>" and "</tool_call>" in pieces
-    assert [p.strip("Ġ") for p in pieces if p.strip("Ġ").isdigit()] == list("1450000")  # a token per digit
+    assert [p for p in pieces if p.isdigit()] == list("1450000")  # a token per digit
     pre = tokenizer.backend_tokenizer.pre_tokenizer.pre_tokenize_str('{"name": "set_min_price"}')
-    assert [piece for piece, _ in pre] == [
-        '{"',
-        "name",
-        '":',
-        'Ġ"',
-        "set_min_price",
-        '"}',
-    ]  # identifiers stay whole
+    assert [piece for piece, _ in pre] == ["{", '"', "name", '"', ":", "Ġ", '"', "set_min_price", '"', "}"]
+    # identifiers stay whole; no piece crosses a quote, a colon or a space
+
+
+@pytest.mark.parametrize("value", ["Austin, TX", "Charlotte", "San Luis Obispo, CA", "1450", "3.5", "Kyoto"])
+def test_a_value_is_the_same_tokens_in_the_request_and_in_the_call(tokenizer, value):
+    """Copying a value is then repeating tokens, which is what a small model learns soonest."""
+
+    def tokens(text: str) -> list[str]:
+        return tokenizer.convert_ids_to_tokens(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    value_tokens = tokens(value)
+    request = tokens(f"Find homes in {value} with a pool.")
+    call = tokens(json.dumps({"name": "set_location", "arguments": {"value": value}}))
+    for text in (request, call):
+        assert any(text[i : i + len(value_tokens)] == value_tokens for i in range(len(text))), (value, text)
 
 
 def test_chat_template_renders_tools_and_calls_and_parser_reads_them_back(tokenizer):

@@ -83,6 +83,7 @@ def align_target(
     progress: bool = True,
 ) -> dict[str, Any]:
     """`out/pretrain` (generic stage, skipped when done), then SFT into `out` itself."""
+    from toolbench.distill.copy_probe import indist_probe
     from toolbench.distill.data import sft_examples
     from toolbench.distill.models import load_causal_lm, load_tokenizer, parameter_count
     from toolbench.distill.pretrain import pretrain
@@ -114,6 +115,9 @@ def align_target(
         "parameters": parameter_count(model),
         "data": {"samples": str(samples), **stats},
     }
-    return Trainer(model, tokenizer, examples, sft, out, name="sft", record=info, progress=progress).train(
-        resume
+    probe = indist_probe(tokenizer, config.tools)
+    info["copy_probe"] = {"tasks": len(probe.examples), "values": probe.values} if probe else None
+    trainer = Trainer(
+        model, tokenizer, examples, sft, out, name="sft", record=info, progress=progress, probe=probe
     )
+    return trainer.train(resume)

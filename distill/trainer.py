@@ -34,6 +34,8 @@ from toolbench.runinfo import finish_record, start_record
 
 IGNORE = -100
 LossFn = Callable[[Any, dict[str, Any]], tuple[Any, Any]]  # (model, batch) -> (loss sum, valid tokens)
+# (model) -> figures logged beside the loss, e.g. the copy probe's value accuracy (distill/copy_probe.py)
+Probe = Callable[[Any], dict[str, float]]
 
 
 class TrainConfig(BaseModel):
@@ -54,6 +56,7 @@ class TrainConfig(BaseModel):
     seed: int = 0
     checkpoint_every: int = Field(100, ge=1)
     log_every: int = Field(10, ge=1)
+    probe_every: int = Field(50, ge=1, description="Steps between runs of the trainer's probe, if any.")
 
 
 def causal_lm_loss(model: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
@@ -143,7 +146,12 @@ class Trainer:
         name: str = "train",
         record: dict[str, Any] | None = None,
         progress: bool = True,
+        probe: Probe | None = None,
     ):
+        """`probe(model)`, if given, runs every `config.probe_every` steps (and at the first and
+        last step) on the main process, in eval mode without gradients; its figures join that step's
+        line of train_log.jsonl, so a curve such as "when does the model start copying" is read
+        off the log of the run itself."""
         import torch
         from accelerate import Accelerator
 
@@ -160,6 +168,7 @@ class Trainer:
         self.config, self.out, self.loss_fn, self.name = config, Path(out), loss_fn, name
         self.collate_fn = collate_fn or collate
         self.progress = progress
+        self.probe = probe
         self.run = start_record(f"train {name}", record or {}, seed=config.seed)
         per_epoch = len(examples) // config.batch_size
         if per_epoch == 0:
@@ -170,6 +179,24 @@ class Trainer:
             )
         self.steps_per_epoch = per_epoch
         self.total_steps = config.max_steps or max(1, int(per_epoch * config.epochs))
+
+    def _probe_due(self, done: int) -> bool:
+        every = self.config.probe_every
+        return self.probe is not None and (done == 1 or done % every == 0 or done == self.total_steps)
+
+    def _run_probe(self, model: Any, done: int) -> dict[str, float]:
+        import torch
+
+        figures: dict[str, float] = {}
+        if self.accelerator.is_main_process:
+            model.eval()
+            started = time.perf_counter()
+            with torch.no_grad():
+                figures = self.probe(self.accelerator.unwrap_model(model))  # type: ignore[misc]
+            self.probe_seconds += time.perf_counter() - started
+            model.train()
+        self.accelerator.wait_for_everyone()
+        return figures
 
     def _log_path(self) -> Path:
         return self.out / "train_log.jsonl"
@@ -223,6 +250,7 @@ class Trainer:
         precision = torch.bfloat16 if config.dtype == "auto" else getattr(torch, config.dtype)
         rank, world = acc.process_index, acc.num_processes
         started = time.perf_counter()
+        self.probe_seconds = 0.0
         tokens_seen = 0
         window: list[float] = []
         bar = self._progress_bar(start)
@@ -254,14 +282,19 @@ class Trainer:
             window.append(float(step_loss))
             tokens_seen += int(batch["attention_mask"].sum()) * world
             done = step + 1
-            if done % config.log_every == 0 or done == self.total_steps:
+            probed = self._run_probe(model, done) if self._probe_due(done) else {}
+            if probed or done % config.log_every == 0 or done == self.total_steps:
                 line = {
                     "step": done,
                     "epoch": round(done / self.steps_per_epoch, 4),
                     "loss": round(sum(window) / len(window), 5),
                     "lr": scheduler.get_last_lr()[0],
-                    "tokens_per_second": round(tokens_seen / (time.perf_counter() - started), 1),
+                    # training throughput: the probe's own time is not training
+                    "tokens_per_second": round(
+                        tokens_seen / max(1e-9, time.perf_counter() - started - self.probe_seconds), 1
+                    ),
                     "seconds": round(time.perf_counter() - started, 2),
+                    **probed,
                 }
                 window = []
                 if acc.is_main_process:
@@ -349,11 +382,21 @@ def plot_losses(lines: list[dict[str, Any]], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6, 3.5), dpi=110)
-    axis.plot([line["step"] for line in lines], [line["loss"] for line in lines], lw=1.5)
+    axis.plot([line["step"] for line in lines], [line["loss"] for line in lines], lw=1.5, label="loss")
     axis.set_xlabel("step")
     axis.set_ylabel("loss (mean per valid token)")
     axis.set_title(title)
     axis.grid(alpha=0.3)
+    probed = [line for line in lines if "copy_value_acc" in line]
+    if probed:  # the copy probe (distill/copy_probe.py): when the model starts copying values
+        copy_axis = axis.twinx()
+        steps = [line["step"] for line in probed]
+        copy_axis.plot(steps, [line["copy_value_acc"] for line in probed], color="tab:green", lw=1.5)
+        tokens = [line.get("copy_token_acc") for line in probed]
+        if None not in tokens:
+            copy_axis.plot(steps, tokens, color="tab:green", lw=1, ls="--")
+        copy_axis.set_ylim(0, 1)
+        copy_axis.set_ylabel("copied values (solid) / tokens (dashed)", color="tab:green")
     figure.tight_layout()
     with atomic_open(path) as handle:
         figure.savefig(handle, format="png")

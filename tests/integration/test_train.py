@@ -107,8 +107,19 @@ def test_sft_lowers_assistant_loss_and_masks_everything_else(sft_data, tmp_path)
     with torch.no_grad():
         before_sum, count = causal_lm_loss(model, batch)
     assert int(count) == int((batch["labels"][:, 1:] != IGNORE).sum())  # normalised by valid tokens only
-    config = TrainConfig(max_steps=30, batch_size=8, learning_rate=3e-3, warmup_steps=3, dtype="float32")
-    Trainer(model, tokenizer, examples, config, tmp_path / "sft", progress=False).train()
+    config = TrainConfig(
+        max_steps=30, batch_size=8, learning_rate=3e-3, warmup_steps=3, dtype="float32", probe_every=10
+    )
+    probed_in: list[bool] = []
+
+    def probe(probed_model) -> dict[str, float]:
+        probed_in.append(probed_model.training)
+        return {"copy_value_acc": 0.25}
+
+    Trainer(model, tokenizer, examples, config, tmp_path / "sft", progress=False, probe=probe).train()
+    log = [json.loads(line) for line in (tmp_path / "sft" / "train_log.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in log if "copy_value_acc" in line] == [1, 10, 20, 30]
+    assert probed_in == [False] * 4 and model.training  # probed in eval mode, then back to training
     with torch.no_grad():
         after_sum, _ = causal_lm_loss(model, batch)
     before, after = float(before_sum / count), float(after_sum / count)

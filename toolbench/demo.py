@@ -162,6 +162,14 @@ class Demo:
                         lambda m=model, k=k, s=system: self.evaluate(m, k, s),
                     )
                 )
+        for k in (0, 3):  # the second column: can it copy values into calls it has seen the shape of?
+            steps.append(
+                Step(
+                    f"success of the target model on in-distribution tasks, k = {k}, system prompt on",
+                    self._eval_done("target", k, True, "indist"),
+                    lambda k=k: self.evaluate("target", k, True, "indist"),
+                )
+            )
         steps += [
             Step("distill the generic draft against the target", _trained(m / "draft"), self.distill),
             Step(
@@ -261,7 +269,7 @@ class Demo:
         save_tokenizer(tokenizer, folder)
         model.save_pretrained(str(folder))
 
-    def _eval_config(self, model: str, k: int, system: bool):
+    def _eval_config(self, model: str, k: int, system: bool, task_set: str = "test"):
         from toolbench.distill.align import SFT_TOOLS
         from toolbench.evaluate import EvalConfig
         from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
@@ -275,22 +283,26 @@ class Demo:
             limit=self.preset.eval_limit,
             max_tokens=self.preset.max_new_tokens,
             cache_dir=str(self.cache_dir),
+            task_set=task_set,
         )
 
-    def _eval_folder(self, model: str, k: int, system: bool) -> Path:
+    def _eval_folder(self, model: str, k: int, system: bool, task_set: str = "test") -> Path:
+        """OUT/eval/<model>/<setting> for the held-out tasks (the leaderboard's runs: one task set),
+        OUT/eval-indist/<model>/<setting> for the in-distribution ones."""
         from toolbench.evaluate import setting_name
 
-        return self.out / "eval" / model / setting_name(self._eval_config(model, k, system))
+        root = self.out / ("eval" if task_set == "test" else f"eval-{task_set}")
+        return root / model / setting_name(self._eval_config(model, k, system, task_set))
 
-    def _eval_done(self, model: str, k: int, system: bool) -> Callable[[], bool]:
-        return lambda: (self._eval_folder(model, k, system) / "summary.json").exists()
+    def _eval_done(self, model: str, k: int, system: bool, task_set: str = "test") -> Callable[[], bool]:
+        return lambda: (self._eval_folder(model, k, system, task_set) / "summary.json").exists()
 
-    def evaluate(self, model: str, k: int, system: bool) -> None:
+    def evaluate(self, model: str, k: int, system: bool, task_set: str = "test") -> None:
         from toolbench.evaluate import run_eval, select_tasks
 
-        config = self._eval_config(model, k, system)
-        with self._bar(f"{model}, k = {k}", len(select_tasks(config))) as advance:
-            summary = run_eval(config, self._eval_folder(model, k, system), advance)
+        config = self._eval_config(model, k, system, task_set)
+        with self._bar(f"{model}, k = {k} ({task_set})", len(select_tasks(config))) as advance:
+            summary = run_eval(config, self._eval_folder(model, k, system, task_set), advance)
         per_tool = ", ".join(f"{t} {100 * v['success']:.0f}" for t, v in summary["per_tool"].items())
         self.console.print(
             f"  macro success {100 * summary['macro']['success']:.1f}% ({per_tool})", highlight=False

@@ -206,6 +206,8 @@ def setting_label(config: dict, modes: int) -> str:
     k = config.get("k_demos", 0)
     label = f"k={k}" + (f" {config.get('retriever', '')}" if k else "")
     label += ", sys " + ("on" if config.get("system_prompt") else "off")
+    if config.get("task_set") == "indist":
+        label += ", in distribution"
     return f"{config.get('mode', '')} {label}" if modes > 1 else label
 
 
@@ -286,6 +288,8 @@ def eval_entries(found: Found, run_dir: Path) -> list[dict]:
                 "model": model_label(model),
                 "floor": is_floor(model),
                 "setting": setting_label(config, modes),
+                "task_set": config.get("task_set", "test"),
+                "base_setting": setting_label({**config, "task_set": "test"}, modes),
                 "folder": _rel(folder, run_dir),
                 "summary": data["summary"],
             }
@@ -349,6 +353,15 @@ def success_section(found: Found, evals: list[dict]) -> Section:
         for e in evals
     ]
     section.blocks.append(Table(headers, rows))
+    both = task_set_table(evals)
+    if both is not None:
+        section.blocks.append(
+            "Held out (the test tasks: templates no training data uses) beside in distribution (the "
+            "training templates with new values, kept out of training): low on both means the model "
+            "does not copy values from the request yet; high in distribution only, that it does not "
+            "generalise to unseen phrasings."
+        )
+        section.blocks.append(both)
     categories = category_table(evals)
     if categories is not None:
         section.blocks.append(
@@ -376,6 +389,29 @@ def success_section(found: Found, evals: list[dict]) -> Section:
             )
         )
     return section
+
+
+def task_set_table(evals: list[dict]) -> Table | None:
+    """Macro success per model and setting, held out and in distribution side by side; None when
+    no run used the in-distribution set."""
+    if not any(e["task_set"] == "indist" for e in evals):
+        return None
+    cells: dict[tuple[str, str], dict[str, dict]] = {}
+    for e in evals:
+        cells.setdefault((e["model"], e["base_setting"]), {})[e["task_set"]] = e["summary"]["macro"]
+
+    def rate(macro: dict | None) -> str:
+        return (
+            "-"
+            if macro is None
+            else f"{percent(macro['success'])} (state F1 {percent(macro.get('state_f1'))})"
+        )
+
+    rows = [
+        [f"{model} · {setting}", rate(sets.get("test")), rate(sets.get("indist"))]
+        for (model, setting), sets in cells.items()
+    ]
+    return Table(["model · setting", "held out: success %", "in distribution: success %"], rows)
 
 
 def category_table(evals: list[dict]) -> Table | None:

@@ -21,11 +21,16 @@ def test_demo_runs_every_step_then_resumes_in_seconds(tmp_path, generic_cache):
     assert first.returncode == 0, first.stderr[-2000:]
     log = json.loads((out / "demo.json").read_text())
     names = [step["name"] for step in log["steps"]]
-    assert len(names) == 14 and not any(step["skipped"] for step in log["steps"])
+    assert len(names) == 16 and not any(step["skipped"] for step in log["steps"])
     for folder in ("tokenizer", "draft-generic", "target", "random", "draft"):
         assert (out / "models" / folder / "config.json").exists() or folder == "tokenizer"
     assert (out / "models" / "tokenizer" / "tokenizer.json").exists()
     assert len(list((out / "eval").glob("*/*/summary.json"))) == 5  # 4 target settings + the floor
+    indist = sorted((out / "eval-indist" / "target").glob("*/summary.json"))  # the second column: k = 0, 3
+    assert len(indist) == 2
+    assert json.loads(indist[0].read_text())["run"]["config"]["task_set"] == "indist"
+    report = (out / "report.md").read_text()
+    assert "in distribution: success %" in report and "leaderboard" in report.lower()
     for name in ("before", "after"):
         summary = json.loads((out / "spec" / name / "summary.json").read_text())["summary"]
         same, total = summary["overall"]["spec_equal_target"].split("/")

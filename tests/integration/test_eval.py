@@ -415,7 +415,8 @@ def test_ablation_grid_makes_one_table(tmp_path):
         "--cache-dir",
         str(tmp_path / "cache"),
     )
-    table = (tmp_path / "grid" / "ablation.md").read_text().splitlines()
+    note, _, *table = (tmp_path / "grid" / "ablation.md").read_text().splitlines()
+    assert note == "Success % per setting; cells: held out."  # --task-set both: "held out / in distribution"
     assert table[0] == "| system prompt | k | retriever | weather | macro |"
     assert [row.split(" | ")[:3] for row in table[2:]] == [
         ["| on", "0", "-"],

@@ -38,9 +38,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/retrieve.py
 	$(BIN)/python benchmarks/eval_throughput.py
 
+# The last line is lint-imports: the layer contracts of docs/ARCHITECTURE.md (pyproject.toml), run on
+# the installed layout that the script stages (tests/unit/test_architecture.py runs them in CI too).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tests/unit/test_architecture.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

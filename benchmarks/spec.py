@@ -92,7 +92,7 @@ def main() -> None:
 
     from toolbench.devices import resolve_device
     from toolbench.distill.acceptance import acceptance_by_class, acceptance_stats
-    from toolbench.distill.acceptance_head import learned_policy, load_head
+    from toolbench.distill.acceptance_head import load_head
     from toolbench.distill.acceptance_train import draft_features, head_metrics
     from toolbench.distill.models import parameter_count
     from toolbench.distill.spec_eval import (
@@ -105,6 +105,7 @@ def main() -> None:
         ConfidenceThreshold,
         FixedLength,
         hf_decode,
+        learned_policy,
         speculative_decode,
         target_decode,
     )

@@ -1,6 +1,8 @@
 """A learned acceptance head: a tiny classifier on the draft's last hidden state and its
 next-token probabilities that predicts whether the target will accept the token the draft is
-about to propose, and the `learned` draft policy that stops a round on it.
+about to propose. The `learned` draft policy that stops a round on it is
+`speculative.LearnedAcceptance` (beside the other policies; this module does not import
+`speculative`, so the policy registry there can name all three without an import cycle).
 
 Features of a candidate (what the draft knows when it proposes it): its last hidden state h (the
 input of its output layer, d numbers: `hidden_states[-1]` for Llama-style models; see
@@ -10,10 +12,10 @@ candidate at an output position is a function of the prefix alone (the draft's p
 target's argmax there), the same in whichever round it is proposed. Round position enters through
 the policy instead:
 
-    the learned policy keeps S_i = p_0 · p_1 ⋯ p_i, the predicted probability that candidates
-    0..i are all accepted (p_j = P(candidate j accepted | candidates before it accepted)), and
-    proposes candidate i as the round's last (`Decision.LAST`) once S_i < threshold, i.e. once
-    drafting candidate i + 1 would most likely be wasted. Every round proposes at least one token.
+    the learned policy (`speculative.learned_policy`) keeps S_i = p_0 · p_1 ⋯ p_i, the predicted
+    probability that candidates 0..i are all accepted (p_j = P(candidate j accepted | candidates
+    before it accepted)), and proposes candidate i as the round's last (`Decision.LAST`) once
+    S_i < threshold, i.e. once drafting candidate i + 1 would most likely be wasted. Every round proposes at least one token.
 
 The head is `(h, probability features) → standardise → Linear(d + 3, w) → ReLU → Linear(w, 1)`
 (w = 0: logistic regression), trained with BCE on data from `acceptance_train`; a few thousand
@@ -33,12 +35,6 @@ import torch
 from pydantic import BaseModel, Field
 
 from toolbench.distill.models import weights_fingerprint
-from toolbench.distill.speculative import (
-    DEFAULT_THRESHOLD,
-    Decision,
-    DraftStep,
-    _check_gamma,
-)
 from toolbench.errors import UserError
 
 PROBABILITY_FEATURES = ("top1_prob", "top1_minus_top2", "entropy")
@@ -190,69 +186,3 @@ def check_draft(head: AcceptanceHead, draft: str | Path, where: str = "acceptanc
             f"{where} was trained for draft {info.draft} (weights {info.draft_fingerprint}); draft {draft} "
             f"has other weights ({weights_fingerprint(draft)}); {retrain}"
         )
-
-
-class LearnedAcceptance:
-    """The `learned` draft policy: propose while the predicted probability that the round's
-    candidates so far are all accepted, S_i = Π_{j ≤ i} p_j, stays at or above `threshold`; the
-    candidate that takes it below is proposed as the last of the round. At most `max_draft` per
-    round. Holds per-round state, so use one instance per decoding loop at a time."""
-
-    name = "learned"
-    needs_hidden = True
-
-    def __init__(self, head: AcceptanceHead, budget: int, threshold: float):
-        _check_gamma(budget)
-        if not 0.0 <= threshold <= 1.0:
-            raise UserError(f"learned policy threshold must be between 0 and 1; got {threshold}")
-        self.head, self.max_draft, self.threshold = head.eval(), budget, threshold
-        self._layers = head.folded()
-        self._survive = 1.0
-
-    def _to(self, device: torch.device) -> None:
-        self._layers = [layer.to(device) for layer in self._layers]
-
-    def acceptance(self, step: DraftStep) -> float:
-        """p for this candidate (the head, with the standardisation folded into its first layer)."""
-        hidden = step.hidden
-        if hidden is None:
-            raise ValueError("the learned policy needs the draft's hidden state (needs_hidden)")
-        if self._layers[0].device != hidden.device:
-            self._to(hidden.device)
-        x = torch.cat([hidden.float(), probability_features(step.logits)])
-        z = torch.addmv(self._layers[1], self._layers[0], x)
-        if len(self._layers) == 4:
-            z = torch.addmv(self._layers[3], self._layers[2], z.relu_())
-        return float(torch.sigmoid(z[0]))
-
-    def propose(self, step: DraftStep) -> Decision:
-        p = self.acceptance(step)
-        self._survive = p if step.index == 0 else self._survive * p
-        return Decision.PROPOSE if self._survive >= self.threshold else Decision.LAST
-
-
-def learned_policy(
-    head: AcceptanceHead | str | Path | None,
-    budget: int | None = None,
-    threshold: float | None = None,
-    draft: str | Path | None = None,
-) -> LearnedAcceptance:
-    """The `learned` policy from a head (or its folder); budget and threshold default to the ones
-    chosen on training prompts when the head was trained. With `draft`, the head is checked to be
-    that draft's (hidden size and weights) before anything is loaded."""
-    if head is None:
-        raise UserError(
-            "the learned draft policy needs --head: a folder from `toolbench train acceptance-head`"
-        )
-    where = "acceptance head"
-    if not isinstance(head, AcceptanceHead):
-        where = f"acceptance head {head}"
-        head = load_head(head)
-    if draft is not None:
-        check_draft(head, draft, where)
-    info = head.info
-    if budget is None:
-        budget = info.budget if info and info.budget else 8
-    if threshold is None:
-        threshold = info.threshold if info and info.threshold is not None else DEFAULT_THRESHOLD
-    return LearnedAcceptance(head, budget, threshold)

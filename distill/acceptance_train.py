@@ -52,17 +52,11 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 
-from toolbench.distill.acceptance_head import (
-    AcceptanceHead,
-    HeadInfo,
-    LearnedAcceptance,
-    probability_features,
-    save_head,
-)
+from toolbench.distill.acceptance_head import AcceptanceHead, HeadInfo, probability_features, save_head
 from toolbench.distill.align import SFT_TOOLS
 from toolbench.distill.models import weights_fingerprint
 from toolbench.distill.shards import INDEX, fill_shards, read_index, read_shards
-from toolbench.distill.speculative import ConfidenceThreshold, capture_hidden
+from toolbench.distill.speculative import ConfidenceThreshold, LearnedAcceptance, capture_hidden
 from toolbench.distill.token_classes import CLASSES
 from toolbench.errors import UserError
 
@@ -648,7 +642,7 @@ def head_prompts(
     meta_path, rows_path = folder / "prompts.json", folder / "prompts.jsonl"
     if meta_path.exists():
         if json.loads(meta_path.read_text())["identity"] != identity:
-            raise UserError(f"{folder} holds prompts made for other settings; pass another --cache-dir")
+            raise UserError(f"{folder} holds prompts made for other settings; pass another --data-cache")
         rows = [row for _, row in iter_jsonl(rows_path)]
         return [row["tool"] for row in rows], [row["ids"] for row in rows]
     folder.mkdir(parents=True, exist_ok=True)

@@ -269,7 +269,7 @@ def prepared_prompts(
         meta = json.loads(meta_path.read_text())
         if meta["identity"] != identity:
             raise UserError(
-                f"{folder} holds prompts made for another target or scenario; pass another --cache-dir"
+                f"{folder} holds prompts made for another target or scenario; pass another --teacher-cache"
             )
         return [row["ids"] for _, row in iter_jsonl(rows_path)], meta["counts"]
     folder.mkdir(parents=True, exist_ok=True)

@@ -14,9 +14,9 @@ yields between 1 and γ + 1 tokens.
   distributed exactly as target sampling (a statistical test checks this).
 
 How long a round drafts is a `DraftPolicy`: fixed γ, stop when the draft is unsure (confidence), or
-stop when a learned acceptance head predicts the target will reject (`acceptance_head`). The loop
-does not know which; every policy is lossless because it only decides *how many* tokens the target
-verifies, never which.
+stop when a learned acceptance head (the classifier in `acceptance_head`) predicts the target will
+reject (`LearnedAcceptance`). The loop does not know which; every policy is lossless because it
+only decides *how many* tokens the target verifies, never which.
 
 Both caches keep one invariant between rounds: they hold the keys/values of every token except the
 last one (the "pending" token, fed with the next forward). After a rejection, each cache is cropped
@@ -34,10 +34,12 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from enum import IntEnum
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import torch
 
+from toolbench.distill.acceptance_head import AcceptanceHead, check_draft, load_head, probability_features
 from toolbench.errors import UserError
 
 
@@ -144,12 +146,70 @@ DEFAULT_GAMMA = 5
 DEFAULT_THRESHOLD = 0.5
 
 
-def _learned(
-    gamma: int | None, threshold: float | None = None, head: Any = None, **options: Any
-) -> DraftPolicy:
-    from toolbench.distill.acceptance_head import learned_policy
+class LearnedAcceptance:
+    """The `learned` draft policy: propose while the predicted probability that the round's
+    candidates so far are all accepted, S_i = Π_{j ≤ i} p_j, stays at or above `threshold`; the
+    candidate that takes it below is proposed as the last of the round. At most `max_draft` per
+    round. Holds per-round state, so use one instance per decoding loop at a time."""
 
-    return learned_policy(head, gamma, threshold, draft=options.get("draft"))
+    name = "learned"
+    needs_hidden = True
+
+    def __init__(self, head: AcceptanceHead, budget: int, threshold: float):
+        _check_gamma(budget)
+        if not 0.0 <= threshold <= 1.0:
+            raise UserError(f"learned policy threshold must be between 0 and 1; got {threshold}")
+        self.head, self.max_draft, self.threshold = head.eval(), budget, threshold
+        self._layers = head.folded()
+        self._survive = 1.0
+
+    def _to(self, device: torch.device) -> None:
+        self._layers = [layer.to(device) for layer in self._layers]
+
+    def acceptance(self, step: DraftStep) -> float:
+        """p for this candidate (the head, with the standardisation folded into its first layer)."""
+        hidden = step.hidden
+        if hidden is None:
+            raise ValueError("the learned policy needs the draft's hidden state (needs_hidden)")
+        if self._layers[0].device != hidden.device:
+            self._to(hidden.device)
+        x = torch.cat([hidden.float(), probability_features(step.logits)])
+        z = torch.addmv(self._layers[1], self._layers[0], x)
+        if len(self._layers) == 4:
+            z = torch.addmv(self._layers[3], self._layers[2], z.relu_())
+        return float(torch.sigmoid(z[0]))
+
+    def propose(self, step: DraftStep) -> Decision:
+        p = self.acceptance(step)
+        self._survive = p if step.index == 0 else self._survive * p
+        return Decision.PROPOSE if self._survive >= self.threshold else Decision.LAST
+
+
+def learned_policy(
+    head: AcceptanceHead | str | Path | None,
+    budget: int | None = None,
+    threshold: float | None = None,
+    draft: str | Path | None = None,
+) -> LearnedAcceptance:
+    """The `learned` policy from a head (or its folder); budget and threshold default to the ones
+    chosen on training prompts when the head was trained. With `draft`, the head is checked to be
+    that draft's (hidden size and weights) before anything is loaded."""
+    if head is None:
+        raise UserError(
+            "the learned draft policy needs --head: a folder from `toolbench train acceptance-head`"
+        )
+    where = "acceptance head"
+    if not isinstance(head, AcceptanceHead):
+        where = f"acceptance head {head}"
+        head = load_head(head)
+    if draft is not None:
+        check_draft(head, draft, where)
+    info = head.info
+    if budget is None:
+        budget = info.budget if info and info.budget else 8
+    if threshold is None:
+        threshold = info.threshold if info and info.threshold is not None else DEFAULT_THRESHOLD
+    return LearnedAcceptance(head, budget, threshold)
 
 
 POLICIES: dict[str, Callable[..., DraftPolicy]] = {
@@ -157,7 +217,9 @@ POLICIES: dict[str, Callable[..., DraftPolicy]] = {
     "confidence": lambda gamma, threshold=None, **_: ConfidenceThreshold(
         DEFAULT_GAMMA if gamma is None else gamma, DEFAULT_THRESHOLD if threshold is None else threshold
     ),
-    "learned": _learned,
+    "learned": lambda gamma, threshold=None, head=None, draft=None, **_: learned_policy(
+        head, gamma, threshold, draft=draft
+    ),
 }
 """Draft policies by CLI name: a factory taking γ (the most draft tokens per round; None: the
 policy's default) and the policy's options (unused ones ignored): `threshold`, and for `learned`

@@ -61,7 +61,10 @@ class PromptBuilder:
         return [hit.document for hit in self.demos.search(task.query, self.k, allow)]
 
     def specs_for(self, task: Task) -> list[FunctionSpec]:
-        """Every offered function, or the top-k of them by the API-doc retriever."""
+        """Every offered function, or the top-k of them by the API-doc retriever. A task that carries
+        its own functions (BFCL's) offers all of them: the API-doc index knows only the tools'."""
+        if task.functions is not None:
+            return list(task.functions)
         specs = spec_index(tuple(task.offered_tools)).specs
         if self.api_docs is None or self.k_docs is None:
             return list(specs.values())

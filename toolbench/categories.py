@@ -14,29 +14,19 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Callable
-from pathlib import Path
 
 from toolbench.errors import UserError
 from toolbench.records import Program, Task
+from toolbench.tasks import CATEGORIES, categories_dir, category_task_files, load_tasks, tool_task_files
 
-CATEGORIES = ("multi_tool", "parallel", "relevance")
+# CATEGORIES and where their files live are defined in `toolbench.tasks` (which lists every frozen
+# task file); they are re-exported here, where the categories are built.
+__all__ = ["CATEGORIES", "OTHERS_OFFERED", "categories_dir", "category_task_files", "make_category_tasks"]
+
 OTHERS_OFFERED = 2
 
 
-def categories_dir() -> Path:
-    import toolbench.tools
-
-    return Path(toolbench.tools.__path__[0]) / "categories"
-
-
-def category_task_files() -> list[Path]:
-    folder = categories_dir()
-    return [folder / f"{name}.jsonl" for name in CATEGORIES if (folder / f"{name}.jsonl").exists()]
-
-
 def _tool_tasks() -> dict[str, list[Task]]:
-    from toolbench.tasks import load_tasks, tool_task_files
-
     pools: dict[str, list[Task]] = {}
     for name, path in tool_task_files().items():
         # an episode is played step by step: it cannot be merged into a single-shot category task

@@ -13,20 +13,37 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from toolbench.cli_bfcl import import_bfcl_command
 from toolbench.cli_distill import distill_app
 from toolbench.cli_leaderboard import leaderboard_command
 from toolbench.cli_options import (
     K_DEMOS_MAX,
-    MAX_TASKS,
     PORT_RANGE,
     SEED_MAX,
+    CacheDir,
     CallFormatOption,
     Device,
+    Draft,
     Dtype,
+    EmbeddingModel,
+    ExportFormat,
+    ExportFormats,
+    MaxNewTokens,
+    OldFormat,
+    OldFormats,
+    OldMaxTokens,
+    OldModel,
+    OldN,
+    OldTool,
     Overwrite,
+    Samples,
     Seed,
     SplitParallelOption,
+    Target,
+    Threads,
     ToolCallIdsOption,
+    Tools,
+    ToolsAndCategories,
     checked_call_format,
     checked_device,
     checked_dtype,
@@ -38,6 +55,7 @@ from toolbench.cli_options import (
     config_from_options,
     output_file,
     output_folder,
+    renamed,
     split_names,
 )
 from toolbench.cli_train import train_app
@@ -65,6 +83,7 @@ app.add_typer(index_app, name="index")
 app.add_typer(train_app, name="train")
 app.add_typer(distill_app, name="distill")
 app.command("leaderboard")(leaderboard_command)
+tasks_app.command("import-bfcl")(import_bfcl_command)
 
 
 def main() -> None:
@@ -153,8 +172,8 @@ def generate(
         Path,
         typer.Option(help="Output JSONL (canonical samples; `datasets.load_dataset('json', ...)` reads it)."),
     ],
-    tool: Annotated[str, typer.Option(help="Tool name, comma-separated names, or `all`.")] = "all",
-    n: Annotated[int, typer.Option(help="Number of distinct samples to write.", min=1)] = 10_000,
+    tools: Tools = "all",
+    samples: Samples = 10_000,
     seed: Seed = 0,
     split: Annotated[
         str,
@@ -186,19 +205,16 @@ def generate(
             max=1,
         ),
     ] = 0.0,
-    fmt: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--format",
-            help="Also export the train split to OUT_STEM.<format>.jsonl: openai, hf-chat, sharegpt or toolbench (repeatable).",
-        ),
-    ] = None,
+    export_formats: ExportFormats = None,
     multi_turn: Annotated[
         bool, typer.Option(help="Exports include tool results and a final assistant reply.")
     ] = False,
     tool_call_ids: ToolCallIdsOption = "auto",
     split_parallel: SplitParallelOption = False,
     overwrite: Overwrite = False,
+    old_tool: OldTool = None,
+    old_n: OldN = None,
+    old_format: OldFormats = None,
 ) -> None:
     """Generate validated tool-use samples from templates.
 
@@ -206,7 +222,7 @@ def generate(
     against the function schemas, executed on the simulator, and kept only if it runs cleanly
     and its request is new. Example:
 
-        toolbench generate --tool home_search --n 20000 --seed 0 --out data/home_search.jsonl
+        toolbench generate --tools home_search --samples 20000 --seed 0 --out data/home_search.jsonl
     """
     from toolbench.generate import GenerateConfig
     from toolbench.generate import generate as run_generate
@@ -214,8 +230,10 @@ def generate(
 
     if split not in ("all", "train", "test"):
         raise UserError(f"--split must be one of all, train, test; got {split!r}")
+    n = renamed(samples, old_n)
+    fmt = renamed(export_formats, old_format)
     output_file(out)
-    tools = resolve_tools(checked_tools(tool))
+    names = resolve_tools(checked_tools(renamed(tools, old_tool), "--tools"))
     if templates is not None:
         checked_folder(templates, "--templates")
     # check the export options before the long run
@@ -224,7 +242,7 @@ def generate(
         claim_output(out, overwrite)
     config = config_from_options(
         GenerateConfig,
-        tools=tools,
+        tools=names,
         n=n,
         seed=seed,
         split=split,
@@ -270,7 +288,7 @@ def generate(
 def export(
     source: Annotated[Path, typer.Argument(help="Canonical samples from `toolbench generate`.")],
     out: Annotated[Path, typer.Option(help="Where to write the export (JSONL).")],
-    fmt: Annotated[str, typer.Option("--format", help="openai, hf-chat, sharegpt or toolbench.")] = "openai",
+    export_format: ExportFormat = "openai",
     split: Annotated[str, typer.Option(help="Export only train, only test, or all samples.")] = "train",
     multi_turn: Annotated[
         bool, typer.Option(help="Include tool results as tool messages and a final assistant reply.")
@@ -281,6 +299,7 @@ def export(
     tool_call_ids: ToolCallIdsOption = "auto",
     split_parallel: SplitParallelOption = False,
     overwrite: Overwrite = False,
+    old_format: OldFormat = None,
 ) -> None:
     """Convert generated samples into a training format.
 
@@ -293,6 +312,7 @@ def export(
     """
     from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
 
+    fmt = renamed(export_format, old_format)
     if split not in ("all", "train", "test"):
         raise UserError(f"--split must be one of all, train, test; got {split!r}")
     checked_file(source, "SOURCE")
@@ -349,7 +369,7 @@ def tasks_make(
             help="Or a cross-tool category built from the tools' test files: multi_tool, parallel, relevance."
         ),
     ] = None,
-    n: Annotated[int, typer.Option(help="Number of tasks (1 to 100,000).", min=1, max=MAX_TASKS)] = 120,
+    n: Annotated[int, typer.Option(help="Number of tasks to make (1 to 100,000).", min=1)] = 120,
     task_set: Annotated[
         str,
         typer.Option(
@@ -369,8 +389,10 @@ def tasks_make(
     """Build a task file from a tool's templates (held-out or training ones), or a cross-tool category file."""
     from toolbench.categories import CATEGORIES, make_category_tasks
     from toolbench.io import write_jsonl
-    from toolbench.tasks import TASK_SET_SEED, TASK_SETS, make_tasks
+    from toolbench.tasks import MAX_TASKS, TASK_SET_SEED, TASK_SETS, make_tasks
 
+    if n > MAX_TASKS:  # checked here, not by typer: the limit lives in toolbench.tasks (loaded only now)
+        raise UserError(f"--n {n}: a task file holds 1 to {MAX_TASKS} tasks")
     if task_set not in TASK_SETS:
         raise UserError(f"--task-set must be one of {', '.join(TASK_SETS)}; got {task_set!r}")
     if category is not None and task_set != "test":
@@ -439,16 +461,13 @@ def tasks_replay(
     out: Annotated[Path, typer.Option(help="Predictions JSONL to write.")],
     fmt: Annotated[
         str,
-        typer.Option(
-            "--call-format",
-            "--format",
-            help="Call format to write the gold programs in (see `score --help`).",
-        ),
+        typer.Option("--call-format", help="Call format to write the gold programs in (see `score --help`)."),
     ] = "python",
     corrupt: Annotated[
         bool, typer.Option(help="Corrupt 3 of every 4 predictions (wrong value, missing call, syntax).")
     ] = False,
     overwrite: Overwrite = False,
+    old_format: OldFormat = None,
 ) -> None:
     """Write the gold labels as predictions: a sanity check for `score` (expect 100%, or 25% with --corrupt)."""
     from toolbench.io import write_jsonl
@@ -457,7 +476,7 @@ def tasks_replay(
 
     checked_file(tasks, "--tasks")
     output_file(out)
-    call_format = checked_call_format(fmt)
+    call_format = checked_call_format(renamed(fmt, old_format))
     claim_output(out, overwrite, inputs=(tasks,))
     task_list = [numbered.task for numbered in load_tasks(tasks)]
     predictions = (corrupt_predictions if corrupt else gold_predictions)(task_list, call_format)
@@ -482,6 +501,7 @@ def score(
         bool, typer.Option(help="Skip predictions for tasks not in the task file instead of refusing them.")
     ] = False,
     overwrite: Overwrite = False,
+    old_format: OldFormat = None,
 ) -> None:
     """Score predictions by executing them and comparing the final state with every gold label.
 
@@ -493,7 +513,7 @@ def score(
 
     checked_file(tasks, "--tasks")
     checked_file(predictions, "--predictions")
-    call_format = checked_call_format(fmt)
+    call_format = checked_call_format(renamed(fmt, old_format))
     if next(iter_jsonl(predictions), None) is None:
         raise UserError(f"--predictions {predictions}: no predictions in the file (it is empty)")
     if out is not None:
@@ -589,9 +609,7 @@ def eval_command(
             help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (vLLM, SGLang, llama.cpp, toolbench serve)."
         ),
     ] = None,
-    tools: Annotated[
-        str, typer.Option(help="Tools and categories to test (comma-separated), or all.")
-    ] = "all",
+    tools: ToolsAndCategories = "all",
     tasks: Annotated[
         list[Path] | None, typer.Option("--tasks", help="Task files instead of the tools' test sets.")
     ] = None,
@@ -619,7 +637,7 @@ def eval_command(
         Path | None,
         typer.Option(help="Generated samples whose train split are the demos (default: made once, cached)."),
     ] = None,
-    max_tokens: Annotated[int, typer.Option(min=1)] = 256,
+    max_new_tokens: MaxNewTokens = 256,
     temperature: Annotated[float, typer.Option(min=0.0)] = 0.0,
     seed: Seed = 0,
     concurrency: Annotated[int, typer.Option(help="Parallel requests (openai backend).", min=1)] = 8,
@@ -636,10 +654,7 @@ def eval_command(
         int | None,
         typer.Option(help="Step limit of episode tasks (default: the environment's, 15 for webshop).", min=1),
     ] = None,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option(help="Answer cache and demo indexes (default: $TOOLBENCH_CACHE or ~/.cache/toolbench)."),
-    ] = None,
+    cache_dir: CacheDir = None,
     call_format: CallFormatOption = "auto",
     device: Device = "auto",
     dtype: Dtype = "auto",
@@ -653,6 +668,8 @@ def eval_command(
     ablate_retrievers: Annotated[
         str, typer.Option(help="Retrievers the --ablate grid tries for k = 3 (comma-separated).")
     ] = "bm25,dense",
+    old_max_tokens: OldMaxTokens = None,
+    old_format: OldFormat = None,
 ) -> None:
     """Measure a model's tool success rate per tool, ToolBench-style.
 
@@ -686,7 +703,7 @@ def eval_command(
         raise UserError("--task-set picks the tools' frozen files; it does not apply to --tasks")
     task_sets = ["test", "indist"] if task_set == "both" else [task_set]
     prompt = _system_prompt(system_prompt)
-    call_format = checked_call_format(call_format)
+    call_format = checked_call_format(renamed(call_format, old_format))
     checked_device(device)
     checked_dtype(dtype)
     claim_output(out, overwrite)
@@ -700,7 +717,7 @@ def eval_command(
         retriever=retriever,
         system_prompt=prompt,
         demos=str(demos) if demos else None,
-        max_tokens=max_tokens,
+        max_tokens=renamed(max_new_tokens, old_max_tokens),
         temperature=temperature,
         seed=seed,
         concurrency=concurrency,
@@ -860,13 +877,9 @@ def index_build(
     retriever: Annotated[
         str, typer.Option(help="bm25, dense or hybrid (reciprocal-rank fusion of both).")
     ] = "bm25",
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="sentence-transformers model id or path for dense/hybrid (default: bundled all-MiniLM-L6-v2)."
-        ),
-    ] = None,
+    embedding_model: EmbeddingModel = None,
     overwrite: Overwrite = False,
+    old_model: OldModel = None,
 ) -> None:
     """Build a retrieval index over demos or API docs and save it to a folder."""
     import time
@@ -897,7 +910,7 @@ def index_build(
     else:
         documents, source = api_documents(resolve_tools(api_docs)), {"api_docs": api_docs}
     started = time.perf_counter()
-    index = make_retriever(retriever, model).build(documents)
+    index = make_retriever(retriever, renamed(embedding_model, old_model)).build(documents)
     index.save(out, source)
     console.print(
         f"indexed {len(documents)} documents with {retriever} in {time.perf_counter() - started:.1f} s → {out}",
@@ -913,13 +926,15 @@ def index_evaluate(
     tasks: Annotated[
         list[Path] | None, typer.Option("--tasks", help="Task files; default: every tool's own test.jsonl.")
     ] = None,
-    model: Annotated[str | None, typer.Option(help="Model for dense/hybrid.")] = None,
+    embedding_model: EmbeddingModel = None,
+    old_model: OldModel = None,
 ) -> None:
     """recall@k of demo retrieval on test queries: a top-k demo uses the gold label's function set."""
     from toolbench.retriever import RETRIEVERS, demo_documents, make_retriever
     from toolbench.retriever.quality import recall_at_k
     from toolbench.tasks import load_tasks, tool_task_files
 
+    model = renamed(embedding_model, old_model)
     if retriever != "all" and retriever not in RETRIEVERS:
         raise UserError(f"--retriever must be {', '.join(RETRIEVERS)} or all; got {retriever!r}")
     checked_file(demos, "--demos")
@@ -974,17 +989,15 @@ def retrieve(
 
 @app.command()
 def spec(
-    target: Annotated[
-        str, typer.Option(help="Target model: HF folder or id (a causal LM with a chat template).")
-    ],
-    draft: Annotated[str, typer.Option(help="Draft model: HF folder or id sharing the target's tokenizer.")],
+    target: Target,
+    draft: Draft,
     out: Annotated[
         Path,
         typer.Option(
             help="Run folder: samples.jsonl, summary.json (+ run record), summary.md, acceptance.png."
         ),
     ] = Path("runs/spec"),
-    tools: Annotated[str, typer.Option(help="Tools and categories (comma-separated), or all.")] = "all",
+    tools: ToolsAndCategories = "all",
     tasks: Annotated[
         list[Path] | None, typer.Option("--tasks", help="Task files instead of the tools' test sets.")
     ] = None,
@@ -1015,7 +1028,7 @@ def spec(
         float,
         typer.Option(help="0: greedy (output must equal the target's); > 0: rejection sampling.", min=0.0),
     ] = 0.0,
-    max_tokens: Annotated[int, typer.Option(help="Most new tokens per answer.", min=1)] = 128,
+    max_new_tokens: MaxNewTokens = 128,
     limit: Annotated[int | None, typer.Option(help="Only the first N tasks of each file.", min=1)] = None,
     k_demos: Annotated[
         int, typer.Option(help="Retrieved demonstrations per prompt (0 to 20).", min=0, max=K_DEMOS_MAX)
@@ -1026,12 +1039,11 @@ def spec(
     ] = 0,
     device: Device = "auto",
     dtype: Dtype = "auto",
-    threads: Annotated[
-        int | None, typer.Option(help="torch CPU threads (fewer than cores on a busy machine).", min=1)
-    ] = None,
+    threads: Threads = None,
     assisted: Annotated[
         bool, typer.Option(help="Also time HF assisted generation on the same prompts (greedy only).")
     ] = True,
+    old_max_tokens: OldMaxTokens = None,
 ) -> None:
     """Score a draft for a target by speculative decoding on eval's chat prompts.
 
@@ -1065,7 +1077,7 @@ def spec(
         threshold=threshold,
         head=str(head) if head else None,
         temperature=temperature,
-        max_tokens=max_tokens,
+        max_tokens=renamed(max_new_tokens, old_max_tokens),
         limit=limit,
         k_demos=k_demos,
         system_prompt=_system_prompt(system_prompt),
@@ -1167,12 +1179,7 @@ def demo(
             help="quick (fits 15 minutes on 2 cores) or full (`train target` sizes, all 120 test tasks per tool)."
         ),
     ] = "quick",
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Generic corpus + answer caches (default: $TOOLBENCH_CACHE or ~/.cache/toolbench)."
-        ),
-    ] = None,
+    cache_dir: CacheDir = None,
 ) -> None:
     """The whole product on the embedded default, from templates to a distilled draft.
 

@@ -16,9 +16,23 @@ import typer
 from rich.console import Console
 
 from toolbench.cli_options import (
+    BatchSize,
     Device,
+    Draft,
     Dtype,
+    EvalPerTool,
+    LearningRate,
+    MaxNewTokens,
+    OldCacheDir,
+    OldLr,
+    OldPerTool,
+    OptionalDraft,
+    OptionalTarget,
+    Samples,
     Seed,
+    Target,
+    Threads,
+    Tools,
     TrainDtype,
     checked_device,
     checked_dtype,
@@ -27,6 +41,7 @@ from toolbench.cli_options import (
     checked_tools,
     output_file,
     output_folder,
+    renamed,
 )
 from toolbench.errors import UserError
 
@@ -48,21 +63,11 @@ def _quiet(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-Threads = Annotated[
-    int | None,
-    typer.Option(help="torch CPU threads (1 is much faster on a CPU shared with other jobs)", min=1),
-]
-
-
 @distill_app.callback()
 def distill(
     ctx: typer.Context,
-    target: Annotated[
-        str | None, typer.Option(help="Target model folder or hub id (it answers every prompt).")
-    ] = None,
-    draft: Annotated[
-        str | None, typer.Option(help="Draft to start from (same tokenizer as the target).")
-    ] = None,
+    target: OptionalTarget = None,
+    draft: OptionalDraft = None,
     out: Annotated[Path, typer.Option(help="Output HF folder of the distilled draft.")] = Path(
         "runs/distill/draft"
     ),
@@ -70,8 +75,9 @@ def distill(
         Literal["I", "II", "III"],
         typer.Option(help="Prompts: I real (--prompts), II template, III target-written."),
     ] = "II",
-    mode: Annotated[
-        Literal["offline", "online"], typer.Option(help="Cache the target once, or run it while training.")
+    teacher_mode: Annotated[
+        Literal["offline", "online"],
+        typer.Option(help="offline: cache the target's answers once; online: run the target while training."),
     ] = "offline",
     signal: Annotated[
         Literal["white", "black"], typer.Option(help="white: logit divergence; black: target text only.")
@@ -83,27 +89,32 @@ def distill(
         float, typer.Option(help="AdaSPEC: share of tokens kept.", min=0.01, max=1.0)
     ] = 0.4,
     on_policy: Annotated[
-        float, typer.Option("--on-policy", help="λ: share of draft-sampled steps (online).", min=0.0, max=1.0)
+        float,
+        typer.Option(
+            "--on-policy", help="λ: share of draft-sampled steps (--teacher-mode online).", min=0.0, max=1.0
+        ),
     ] = 0.0,
     prompts: Annotated[
         Path | None, typer.Option(help="Scenario I: JSONL of tasks (default: even test lines).")
     ] = None,
-    tools: Annotated[str, typer.Option(help="Tools for scenarios II/III and α (comma-separated).")] = (
-        "cat_api,home_search,spreadsheet,trip_booking,weather"
-    ),
-    samples: Annotated[int, typer.Option(help="II: generated samples; III: query attempts.", min=1)] = 2000,
+    tools: Tools = "cat_api,home_search,spreadsheet,trip_booking,weather",
+    samples: Samples = 2000,
     top_k: Annotated[int, typer.Option(help="Teacher log-probs cached per position.", min=1)] = 20,
-    max_new_tokens: Annotated[int, typer.Option(help="Longest target answer.", min=1)] = 320,
+    max_new_tokens: MaxNewTokens = 320,
     shard_size: Annotated[
         int, typer.Option(help="Cached answers per shard (unit of resumption).", min=1)
     ] = 256,
     steps: Annotated[int | None, typer.Option(help="Optimizer steps (overrides --epochs).", min=1)] = None,
     epochs: Annotated[float, typer.Option(min=0.01)] = 1.0,
-    batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.", min=0.0)] = 2e-3,
+    batch_size: BatchSize = 16,
+    learning_rate: LearningRate = 2e-3,
     seed: Seed = 0,
-    cache_dir: Annotated[
-        Path | None, typer.Option(help="Teacher cache + prompts (share it across settings).")
+    teacher_cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="The target's cached answers (top-k log-probs) and the prompts; share one across "
+            "settings (default OUT/teacher-cache)."
+        ),
     ] = None,
     checkpoint_every: Annotated[int, typer.Option(min=1)] = 50,
     eval_per_tool: Annotated[
@@ -116,6 +127,9 @@ def distill(
         bool, typer.Option("--plan", help="Print the resolved configuration and stop.")
     ] = False,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore checkpoints and start over.")] = False,
+    old_lr: OldLr = None,
+    old_cache_dir: OldCacheDir = None,
+    old_mode: Annotated[Literal["offline", "online"] | None, typer.Option("--mode", hidden=True)] = None,
 ) -> None:
     """Distill DRAFT towards TARGET (default: offline, white-box, FKL, scenario II).
 
@@ -132,6 +146,8 @@ def distill(
     from toolbench.distill.teacher_cache import CacheConfig
     from toolbench.distill.trainer import TrainConfig
 
+    learning_rate = renamed(learning_rate, old_lr)
+    teacher_cache = renamed(teacher_cache, old_cache_dir)
     if scenario != "I" and prompts is not None:
         raise UserError("--prompts is scenario I's input; add --scenario I")
     # everything --plan shows is checked: a plan that names missing models is no plan
@@ -152,7 +168,7 @@ def distill(
             samples=samples,
             seed=seed,
         ),
-        mode=mode,
+        mode=renamed(teacher_mode, old_mode),
         signal=signal,
         loss=loss,
         beta=beta,
@@ -160,9 +176,9 @@ def distill(
         adaspec_fraction=adaspec_fraction,
         lmbda=on_policy,
         cache=CacheConfig(top_k=top_k, max_new_tokens=max_new_tokens, shard_size=shard_size, seed=seed),
-        cache_dir=str(cache_dir) if cache_dir else None,
+        cache_dir=str(teacher_cache) if teacher_cache else None,
         train=TrainConfig(
-            learning_rate=lr,
+            learning_rate=learning_rate,
             batch_size=batch_size,
             epochs=epochs,
             max_steps=steps,
@@ -206,17 +222,19 @@ def distill(
 
 @distill_app.command("eval-alpha")
 def eval_alpha(
-    target: Annotated[str, typer.Option(help="Target model folder.")],
-    draft: Annotated[list[str], typer.Option(help="Draft folder, or NAME=FOLDER (repeatable).")],
-    tools: Annotated[str, typer.Option(help="Tools whose held-out (odd-line) test tasks are used.")] = (
-        "cat_api,home_search,spreadsheet,trip_booking,weather"
-    ),
-    per_tool: Annotated[int, typer.Option(help="Held-out prompts per tool.", min=1)] = 20,
-    max_new_tokens: Annotated[int, typer.Option(min=1)] = 320,
+    target: Target,
+    draft: Annotated[
+        list[str],
+        typer.Option(help="Draft model (HF folder or hub id), or NAME=FOLDER; repeatable, one row each."),
+    ],
+    tools: Tools = "cat_api,home_search,spreadsheet,trip_booking,weather",
+    eval_per_tool: EvalPerTool = 20,
+    max_new_tokens: MaxNewTokens = 320,
     out: Annotated[Path | None, typer.Option(help="Also write the results as JSON here.")] = None,
     threads: Threads = None,
     device: Device = "auto",
     dtype: Dtype = "auto",
+    old_per_tool: OldPerTool = None,
 ) -> None:
     """Analytic α = mean Σ_v min(p_target, p_draft) over the target's greedy answers to held-out
     function-calling prompts (the odd lines of the tools' test sets: never a distillation prompt)."""
@@ -235,6 +253,7 @@ def eval_alpha(
     if out is not None:
         output_file(out)
     _quiet(threads)
+    per_tool = renamed(eval_per_tool, old_per_tool)
     result = evaluate_alpha(target, named, names, per_tool, max_new_tokens, device, checked_dtype(dtype))
     tool_names = sorted(next(iter(result["drafts"].values()))["per_tool"])
     console.print(
@@ -251,17 +270,15 @@ def eval_alpha(
 
 @distill_app.command("grid")
 def grid(
-    target: Annotated[str, typer.Option(help="Target model folder.")] = "runs/demo/models/target",
-    draft: Annotated[
-        str, typer.Option(help="Generic draft every setting starts from.")
-    ] = "runs/demo/models/draft-generic",
+    target: Target = "runs/demo/models/target",
+    draft: Draft = "runs/demo/models/draft-generic",
     out: Annotated[Path, typer.Option(help="One draft folder per setting + grid.json/md/png.")] = Path(
         "runs/demo/grid"
     ),
     steps: Annotated[int, typer.Option(help="Optimizer steps of every setting (equal compute).", min=2)] = 60,
-    samples: Annotated[int, typer.Option(help="Scenario II prompts; III query attempts.", min=1)] = 600,
-    batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    eval_per_tool: Annotated[int, typer.Option(help="Held-out prompts per tool for α.", min=1)] = 20,
+    samples: Samples = 600,
+    batch_size: BatchSize = 16,
+    eval_per_tool: EvalPerTool = 20,
     settings: Annotated[
         str | None, typer.Option(help="Only these settings (comma-separated names; default all).")
     ] = None,

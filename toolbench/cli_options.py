@@ -28,7 +28,6 @@ CallFormatOption = Annotated[
     str,
     typer.Option(
         "--call-format",
-        "--format",
         help="How to read tool calls in a model's answer text. auto (default) recognises each answer's "
         "form: OpenAI/JSON calls, Hermes/Qwen <tool_call> blocks, Llama 3.x JSON (with or without "
         "<|python_tag|>), pythonic lists [f(a=1)], Mistral [TOOL_CALLS], ToolBench python lines. Or "
@@ -50,6 +49,99 @@ SplitParallelOption = Annotated[
         "templates that refuse several calls in one message, e.g. Llama 3.1's."
     ),
 ]
+# ------------------------------------------------------------------ one vocabulary
+# One name and one help text per concept, on every command that takes it (README, "CLI vocabulary").
+# A renamed option keeps its old spelling as a hidden alias: the `Old…` types below, each a second
+# parameter of the command, read back with `renamed(new, old)`, so scripts that use it still work.
+
+T = TypeVar("T")
+
+
+def renamed(value: T, old_value: T | None) -> T:
+    """The value of an option whose old spelling (a hidden alias) may have been used instead."""
+    return value if old_value is None else old_value
+
+
+Tools = Annotated[str, typer.Option("--tools", help="Tools to use: comma-separated names, or all.")]
+ToolsAndCategories = Annotated[
+    str,
+    typer.Option(
+        "--tools",
+        help="Tools to test, and cross-tool categories (multi_tool, parallel, relevance): comma-separated "
+        "names, or all.",
+    ),
+]
+Samples = Annotated[
+    int,
+    typer.Option(
+        "--samples",
+        help="How many samples to generate from the templates (distinct requests; distill scenario III: "
+        "query attempts).",
+        min=1,
+    ),
+]
+ExportFormats = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--export-format",
+        help="Also export the train split to OUT_STEM.<format>.jsonl: openai, hf-chat, sharegpt or "
+        "toolbench (repeatable).",
+    ),
+]
+ExportFormat = Annotated[
+    str, typer.Option("--export-format", help="Export format: openai, hf-chat, sharegpt or toolbench.")
+]
+MaxNewTokens = Annotated[
+    int, typer.Option("--max-new-tokens", help="Most new tokens per answer (model output).", min=1)
+]
+LearningRate = Annotated[float, typer.Option("--learning-rate", help="Peak learning rate.", min=0.0)]
+BatchSize = Annotated[int, typer.Option("--batch-size", help="Sequences per optimizer step.", min=1)]
+CacheDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        help="toolbench's cache folder, shared by runs: model answers, demo indexes, the generic corpus "
+        "(default: $TOOLBENCH_CACHE or ~/.cache/toolbench).",
+    ),
+]
+_TARGET = typer.Option(
+    "--target", help="Target model: an HF folder or hub id (a causal LM with a chat template)."
+)
+_DRAFT = typer.Option("--draft", help="Draft model: an HF folder or hub id with the target's tokenizer.")
+Target = Annotated[str, _TARGET]
+Draft = Annotated[str, _DRAFT]
+OptionalTarget = Annotated[str | None, _TARGET]  # where a subcommand may run instead (`distill`)
+OptionalDraft = Annotated[str | None, _DRAFT]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        help="torch CPU threads (default: torch's; 1 is often fastest on a CPU shared with other jobs).",
+        min=1,
+    ),
+]
+EvalPerTool = Annotated[
+    int, typer.Option("--eval-per-tool", help="Held-out prompts per tool for analytic α.", min=1)
+]
+EmbeddingModel = Annotated[
+    str | None,
+    typer.Option(
+        "--embedding-model",
+        help="sentence-transformers model id or folder for dense/hybrid (default: the bundled all-MiniLM-L6-v2).",
+    ),
+]
+
+# old spellings, hidden from --help
+OldTool = Annotated[str | None, typer.Option("--tool", hidden=True)]
+OldN = Annotated[int | None, typer.Option("--n", hidden=True, min=1)]
+OldFormats = Annotated[list[str] | None, typer.Option("--format", hidden=True)]
+OldFormat = Annotated[str | None, typer.Option("--format", hidden=True)]
+OldMaxTokens = Annotated[int | None, typer.Option("--max-tokens", hidden=True, min=1)]
+OldLr = Annotated[float | None, typer.Option("--lr", hidden=True, min=0.0)]
+OldCacheDir = Annotated[Path | None, typer.Option("--cache-dir", hidden=True)]
+OldPerTool = Annotated[int | None, typer.Option("--per-tool", hidden=True, min=1)]
+OldModel = Annotated[str | None, typer.Option("--model", hidden=True)]
+
 TrainDtype = Annotated[
     str,
     typer.Option(
@@ -116,7 +208,6 @@ Seed = Annotated[
 ]
 PORT_RANGE = (1, 65535)
 K_DEMOS_MAX = 20  # retrieved demonstrations per prompt at most (ToolBench uses 3)
-MAX_TASKS = 100_000  # `tasks make --n` at most: a test set, not a training set (`generate` makes those)
 
 
 def split_names(value: str, option: str) -> list[str]:
@@ -141,7 +232,7 @@ def checked_tools(value: str, option: str = "--tool", categories: bool = False) 
         return names
     known = list(tool_names())
     if categories:
-        from toolbench.categories import CATEGORIES
+        from toolbench.tasks import CATEGORIES
 
         known += list(CATEGORIES)
     for name in names:

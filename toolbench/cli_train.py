@@ -14,15 +14,26 @@ import typer
 from rich.console import Console
 
 from toolbench.cli_options import (
+    BatchSize,
+    CacheDir,
     Device,
+    Draft,
     Dtype,
+    LearningRate,
+    MaxNewTokens,
+    OldCacheDir,
+    Samples,
     Seed,
+    Target,
+    Threads,
+    Tools,
     TrainDtype,
     checked_device,
     checked_dtype,
     checked_model,
     checked_tools,
     output_folder,
+    renamed,
 )
 from toolbench.distill.align import SFT_TOOLS
 from toolbench.errors import UserError
@@ -32,11 +43,6 @@ train_app = typer.Typer(
     help="Train the embedded default's tokenizer, generic draft and aligned target.", no_args_is_help=True
 )
 MODELS = Path("runs/demo/models")
-
-CacheDir = Annotated[
-    Path | None,
-    typer.Option(help="Where the generic corpus is kept (default: $TOOLBENCH_CACHE or ~/.cache/toolbench)."),
-]
 
 CheckpointEvery = Annotated[int, typer.Option(help="Save a resumable checkpoint every N steps.", min=1)]
 
@@ -82,9 +88,7 @@ def tokenizer_command(
     samples_per_tool: Annotated[
         int, typer.Option(help="Generated samples per tool in the corpus.", min=0)
     ] = 2000,
-    tools: Annotated[
-        str, typer.Option(help="Tools whose generated data is in the corpus (comma-separated), or all.")
-    ] = "all",
+    tools: Tools = "all",
     seed: Seed = 0,
     cache_dir: CacheDir = None,
 ) -> None:
@@ -115,8 +119,8 @@ def draft_command(
     out: Annotated[Path, typer.Option(help="Model folder.")] = MODELS / "draft-generic",
     preset: Annotated[str, typer.Option(help="Model size: draft, target or tiny.")] = "draft",
     steps: Annotated[int, typer.Option(help="Optimizer steps.", min=1)] = 600,
-    batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    learning_rate: Annotated[float, typer.Option(min=0.0)] = 2e-3,
+    batch_size: BatchSize = 16,
+    learning_rate: LearningRate = 2e-3,
     block_size: Annotated[int, typer.Option(help="Tokens per packed block.", min=8)] = 256,
     documents: Annotated[int | None, typer.Option(help="Only the first N generic documents.", min=1)] = None,
     checkpoint_every: CheckpointEvery = 100,
@@ -163,13 +167,13 @@ def target_command(
     out: Annotated[Path, typer.Option(help="Model folder (the generic stage goes to OUT/pretrain).")] = MODELS
     / "target",
     preset: Annotated[str, typer.Option(help="Model size: target, draft or tiny.")] = "target",
-    tools: Annotated[str, typer.Option(help="Tools to align on (comma-separated).")] = ",".join(SFT_TOOLS),
-    samples: Annotated[int, typer.Option(help="Generated training samples over the tools.", min=1)] = 5000,
+    tools: Tools = ",".join(SFT_TOOLS),
+    samples: Samples = 5000,
     pretrain_steps: Annotated[int, typer.Option(help="Generic pretraining steps before SFT.", min=1)] = 40,
     epochs: Annotated[float, typer.Option(help="SFT epochs.", min=0.01)] = 1.0,
     sft_steps: Annotated[int | None, typer.Option(help="SFT steps (overrides --epochs).", min=1)] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    learning_rate: Annotated[float, typer.Option(min=0.0)] = 2e-3,
+    batch_size: BatchSize = 16,
+    learning_rate: LearningRate = 2e-3,
     sft_lr_scale: Annotated[
         float,
         typer.Option(help="SFT learning rate = lr x this; <1 for synthetic data (Hong et al.).", min=0.0),
@@ -239,33 +243,34 @@ def target_command(
 
 @train_app.command("acceptance-head")
 def acceptance_head_command(
-    target: Annotated[str, typer.Option(help="Target model folder or hub id.")],
-    draft: Annotated[str, typer.Option(help="The draft the head is for (same tokenizer as the target).")],
+    target: Target,
+    draft: Draft,
     out: Annotated[Path | None, typer.Option(help="Head folder (default: DRAFT/acceptance-head).")] = None,
-    tools: Annotated[str, typer.Option(help="Tools of the training prompts (comma-separated).")] = ",".join(
-        SFT_TOOLS
-    ),
-    samples: Annotated[
-        int, typer.Option(help="Training prompts: scenario II samples (train templates).", min=1)
-    ] = 600,
+    tools: Tools = ",".join(SFT_TOOLS),
+    samples: Samples = 600,
     seed: Annotated[
         int,
         typer.Option(
             help="Prompt seed (distillation's is 0: other slot values by default).", min=0, max=2**32 - 1
         ),
     ] = 1,
-    max_new_tokens: Annotated[int, typer.Option(help="Longest target answer.", min=1)] = 128,
+    max_new_tokens: MaxNewTokens = 128,
     width: Annotated[int, typer.Option(help="Hidden units of the head; 0: logistic regression.", min=0)] = 32,
     steps: Annotated[int, typer.Option(help="Optimizer steps.", min=1)] = 2000,
     max_budget: Annotated[
         int, typer.Option(help="Largest γ / budget considered when choosing thresholds.", min=1)
     ] = 10,
-    cache_dir: Annotated[
-        Path | None, typer.Option(help="Data cache: target answers + draft features (default OUT/data).")
+    data_cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="The head's training data, cached and resumable: target answers + draft features "
+            "(default OUT/data)."
+        ),
     ] = None,
     device: Device = "auto",
     dtype: Dtype = "auto",
-    threads: Annotated[int | None, typer.Option(help="torch CPU threads.", min=1)] = None,
+    threads: Threads = None,
+    old_cache_dir: OldCacheDir = None,
 ) -> None:
     """A learned acceptance head for DRAFT: predicts whether TARGET accepts each drafted token.
 
@@ -283,6 +288,7 @@ def acceptance_head_command(
     checked_model(draft, "--draft")
     checked_device(device)
     names = _tools(tools)
+    data_cache = renamed(data_cache, old_cache_dir)
     if out is None:
         if not Path(draft).is_dir():
             raise UserError(f"--draft {draft} is not a local folder; pass --out for the head")
@@ -301,7 +307,7 @@ def acceptance_head_command(
         width=width,
         steps=steps,
         max_budget=max_budget,
-        cache_dir=str(cache_dir) if cache_dir else None,
+        cache_dir=str(data_cache) if data_cache else None,
         device=device,
         dtype=checked_dtype(dtype),
     )

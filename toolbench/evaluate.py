@@ -28,7 +28,7 @@ from toolbench.episode import Episode, EpisodeResult
 from toolbench.errors import CallParseError, UserError
 from toolbench.io import atomic_open, dumps, write_json, write_jsonl
 from toolbench.records import Prediction, Program, Score, Step, Task
-from toolbench.registry import formatter, get_tool, tool_names
+from toolbench.registry import formatter, get_tool, task_formatter, tool_names
 from toolbench.results import cost_markdown, markdown_table
 from toolbench.runinfo import finish_record, start_record
 from toolbench.score import Scorer, cost_summary, summarize
@@ -164,12 +164,11 @@ def to_prediction(
         return Prediction(id=task.id, text="", meta={"error": answer.error}), CallParseError(
             "backend", answer.error
         )
-    tools = tuple(task.offered_tools)
     try:
         if answer.tool_calls is not None:
-            program = formatter(tools, "json").parse_items(answer.tool_calls)
+            program = task_formatter(task, "json").parse_items(answer.tool_calls)
         else:
-            program = formatter(tools, call_format).parse(answer.text)
+            program = task_formatter(task, call_format).parse(answer.text)
     except CallParseError as error:
         return Prediction(id=task.id, text=answer.text, meta={"parse_error": error.error_type}), error
     return Prediction(id=task.id, text=answer.text, calls=list(program)), program
@@ -183,9 +182,10 @@ def run_eval(config: EvalConfig, out: Path, progress: Any = None) -> dict[str, A
     tasks = select_tasks(config)
     if not tasks:
         raise UserError("no tasks selected")
-    builder = PromptBuilder(
-        demo_index(config, cache_dir) if config.k_demos else None, config.k_demos, config.system_prompt
-    )
+    # Demos come from the registered tools' samples: tasks that carry their own functions (BFCL's)
+    # get none, so a run of only those builds no demo index.
+    k_demos = config.k_demos if any(task.functions is None for task in tasks) else 0
+    builder = PromptBuilder(demo_index(config, cache_dir) if k_demos else None, k_demos, config.system_prompt)
     single = [task for task in tasks if task.category != "episode"]
     requests = build_requests(config, single, builder)
     backend = make_backend(

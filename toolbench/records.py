@@ -11,11 +11,27 @@ from collections.abc import Iterator
 from functools import cached_property
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
 from toolbench.goals import Predicate
 
-Category = Literal["single", "multi_call", "parallel", "multi_tool", "relevance", "episode"]
+# BFCL's Python categories (`toolbench.bfcl`), under BFCL's own names so per-category tables and
+# the leaderboard's overall score (the mean of category rates) read as BFCL's do. BFCL's `parallel`
+# is the project's `parallel` (several independent calls, any order).
+BfclCategory = Literal[
+    "simple_python",
+    "multiple",
+    "parallel_multiple",
+    "irrelevance",
+    "live_simple",
+    "live_multiple",
+    "live_parallel",
+    "live_parallel_multiple",
+    "live_irrelevance",
+    "live_relevance",
+]
+ToolbenchCategory = Literal["single", "multi_call", "parallel", "multi_tool", "relevance", "episode"]
+Category = Literal[ToolbenchCategory, BfclCategory]  # one flat Literal: one clear error for a typo
 Split = Literal["train", "test"]
 
 
@@ -124,7 +140,39 @@ class Task(BaseModel):
     goal: list[Predicate] | None = Field(
         None, description="World-state tools: success is these predicates holding on the final state."
     )
+    functions: list[FunctionSpec] | None = Field(
+        None,
+        description="The task's own functions (BFCL's tasks have no simulator): offered, parsed against "
+        "and scored by `toolbench.bfcl.checker` instead of the registered tools'.",
+    )
+    answers: list[dict[str, dict[str, list[Any]]]] | None = Field(
+        None,
+        description="With `functions`: per call, per argument, the acceptable values (BFCL's possible "
+        'answers; "" in a list means the argument may be left out). Empty: no call is right; None: '
+        "any call is (BFCL's live_relevance).",
+    )
     meta: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _own_functions(self) -> Task:
+        """A task that carries functions names only those, once each, in its labels and answers:
+        a typo would otherwise score every answer as a wrong function."""
+        if self.functions is None:
+            if self.answers is not None:
+                raise ValueError("'answers' needs 'functions' (the acceptable values are per function)")
+            return self
+        names = [spec.name for spec in self.functions]
+        if len(set(names)) != len(names):
+            raise ValueError(
+                f"'functions' names a function twice: {sorted(n for n in set(names) if names.count(n) > 1)}"
+            )
+        known = set(names)
+        used = [call.name for label in self.labels for call in label]
+        used += [name for answer in self.answers or [] for name in answer]
+        unknown = sorted(set(used) - known)
+        if unknown:
+            raise ValueError(f"labels or answers call {', '.join(unknown)}, not among the task's functions")
+        return self
 
     @property
     def offered_tools(self) -> list[str]:
@@ -213,3 +261,25 @@ class RunRecord(BaseModel):
     started_at: str
     finished_at: str | None = None
     counts: dict[str, Any] = Field(default_factory=dict)
+
+
+def diagnose(predicted: list[Call], label: list[Call], errors: list[ExecError]) -> str:
+    """The first of these that holds, comparing the prediction with its best label (defaults
+    filled): no call where one was due; a call where none was (relevance); a function the label
+    does not call; fewer calls; more calls; the same functions with an argument wrong or missing;
+    else a rule of the tool refused a call."""
+    if not predicted:
+        return "no_call"
+    if not label:
+        return "unexpected_call"
+    label_names = {call.name for call in label}
+    if any(call.name not in label_names for call in predicted):
+        return "wrong_function"
+    if len(predicted) < len(label):
+        return "missing_call"
+    if len(predicted) > len(label):
+        return "extra_call"
+    if any(call not in label for call in predicted):
+        return "wrong_argument"
+    refused = any(e.error_type.split(":", 1)[0] not in ("state", "goal") for e in errors)
+    return "tool_error" if refused else "wrong_argument"

@@ -8,12 +8,14 @@ no edit here. Other packages register theirs under the `toolbench.tools` entry-p
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
-from functools import cache
+from functools import cache, lru_cache
 from importlib.metadata import entry_points
 
-from toolbench.calls import CallFormat, get_format
+from toolbench.calls import CallFormat, FormatContext, get_format
 from toolbench.errors import UserError
+from toolbench.records import FunctionSpec, Task
 from toolbench.simulator import Simulator, SpecIndex
 
 ENTRY_POINT_GROUP = "toolbench.tools"
@@ -73,3 +75,20 @@ def formatter(tools: tuple[str, ...], fmt: str) -> CallFormat:
     """The call format bound to the functions these tools offer; one per (tools, format), so
     scoring thousands of predictions reuses it (and the python parser's line cache)."""
     return get_format(fmt, spec_index(tools).format_context)
+
+
+def task_formatter(task: Task, fmt: str) -> CallFormat:
+    """`formatter` for one task: bound to the task's own functions when it carries them (so
+    positional arguments bind to its parameters), else to its tools'."""
+    if task.functions is None:
+        return formatter(tuple(task.offered_tools), fmt)
+    key = json.dumps([spec.model_dump() for spec in task.functions], sort_keys=True)
+    return _own_formatter(key, fmt)
+
+
+@lru_cache(maxsize=1024)
+def _own_formatter(functions: str, fmt: str) -> CallFormat:
+    """One format per distinct function set (BFCL's tasks share few), keyed by their JSON: a
+    FunctionSpec holds a dict, so it cannot be a cache key itself."""
+    specs = [FunctionSpec.model_validate(value) for value in json.loads(functions)]
+    return get_format(fmt, FormatContext({spec.name: spec for spec in specs}, {}))

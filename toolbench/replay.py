@@ -7,14 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from toolbench.records import Call, Prediction, Program, Task
-from toolbench.registry import formatter
+from toolbench.registry import task_formatter
 
 # Cycled over the tasks in file order: a quarter of each.
 CORRUPTIONS = ("intact", "wrong_value", "missing_call", "syntax")
 
 
 def _formatter(task: Task, fmt: str):
-    return formatter(tuple(task.offered_tools), fmt)
+    return task_formatter(task, fmt)  # a task's own functions (BFCL's) or its tools'
 
 
 def gold_predictions(tasks: list[Task], fmt: str = "python") -> list[Prediction]:

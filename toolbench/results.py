@@ -13,7 +13,7 @@ from typing import Any
 from toolbench.errors import CallParseError, UserError
 from toolbench.io import atomic_open, read_records, write_json, write_jsonl
 from toolbench.records import Prediction, Program, Score, Task
-from toolbench.registry import formatter
+from toolbench.registry import task_formatter
 from toolbench.runinfo import finish_record, start_record
 from toolbench.score import CostSummary, Scorer, summarize
 
@@ -47,7 +47,7 @@ def parse_prediction(task: Task, prediction: Prediction | None, fmt: str) -> Pro
     if prediction.calls is not None:
         return Program(prediction.calls)
     try:
-        return formatter(tuple(task.offered_tools), fmt).parse(prediction.text or "")
+        return task_formatter(task, fmt).parse(prediction.text or "")
     except CallParseError as error:
         return error
 

@@ -9,6 +9,8 @@ Rules (no branch on any tool's name):
   needs an empty prediction. A task with a `goal` (world-state tools) succeeds when the goal
   predicates hold on the final state instead: many action sequences reach one goal.
 - AST match: the prediction equals some label call for call, after schema defaults are filled.
+- A task that carries its own functions (`Task.functions`: BFCL's) has no simulator: its calls are
+  matched against its acceptable answers by `toolbench.bfcl.checker` (BFCL's AST rules).
 - An episode task (category `episode`) replays the prediction one action at a time through
   `toolbench.episode` (refused actions are error observations; the episode goes on); success is
   the environment's reward being 1, and the Score carries reward, steps and the trajectory.
@@ -29,7 +31,7 @@ from toolbench.episode import EpisodeResult, ReplayPolicy, run_episode
 from toolbench.errors import CallParseError
 from toolbench.executor import Execution, execute, fill_defaults
 from toolbench.goals import unmet
-from toolbench.records import Call, ExecError, Program, Score, Task
+from toolbench.records import Call, ExecError, Program, Score, Task, diagnose
 from toolbench.registry import spec_index
 
 StateItems = Counter[tuple[str, str]]
@@ -143,6 +145,10 @@ class Scorer:
                 error_type="missing",
                 errors=[ExecError(error_type="missing", message="no prediction for this task")],
             )
+        if task.functions is not None:  # no simulator: BFCL's matching rules on the calls themselves
+            from toolbench.bfcl.checker import score_own_functions
+
+            return score_own_functions(task, prediction)
         if isinstance(prediction, CallParseError):
             return Score(
                 **base,
@@ -252,28 +258,6 @@ DIAGNOSES = (
     "wrong_argument",
     "tool_error",
 )
-
-
-def diagnose(predicted: list[Call], label: list[Call], errors: list[ExecError]) -> str:
-    """The first of these that holds, comparing the prediction with its best label (defaults
-    filled): no call where one was due; a call where none was (relevance); a function the label
-    does not call; fewer calls; more calls; the same functions with an argument wrong or missing;
-    else a rule of the tool refused a call."""
-    if not predicted:
-        return "no_call"
-    if not label:
-        return "unexpected_call"
-    label_names = {call.name for call in label}
-    if any(call.name not in label_names for call in predicted):
-        return "wrong_function"
-    if len(predicted) < len(label):
-        return "missing_call"
-    if len(predicted) > len(label):
-        return "extra_call"
-    if any(call not in label for call in predicted):
-        return "wrong_argument"
-    refused = any(e.error_type.split(":", 1)[0] not in ("state", "goal") for e in errors)
-    return "tool_error" if refused else "wrong_argument"
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -9,16 +9,19 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
-from toolbench.cli_options import MAX_TASKS
 from toolbench.episode import is_environment
 from toolbench.errors import UserError
-from toolbench.generate.engine import GenerateConfig, SampleFactory
+from toolbench.generate.engine import GenerateConfig, SampleFactory, normalise_query
 from toolbench.io import describe_validation_error, iter_jsonl
 from toolbench.records import Sample, Task
 from toolbench.registry import get_tool, spec_index, tool_names
 from toolbench.score import Scorer, flatten_state
 
 SAMPLE_ONLY = frozenset(Sample.model_fields) - frozenset(Task.model_fields)
+MAX_TASKS = 100_000  # `tasks make --n` at most: a test set, not a training set (`generate` makes those)
+# The cross-tool category files, frozen in `tools/categories/<name>.jsonl` (built by
+# `toolbench.categories`, which imports this module: where they live is stated here, once).
+CATEGORIES = ("multi_tool", "parallel", "relevance")
 
 
 @dataclass
@@ -42,6 +45,9 @@ def load_tasks(path: str | Path) -> list[NumberedTask]:
         if task.id in seen:
             raise UserError(f"{path}:{number}: task id '{task.id}' already used on line {seen[task.id]}")
         seen[task.id] = number
+        if task.functions is not None:  # its own functions (BFCL's): no registered tool to check
+            tasks.append(NumberedTask(number, task))
+            continue
         try:
             spec_index(tuple(task.offered_tools))
         except UserError as error:
@@ -80,8 +86,6 @@ def tool_task_files(task_set: str = "test") -> dict[str, Path]:
 def held_queries(tools: list[str]) -> set[str]:
     """Normalised requests of the frozen task files of `tools` (both sets): training data for the
     embedded target drops samples with these requests, so `indist` stays "new values"."""
-    from toolbench.generate.engine import normalise_query
-
     queries: set[str] = set()
     for task_set in TASK_SETS:
         for name, path in tool_task_files(task_set).items():
@@ -90,11 +94,20 @@ def held_queries(tools: list[str]) -> set[str]:
     return queries
 
 
+def categories_dir() -> Path:
+    import toolbench.tools
+
+    return Path(toolbench.tools.__path__[0]) / "categories"
+
+
+def category_task_files() -> list[Path]:
+    folder = categories_dir()
+    return [folder / f"{name}.jsonl" for name in CATEGORIES if (folder / f"{name}.jsonl").exists()]
+
+
 def builtin_task_files() -> list[Path]:
     """Every tool's frozen test file and the cross-tool category files (shown relative to the
     working folder if inside it)."""
-    from toolbench.categories import category_task_files
-
     paths = [*tool_task_files("test").values(), *tool_task_files("indist").values(), *category_task_files()]
     return [path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path for path in paths]
 
@@ -161,7 +174,8 @@ class LabelProblem:
 def verify_tasks(path: str | Path) -> tuple[int, int, list[LabelProblem]]:
     """Run every gold label through the scorer against its own task: each must succeed with
     state F1 = 1 (an episode's gold trajectory is replayed step by step and must reach reward 1),
-    and all labels of a task must reach the same state. Returns (tasks, labels, problems)."""
+    and all labels of a task must reach the same state. A task that carries its own functions
+    (BFCL's) has no state: its labels must pass its AST checker. Returns (tasks, labels, problems)."""
     scorer = Scorer()
     problems: list[LabelProblem] = []
     n_labels = 0
@@ -176,7 +190,8 @@ def verify_tasks(path: str | Path) -> tuple[int, int, list[LabelProblem]]:
             if not score.success or score.state_f1 != 1.0:
                 detail = score.errors[0].message if score.errors else f"state F1 {score.state_f1:.3f}"
                 problems.append(LabelProblem(where, f"{score.error_type}: {detail}"))
-            states.append(flatten_state(scorer.gold(task)[k].execution.state))
+            if task.functions is None:  # a task with its own functions has no state to compare
+                states.append(flatten_state(scorer.gold(task)[k].execution.state))
         # Labels of a goal task may end in different worlds; each only has to reach the goal (checked above).
         if task.goal is None and any(state != states[0] for state in states[1:]):
             problems.append(

@@ -86,9 +86,11 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("tools-show-empty", ["tools", "show", ""], ["unknown tool ''"]),
     ("tools-list-extra-option", ["tools", "list", "--bogus"], ["--bogus"]),
     # --------------------------------------------------------------- generate
+    ("gen-samples-zero", ["generate", "--out", "{d}/o.jsonl", "--samples", "0"], ["--samples"]),
+    ("gen-samples-negative", ["generate", "--out", "{d}/o.jsonl", "--samples", "-5"], ["--samples"]),
+    ("gen-samples-text", ["generate", "--out", "{d}/o.jsonl", "--samples", "many"], ["--samples", "integer"]),
+    # the old spelling (a hidden alias) is checked the same way
     ("gen-n-zero", ["generate", "--out", "{d}/o.jsonl", "--n", "0"], ["--n"]),
-    ("gen-n-negative", ["generate", "--out", "{d}/o.jsonl", "--n", "-5"], ["--n"]),
-    ("gen-n-text", ["generate", "--out", "{d}/o.jsonl", "--n", "many"], ["--n", "integer"]),
     (
         "gen-distractors-50",
         ["generate", "--out", "{d}/o.jsonl", "--distractors", "50"],
@@ -102,32 +104,32 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("gen-relevance-over-1", ["generate", "--out", "{d}/o.jsonl", "--relevance", "1.5"], ["--relevance"]),
     (
         "gen-tool-empty-name",
-        ["generate", "--out", "{d}/o.jsonl", "--tool", "weather,,home_search"],
-        ["--tool", "name 2 of 3 is empty"],
+        ["generate", "--out", "{d}/o.jsonl", "--tools", "weather,,home_search"],
+        ["--tools", "name 2 of 3 is empty"],
     ),
     (
         "gen-tool-trailing-comma",
-        ["generate", "--out", "{d}/o.jsonl", "--tool", "weather,"],
-        ["--tool", "empty"],
+        ["generate", "--out", "{d}/o.jsonl", "--tools", "weather,"],
+        ["--tools", "empty"],
     ),
-    ("gen-tool-empty", ["generate", "--out", "{d}/o.jsonl", "--tool", ""], ["--tool", "empty"]),
+    ("gen-tool-empty", ["generate", "--out", "{d}/o.jsonl", "--tools", ""], ["--tools", "empty"]),
     (
         "gen-tool-unknown",
-        ["generate", "--out", "{d}/o.jsonl", "--tool", "weather,nosuch"],
+        ["generate", "--out", "{d}/o.jsonl", "--tools", "weather,nosuch"],
         ["unknown tool 'nosuch'", "home_search"],
     ),
     (
         "gen-tool-twice",
-        ["generate", "--out", "{d}/o.jsonl", "--tool", "weather,weather"],
+        ["generate", "--out", "{d}/o.jsonl", "--tools", "weather,weather"],
         ["weather given more than once"],
     ),
     (
         "gen-tool-all-in-list",
-        ["generate", "--out", "{d}/o.jsonl", "--tool", "all,weather"],
+        ["generate", "--out", "{d}/o.jsonl", "--tools", "all,weather"],
         ["`all` stands alone"],
     ),
     ("gen-split-dev", ["generate", "--out", "{d}/o.jsonl", "--split", "dev"], ["--split", "'dev'"]),
-    ("gen-out-is-folder", ["generate", "--out", "{d}/folder", "--n", "5"], ["--out", "is a folder"]),
+    ("gen-out-is-folder", ["generate", "--out", "{d}/folder", "--samples", "5"], ["--out", "is a folder"]),
     ("gen-seed-negative", ["generate", "--out", "{d}/o.jsonl", "--seed", "-1"], ["--seed"]),
     ("gen-seed-huge", ["generate", "--out", "{d}/o.jsonl", "--seed", str(2**70)], ["--seed"]),
     ("gen-seed-text", ["generate", "--out", "{d}/o.jsonl", "--seed", "abc"], ["--seed"]),
@@ -144,15 +146,15 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ),
     (
         "gen-format-unknown",
-        ["generate", "--out", "{d}/o.jsonl", "--format", "csv"],
+        ["generate", "--out", "{d}/o.jsonl", "--export-format", "csv"],
         ["export format 'csv'", "openai"],
     ),
     (
         "gen-tool-call-ids",
-        ["generate", "--out", "{d}/o.jsonl", "--format", "openai", "--tool-call-ids", "uuid"],
+        ["generate", "--out", "{d}/o.jsonl", "--export-format", "openai", "--tool-call-ids", "uuid"],
         ["--tool-call-ids 'uuid'"],
     ),
-    ("gen-out-missing", ["generate", "--n", "5"], ["--out"]),
+    ("gen-out-missing", ["generate", "--samples", "5"], ["--out"]),
     # ------------------------------------------------------------------ export
     (
         "export-source-missing",
@@ -162,7 +164,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("export-source-folder", ["export", "{d}/folder", "--out", "{d}/o.jsonl"], ["SOURCE", "is a folder"]),
     (
         "export-format-unknown",
-        ["export", "{d}/samples.jsonl", "--out", "{d}/o.jsonl", "--format", "csv"],
+        ["export", "{d}/samples.jsonl", "--out", "{d}/o.jsonl", "--export-format", "csv"],
         ["export format 'csv'"],
     ),
     (
@@ -265,6 +267,11 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         [":1", "field 'labels'"],
     ),
     (
+        "import-bfcl-unknown-category",
+        ["tasks", "import-bfcl", "--data", "{d}", "--categories", "simple_java", "--out", "{d}/bfcl.jsonl"],
+        ["--categories", "simple_java"],
+    ),
+    (
         "verify-bad-category",
         ["tasks", "verify", "--tasks", "{d}/task_bad_category.jsonl"],
         [":1", "field 'category'"],
@@ -288,7 +295,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ),
     (
         "replay-format",
-        ["tasks", "replay", "--tasks", "{d}/tasks.jsonl", "--out", "{d}/o.jsonl", "--format", "yaml"],
+        ["tasks", "replay", "--tasks", "{d}/tasks.jsonl", "--out", "{d}/o.jsonl", "--call-format", "yaml"],
         ["--call-format 'yaml'"],
     ),
     (
@@ -379,6 +386,19 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ),
     (
         "score-format",
+        [
+            "score",
+            "--tasks",
+            "{d}/tasks.jsonl",
+            "--predictions",
+            "{d}/predictions.jsonl",
+            "--call-format",
+            "xml",
+        ],
+        ["--call-format 'xml'"],
+    ),
+    (  # the old spelling of --call-format, a hidden alias
+        "score-format-old-spelling",
         ["score", "--tasks", "{d}/tasks.jsonl", "--predictions", "{d}/predictions.jsonl", "--format", "xml"],
         ["--call-format 'xml'"],
     ),
@@ -546,7 +566,12 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ["--seed"],
     ),
     (
-        "eval-max-tokens-zero",
+        "eval-max-new-tokens-zero",
+        ["eval", "--model", "replay:{d}/predictions.jsonl", "--out", "{d}/e", "--max-new-tokens", "0"],
+        ["--max-new-tokens"],
+    ),
+    (
+        "eval-max-tokens-old-spelling",
         ["eval", "--model", "replay:{d}/predictions.jsonl", "--out", "{d}/e", "--max-tokens", "0"],
         ["--max-tokens"],
     ),
@@ -773,7 +798,12 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ["--target", "not a model folder or hub id"],
     ),
     (
-        "distill-alpha-per-tool",
+        "distill-alpha-eval-per-tool",
+        ["distill", "eval-alpha", "--target", "t", "--draft", "d", "--eval-per-tool", "0"],
+        ["--eval-per-tool"],
+    ),
+    (
+        "distill-alpha-per-tool-old-spelling",
         ["distill", "eval-alpha", "--target", "t", "--draft", "d", "--per-tool", "0"],
         ["--per-tool"],
     ),
@@ -850,7 +880,7 @@ def test_bad_input_is_one_line_and_exit_2(d, case, args, fragments):
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["generate", "--tool", "", "--out", "OUT"], "--tool"),
+        (["generate", "--tools", "", "--out", "OUT"], "--tools"),
         (["serve", "--model", "MISSING", "--port", "99999"], "--port"),
         (["distill", "--plan", "--target", "MISSING", "--draft", "MISSING"], "not a model folder or hub id"),
         (["score", "--tasks", str(HOME_TASKS), "--predictions", "EMPTY"], "no predictions"),

@@ -80,8 +80,10 @@ def test_score_gold_replay_is_perfect_and_corrupted_replay_is_exactly_a_quarter(
 
 def test_score_in_json_format(tmp_path):
     gold = tmp_path / "gold.jsonl"
-    run_cli("tasks", "replay", "--tasks", str(HOME_TASKS), "--out", str(gold), "--format", "json", check=True)
-    score_cli(gold, "--format", "json", "--out", str(tmp_path / "s"), check=True)
+    run_cli(
+        "tasks", "replay", "--tasks", str(HOME_TASKS), "--out", str(gold), "--call-format", "json", check=True
+    )
+    score_cli(gold, "--call-format", "json", "--out", str(tmp_path / "s"), check=True)
     assert _summary(tmp_path / "s")["summary"]["micro"]["success"] == 1.0
 
 
@@ -106,7 +108,7 @@ def test_bad_predictions_name_the_line_without_a_traceback(tmp_path, content, me
 
 
 def test_unknown_tool_lists_the_known_ones(tmp_path):
-    result = run_cli("generate", "--tool", "nope", "--n", "5", "--out", str(tmp_path / "x.jsonl"))
+    result = run_cli("generate", "--tools", "nope", "--samples", "5", "--out", str(tmp_path / "x.jsonl"))
     assert result.returncode == 2
     assert "unknown tool 'nope'; known tools: " in result.stderr and "home_search" in result.stderr
     assert "Traceback" not in result.stderr
@@ -122,9 +124,9 @@ def test_template_with_undefined_slot_is_a_one_line_error(tmp_path):
     )
     result = run_cli(
         "generate",
-        "--tool",
+        "--tools",
         "home_search",
-        "--n",
+        "--samples",
         "5",
         "--out",
         str(tmp_path / "x.jsonl"),
@@ -142,7 +144,36 @@ def test_template_with_undefined_slot_is_a_one_line_error(tmp_path):
 def test_generate_from_the_cli_reports_and_writes(tmp_path):
     out = tmp_path / "a.jsonl"
     result = run_cli(
-        "generate", "--tool", "home_search", "--n", "500", "--seed", "0", "--out", str(out), check=True
+        "generate", "--tools", "home_search", "--samples", "500", "--seed", "0", "--out", str(out), check=True
     )
     assert len(out.read_bytes().splitlines()) == 500
     assert "500" in result.stdout and f"wrote {out}" in result.stdout
+
+
+def test_renamed_options_keep_their_old_spelling_hidden(tmp_path):
+    """README "CLI vocabulary": a renamed option still reads its old spelling (scripts keep working),
+    and --help shows only the new one."""
+    old = tmp_path / "old.jsonl"
+    run_cli("generate", "--tool", "weather", "--n", "5", "--format", "openai", "--out", str(old), check=True)
+    new = tmp_path / "new.jsonl"
+    run_cli(
+        "generate",
+        "--tools",
+        "weather",
+        "--samples",
+        "5",
+        "--export-format",
+        "openai",
+        "--out",
+        str(new),
+        check=True,
+    )
+    assert old.read_bytes() == new.read_bytes()
+    assert (tmp_path / "old.openai.jsonl").read_bytes() == (tmp_path / "new.openai.jsonl").read_bytes()
+    gold = tmp_path / "gold.jsonl"
+    run_cli("tasks", "replay", "--tasks", str(HOME_TASKS), "--out", str(gold), "--format", "json", check=True)
+    score_cli(gold, "--format", "json", "--out", str(tmp_path / "s"), check=True)
+    assert _summary(tmp_path / "s")["summary"]["micro"]["success"] == 1.0
+    shown = run_cli("generate", "--help", check=True).stdout
+    assert "--tools" in shown and "--samples" in shown and "--export-format" in shown
+    assert not any(name in shown.split() for name in ("--tool", "--n", "--format"))

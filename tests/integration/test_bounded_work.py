@@ -160,8 +160,7 @@ def test_tasks_make_stops_when_the_templates_run_dry(monkeypatch):
 
 
 def test_tasks_make_refuses_n_beyond_the_range():
-    from toolbench.cli_options import MAX_TASKS
-    from toolbench.tasks import make_tasks
+    from toolbench.tasks import MAX_TASKS, make_tasks
 
     with pytest.raises(UserError, match=f"--n {MAX_TASKS + 1}: a task file holds 1 to"):
         make_tasks("weather", MAX_TASKS + 1, 0)

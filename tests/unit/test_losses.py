@@ -127,7 +127,12 @@ def test_top_k_converges_to_full_as_k_reaches_the_vocabulary(name: str):
         exact = TopK(*reversed(F.log_softmax(teacher, -1).topk(k, -1)))
         errors.append(abs(float(distill_loss(name, student, exact, mask)[0]) - full))
     assert errors[-1] < 1e-4 * max(1.0, full)
-    assert errors == sorted(errors, reverse=True) or errors[-1] <= min(errors)
+    # the error shrinks with every k: the top-k sets are nested, so each bucketing refines the one
+    # before and the divergence only grows towards the full one (data-processing inequality)
+    assert all(
+        later <= earlier + 1e-5 * max(1.0, full)
+        for earlier, later in zip(errors[:-1], errors[1:], strict=True)
+    ), errors
     # the coarse-grained divergence never exceeds the full one (data-processing inequality)
     for k in (2, 5):
         exact = TopK(*reversed(F.log_softmax(teacher, -1).topk(k, -1)))

@@ -1,0 +1,97 @@
+"""What each model preset costs on this machine: training tokens/s (forward + backward + AdamW step
+on SFT-shaped batches) and greedy decode tokens/s (batch 1, KV cache), with the ratio to the
+`target` preset measured in the same run. Paired with the copy probe (`benchmarks/copy_probe.py`:
+the step at which a preset starts copying), it says which size reaches copying soonest in wall
+time, and whether the target stays costly enough per token for a draft to pay off.
+
+    python benchmarks/presets.py [--presets target,draft,...] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _machine import describe_machine  # noqa: E402
+
+VOCAB = 4098  # the product tokenizer's size
+
+
+class _Vocab:
+    """Just what `new_model` reads from a tokenizer."""
+
+    pad_token_id, bos_token_id, eos_token_id = 0, 1, 2
+
+    def __len__(self) -> int:
+        return VOCAB
+
+
+def measure(preset: str, batch: int, length: int, steps: int, decode_tokens: int) -> dict[str, float]:
+    import torch
+
+    from toolbench.distill.models import new_model, parameter_count
+
+    model = new_model(preset, _Vocab())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    ids = torch.randint(3, VOCAB, (batch, length))
+    for _ in range(2):  # warm-up: oneDNN builds its kernels for the shape
+        model(input_ids=ids, labels=ids).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    started = time.perf_counter()
+    for _ in range(steps):
+        model(input_ids=ids, labels=ids).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    train = batch * length * steps / (time.perf_counter() - started)
+    model.eval()
+    prompt = torch.randint(3, VOCAB, (1, 200))
+    with torch.no_grad():
+        model.generate(prompt, max_new_tokens=8, do_sample=False, min_new_tokens=8)
+        started = time.perf_counter()
+        model.generate(prompt, max_new_tokens=decode_tokens, do_sample=False, min_new_tokens=decode_tokens)
+        decode = decode_tokens / (time.perf_counter() - started)
+    return {"parameters": parameter_count(model), "train": train, "decode": decode}
+
+
+def main() -> None:
+    from toolbench.distill.models import PRESETS
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", default=",".join(p for p in PRESETS if p != "tiny"))
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--length", type=int, default=320, help="Tokens per sequence (an SFT conversation).")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--decode-tokens", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"machine: {describe_machine()}; torch threads {torch.get_num_threads()}")
+    print(
+        f"train: batch {args.batch} x {args.length} tokens, {args.steps} steps; decode: {args.decode_tokens} tokens"
+    )
+    rows = {
+        name: measure(name, args.batch, args.length, args.steps, args.decode_tokens)
+        for name in args.presets.split(",")
+    }
+    base = rows.get("target") or next(iter(rows.values()))
+    print(
+        f"{'preset':<10}{'params':>10}{'train tok/s':>13}{'x target':>10}{'decode tok/s':>14}{'x target':>10}"
+    )
+    for name, row in rows.items():
+        print(
+            f"{name:<10}{row['parameters'] / 1e6:>9.2f}M{row['train']:>13,.0f}{row['train'] / base['train']:>10.2f}"
+            f"{row['decode']:>14,.0f}{row['decode'] / base['decode']:>10.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

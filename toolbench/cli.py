@@ -679,7 +679,7 @@ def eval_command(
 
         toolbench eval --model openai:my-model --base-url http://127.0.0.1:8000/v1 --tools weather --mode chat
     """
-    from toolbench.evaluate import EvalConfig, run_eval, setting_name
+    from toolbench.evaluate import EvalConfig, run_eval, select_tasks, setting_name
 
     if mode not in ("completion", "chat"):
         raise UserError(f"--mode must be completion or chat; got {mode!r}")
@@ -749,7 +749,8 @@ def eval_command(
             folder = out / name if ablate else out
             folder = folder / each if len(task_sets) > 1 else folder
             with _progress() as progress:
-                bar = progress.add_task(f"eval {name} ({each})", total=None)
+                # one advance per answered request: the task count (episodes ask once per step)
+                bar = progress.add_task(f"eval {name} ({each})", total=len(select_tasks(config)))
                 summary = run_eval(config, folder, lambda p=progress, b=bar: p.advance(b))
             key = (
                 config.system_prompt is not None,

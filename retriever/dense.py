@@ -7,6 +7,7 @@ for users who can reach one.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
@@ -19,6 +20,7 @@ from toolbench.errors import UserError
 from toolbench.retriever.base import Retriever
 from toolbench.retriever.corpus import Document
 
+PROGRESS_FROM = 2_000  # texts: below this an encode takes seconds, no progress bar needed
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _BUNDLED_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 
@@ -88,7 +90,8 @@ class DenseRetriever(Retriever):
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
-            show_progress_bar=False,
+            # a long build (10k demos: about a minute on 2 cores) shows its progress and time left
+            show_progress_bar=len(texts) >= PROGRESS_FROM and sys.stderr.isatty(),
         )
         return vectors.astype(np.float32)
 

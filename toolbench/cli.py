@@ -435,8 +435,14 @@ def tasks_verify(
 
     files = [checked_file(path, "--tasks") for path in tasks] if tasks else builtin_task_files()
     failed = False
-    for path in files:
-        n_tasks, n_labels, problems = verify_tasks(path)
+    with _progress() as progress:  # a progress line per file: a BFCL import holds thousands of tasks
+        bar = progress.add_task("verify", total=len(files))
+        checked = []
+        for path in files:
+            progress.update(bar, description=f"verify {path.name}")
+            checked.append((path, verify_tasks(path)))
+            progress.advance(bar)
+    for path, (n_tasks, n_labels, problems) in checked:
         if problems:
             failed = True
             for problem in problems[:20]:

@@ -227,9 +227,36 @@ def export_file(
     split_parallel: bool = False,
     on_progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Export `source` to `out` (written whole or not at all); `on_progress(bytes of source read)`."""
+    """Export `source` to `out` (written whole or not at all); `on_progress(bytes of source read)`.
+    Refused before writing when the export would not fit on OUT's disk (`check_export_space`)."""
     exporter = Exporter(fmt, multi_turn, system_prompt, tool_call_ids, split_parallel)
+    check_export_space(source, out, exporter, split)
     return write_jsonl(out, (exporter(sample) for sample in iter_samples(source, split, on_progress)))
+
+
+EXPORT_PROBE = 200  # samples exported up front to measure output bytes per source byte
+
+
+def check_export_space(source: Path, out: Path, exporter: Exporter, split: str) -> None:
+    """An export can be several times its source (the OpenAI format repeats the tool list in every
+    record): measure that ratio on the first EXPORT_PROBE samples, scale it to the whole source and
+    compare with OUT's free space, as `generate` does for its samples."""
+    import itertools
+
+    import orjson
+
+    from toolbench.io import check_disk_space
+
+    probe = list(itertools.islice(iter_samples(source, split), EXPORT_PROBE))
+    if not probe:
+        return
+    source_bytes = sum(len(sample.model_dump_json()) + 1 for sample in probe)
+    exported = [orjson.dumps(exporter(sample)) + b"\n" for sample in probe]
+    ratio = sum(map(len, exported)) / source_bytes
+    estimated_records = max(
+        1, int(Path(source).stat().st_size * ratio / (sum(map(len, exported)) / len(exported)))
+    )
+    check_disk_space(Path(out), estimated_records, exported)
 
 
 def export_path(out: Path, fmt: str) -> Path:

@@ -265,3 +265,23 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+DISK_MARGIN = 1.1  # the estimate is from the first samples; later ones may be a little longer
+DISK_RESERVE = 64 * 2**20  # never fill the disk to the last byte
+
+
+def check_disk_space(out: Path, samples: int, first: list[bytes]) -> None:
+    """Refuse, before writing, a run whose output would not fit on its disk: `samples` more lines
+    at the mean size of the `first` ones (x DISK_MARGIN), against the free space of OUT's folder
+    less DISK_RESERVE. The numbers are in the error."""
+    import shutil
+
+    per_sample = sum(map(len, first)) / len(first)
+    needed = int(samples * per_sample * DISK_MARGIN)
+    free = shutil.disk_usage(out.parent).free
+    if needed > free - DISK_RESERVE:
+        raise UserError(
+            f"{samples:,} samples need about {needed / 1e9:,.2f} GB ({per_sample:,.0f} bytes each), "
+            f"but {out.parent} has {free / 1e9:,.2f} GB free; ask for fewer samples or write elsewhere"
+        )

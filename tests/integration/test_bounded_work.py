@@ -51,6 +51,23 @@ def test_generate_fits_when_the_disk_does(tmp_path, monkeypatch):
     assert len((tmp_path / "small.jsonl").read_text().splitlines()) == 20
 
 
+def test_export_refuses_an_output_the_disk_cannot_hold(tmp_path, monkeypatch):
+    """The OpenAI export repeats the tool list in every record: its size is measured on the first
+    samples and scaled to the whole source, then checked against the free space, before writing."""
+    from toolbench.export import export_file
+
+    source = tmp_path / "data.jsonl"
+    generate(GenerateConfig(tools=["weather"], n=300, seed=0), source)
+    out = tmp_path / "data.openai.jsonl"
+    free = source.stat().st_size + 64 * 2**20  # the source would fit; its OpenAI export would not
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: Usage(10**9, 0, free))
+    with pytest.raises(UserError, match="samples need about .* GB free"):
+        export_file(source, out, "openai")
+    assert not out.exists() and not list(tmp_path.glob(".data.openai.jsonl.*"))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: Usage(10**9, 0, 10**9))
+    assert export_file(source, out, "openai") == 300
+
+
 def test_a_failed_generate_start_leaves_nothing_and_a_0_byte_partial_is_not_a_run(tmp_path):
     out = tmp_path / "data.jsonl"
     with pytest.raises(UserError, match="--distractors 99: allowed range is 0 to"):

@@ -1094,8 +1094,13 @@ def spec(
         threads=threads,
         assisted=assisted,
     )
-    with _progress() as progress:
-        bar = progress.add_task("spec", total=None)
+    from toolbench.evaluate import EvalConfig, select_tasks
+
+    prompts = select_tasks(
+        EvalConfig(model="hf:-", tools=config.tools, tasks=config.tasks, limit=config.limit)
+    )
+    with _progress() as progress:  # one advance per prompt: target, speculative (and assisted) runs
+        bar = progress.add_task("spec", total=len(prompts))
         summary = run_spec(config, out, lambda: progress.advance(bar))
     overall = summary["overall"]
     table = Table(

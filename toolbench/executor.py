@@ -126,15 +126,32 @@ def _execute_one(
     program: Program | list[Call], tool: str, setup: dict[str, Any] | None, stop_on_error: bool
 ) -> Execution:
     """`execute` of validated calls on one tool, without the routing several tools need."""
-    simulators = make_simulators([tool], setup)
-    if isinstance(simulators, ExecError):
-        return Execution(state={}, errors=[simulators])
-    simulator = simulators[tool]
+    try:
+        simulator_class = get_tool(tool)
+    except Exception as error:  # noqa: BLE001 - as make_simulators reports it
+        return Execution(state={}, errors=[_setup_refused(error)])
+    return execute_validated(program, tool, simulator_class, setup, stop_on_error)
+
+
+def execute_validated(
+    program: Program | list[Call],
+    tool: str,
+    simulator_class: type,
+    setup: dict[str, Any] | None,
+    stop_on_error: bool = True,
+) -> Execution:
+    """`execute(program, [tool], setup, validated=True)` given the tool's simulator class,
+    `get_tool(tool)` (the generator runs every label of every sample: it looks it up once)."""
+    try:
+        simulator = simulator_class(setup.get(tool) if setup else None)
+    except Exception as error:  # noqa: BLE001 - what make_simulators reports
+        return Execution(state={}, errors=[_setup_refused(error)])
     results: list[Any] = []
     errors: list[ExecError] = []
+    append = results.append
     for i, call in enumerate(program):
         try:
-            results.append(getattr(simulator, call.name)(**call.arguments))
+            append(getattr(simulator, call.name)(**call.arguments))
         except Exception as error:  # noqa: BLE001 - a refusal, or a simulator bug: reported
             errors.append(_refusal(i, call, error))
             if stop_on_error:
@@ -169,8 +186,12 @@ def make_simulators(tools: list[str], setup: dict[str, Any] | None) -> dict[str,
     try:
         return {name: get_tool(name)((setup or {}).get(name)) for name in tools}
     except Exception as error:  # a malformed task setup must not crash a benchmark run
-        message = f"the task's setup was refused: {type(error).__name__}: {error}"
-        return ExecError(error_type="exec:setup", message=message)
+        return _setup_refused(error)
+
+
+def _setup_refused(error: Exception) -> ExecError:
+    message = f"the task's setup was refused: {type(error).__name__}: {error}"
+    return ExecError(error_type="exec:setup", message=message)
 
 
 def run_call(

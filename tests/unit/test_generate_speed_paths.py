@@ -427,3 +427,19 @@ def test_weather_forecast_steps_as_before():
         _, anchor = sim._place({"lat": lat, "lon": lon}, None)
         h, base = weather._cell(*anchor)
         assert result["list"] == reference(h, round(base * 10), cnt, units, lang)
+
+
+def test_execute_validated_is_execute_of_validated_calls():
+    from toolbench.executor import execute, execute_validated
+    from toolbench.records import Call
+
+    tool = "cat_api"
+    simulator = get_tool(tool)
+    calls = [Call(name="list_breeds", arguments={"limit": 3, "page": 0})]
+    for setup in (None, {tool: None}, {tool: {"not": "a setup"}}, {tool: 5}, {"other": {}}):  # 5: refused
+        for program in (calls, calls * 2, []):
+            expected = execute(program, [tool], setup, validated=True)
+            got = execute_validated(program, tool, simulator, setup)
+            assert (got.state, got.results, got.errors) == (expected.state, expected.results, expected.errors)
+    refused = execute(calls, ["no_such_tool"], None, validated=True)
+    assert refused.errors[0].error_type == "exec:setup"

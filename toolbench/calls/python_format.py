@@ -18,14 +18,17 @@ from typing import Any
 
 import orjson
 
-from toolbench.calls.ast_reader import AstCallReader, parse_source, where
+from toolbench.calls.ast_reader import AstCallReader, check_bounds, parse_source, where
 from toolbench.calls.base import (
     MAX_CALLS,
+    MAX_CODE_SYMBOLS,
+    MAX_NESTING,
     FormatContext,
     check_calls,
     check_length,
     parse_with_fences,
 )
+from toolbench.calls.fast_python import read_line
 from toolbench.errors import CallParseError
 from toolbench.records import Call, Program
 
@@ -58,10 +61,11 @@ class PythonFormat:
     def keyword_arguments(self, call: Call, properties: dict[str, Any] | None = None) -> str:
         """`a=1, b="x"`: the call's arguments as python keywords (values as python literals)."""
         parts = []
+        properties = properties or {}
         for key, value in call.arguments.items():
             if not key.isidentifier() or keyword.iskeyword(key):
                 raise ValueError(f"{call.name}: argument name {key!r} cannot be written as a python keyword")
-            parts.append(f"{key}={self._value(value, (properties or {}).get(key))}")
+            parts.append(f"{key}={self._value(value, properties.get(key))}")
         return ", ".join(parts)
 
     def literal(self, value: Any) -> str:
@@ -69,6 +73,11 @@ class PythonFormat:
         return self._value(value, None)
 
     def _value(self, value: Any, schema: dict[str, Any] | None) -> str:
+        kind = type(value)  # the usual values first, when no constructor can spell them
+        if (kind is str or kind is int or kind is float) and (
+            not self._by_format or not schema or "format" not in schema
+        ):
+            return _string(value) if kind is str else repr(value)
         if schema and "format" in schema and schema["format"] in self._by_format and value is not None:
             return self._by_format[schema["format"]].render(value)
         if value is None:
@@ -102,9 +111,13 @@ class PythonFormat:
 
     def parse_lines(self, body: str) -> Program:
         """The text as one python program (no fence handling)."""
-        cached = self._parse_from_cache(body)
-        if cached is not None:
-            return cached
+        fast = self._parse_fast(body)
+        if fast is not None:
+            return fast
+        return self.parse_full(body)
+
+    def parse_full(self, body: str) -> Program:
+        """`parse_lines` through `ast` alone (what the fast path is held to)."""
         if body.count("\n") >= MAX_CALLS and len(_CALL_LINE.findall(body)) > MAX_CALLS:
             check_calls(MAX_CALLS + 1, "")
         tree = parse_source(body)
@@ -140,33 +153,58 @@ class PythonFormat:
 
     # A line such as `API.set_origin(Loc("Paris"))` recurs across thousands of programs, and
     # alternative labels are mostly the same lines reordered. A line that is one self-contained
-    # call (no assigned names) parses the same wherever it stands, so its result is remembered;
-    # a program whose every line is remembered skips `ast.parse`. Anything else takes the full path.
+    # call (no assigned names) parses the same wherever it stands, so its result is remembered.
+    # A line not remembered is read by `fast_python.read_line` when it is in the narrow grammar
+    # the templates emit (`API.name(kw=literal, ...)`, JSON-like literals). A program whose
+    # every line is one or the other skips `ast.parse`; anything else takes the full path, as
+    # does a program the full path would refuse for its size (it says why).
     _CACHE_MAX = 1 << 16
 
     def _remember(self, line: str, call: Call) -> None:
+        try:
+            arguments = orjson.dumps(call.arguments).decode()  # str: exact size
+        except TypeError:  # not JSON orjson can write (an int beyond 64 bits): not remembered
+            return
         if len(self._line_cache) >= self._CACHE_MAX:
             self._line_cache.clear()
-        self._line_cache[line] = (call.name, orjson.dumps(call.arguments).decode())  # str: exact size
+        self._line_cache[line] = (call.name, arguments)
 
-    def _parse_from_cache(self, body: str) -> Program | None:
+    def _parse_fast(self, body: str) -> Program | None:
+        if len(body) > MAX_CODE_SYMBOLS or body.count("(") + body.count("[") + body.count("{") > MAX_NESTING:
+            try:  # what the full path checks first: a program it refuses goes there
+                check_bounds(body)
+            except CallParseError:
+                return None
         calls = []
+        cache, specs = self._line_cache, self.context.specs
         for line in body.split("\n"):
-            line = line.rstrip()
+            line = line.rstrip(" \t\r")  # blanks python ignores (a lone \r ends a line too)
             if not line:
                 continue
-            hit = self._line_cache.get(line)
-            if hit is None:
+            hit = cache.get(line)
+            if hit is not None:
+                calls.append(Call.trusted(hit[0], orjson.loads(hit[1])))  # a fresh copy every time
+                continue
+            call = read_line(line, specs)
+            if call is None:
                 return None
-            calls.append(Call.trusted(hit[0], orjson.loads(hit[1])))  # a fresh copy every time
-        if len(calls) > MAX_CALLS:
+            self._remember(line, call)
+            calls.append(call)
+        if not calls or len(calls) > MAX_CALLS:
             return None  # the full path says why
-        return Program(calls) if calls else None
+        return Program(calls)
+
+
+# what `json.dumps(ensure_ascii=False)` escapes (quote, backslash, control characters), and lone
+# surrogates: a string with none of them is written as it is, between quotes
+_ESCAPED = re.compile(r'[\x00-\x1f"\\\ud800-\udfff]')
 
 
 def _string(value: str) -> str:
     """A double-quoted python string literal (the ToolBench look). JSON escaping is valid python
     except for lone surrogates, which cannot be source text: those fall back to repr()."""
+    if _ESCAPED.search(value) is None:
+        return f'"{value}"'
     rendered = json.dumps(value, ensure_ascii=False)
     try:
         rendered.encode("utf-8")

@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 from toolbench.calls import PythonFormat
 from toolbench.episode import Environment, ReplayPolicy, run_episode, single_shot_tools
 from toolbench.errors import CallParseError, TemplateError, UserError
-from toolbench.executor import Execution, execute, first_schema_error
+from toolbench.executor import Execution, execute_validated, first_schema_error
 from toolbench.goals import Predicate, unmet
 from toolbench.records import Program
 from toolbench.registry import get_tool, spec_index
@@ -106,11 +106,12 @@ def program_dicts(program: Program) -> list[dict[str, Any]]:
     return [{"name": call.name, "arguments": call.arguments} for call in program]
 
 
-def _run(program: Program, bad: Any, tool: str, setup: dict[str, Any] | None) -> Execution:
+def _run(program: Program, bad: Any, tool: str, simulator: type, setup: dict[str, Any] | None) -> Execution:
     """`execute(program)` given its first call that breaks the schema (`bad`, or None): the run
-    stops before that call, and an error in an earlier call wins over it."""
+    stops before that call, and an error in an earlier call wins over it. `simulator`: the
+    tool's class."""
     calls = program.root if bad is None else program.root[: bad.call_index]
-    execution = execute(calls, [tool], setup, validated=True)
+    execution = execute_validated(calls, tool, simulator, setup)
     if bad is not None and execution.ok:
         execution.errors.append(bad)
     return execution
@@ -192,8 +193,9 @@ class SampleFactory:
         self.formats: dict[str, PythonFormat] = {}
         self.environments: dict[str, bool] = {}
         self.indexes: dict[str, Any] = {}
+        self.classes: dict[str, type] = {}
         for tool in config.tools:
-            simulator = get_tool(tool)
+            simulator = self.classes[tool] = get_tool(tool)
             if config.templates is None:
                 template_set = TemplateSet(tool, simulator.templates_dir())
             else:
@@ -385,7 +387,8 @@ class SampleFactory:
                 else:
                     w.outcome = outcome
                 continue
-            main = _run(w.programs[0], w.bad[0], tool, setup)
+            simulator = self.classes[tool]
+            main = _run(w.programs[0], w.bad[0], tool, simulator, setup)
             if clock is not None:
                 clock.lap("execute")
             goal = self._goal(w.goal) if w.goal is not None else None
@@ -396,7 +399,7 @@ class SampleFactory:
                 continue
             w.outcome = main.results
             for program, bad in zip(w.programs[1:], w.bad[1:], strict=True):
-                other = _run(program, bad, tool, setup)
+                other = _run(program, bad, tool, simulator, setup)
                 if clock is not None:
                     clock.lap("execute")
                 w.reject = _check(main, other, goal)
@@ -449,7 +452,7 @@ class SampleFactory:
                 "action": action,
                 "results": results,
             }
-            w.line = orjson.dumps(sample) + b"\n"
+            w.line = orjson.dumps(sample, option=orjson.OPT_APPEND_NEWLINE)
             w.rng = w.outcome = w.programs = None  # type: ignore[assignment]
         self._lap("serialise")
 

@@ -283,3 +283,17 @@ def diagnose(predicted: list[Call], label: list[Call], errors: list[ExecError]) 
         return "wrong_argument"
     refused = any(e.error_type.split(":", 1)[0] not in ("state", "goal") for e in errors)
     return "tool_error" if refused else "wrong_argument"
+
+
+def parse_error_score(base: dict[str, Any], error_type: str, message: str) -> Score:
+    """The Score of an answer whose calls could not be read (`base`: id, tool, category): no
+    success, no state, diagnosis `parse_error`. One constructor for every scorer."""
+    return Score(
+        **base,
+        success=False,
+        state_f1=0.0,
+        ast_match=False,
+        diagnosis="parse_error",
+        error_type=error_type,
+        errors=[ExecError(error_type=error_type, message=message)],
+    )

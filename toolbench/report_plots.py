@@ -34,6 +34,34 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
+def _group_ticks(axis: Any, groups: Sequence[str]) -> bool:
+    """One x tick per group, tilted when there are many; returns whether they are tilted."""
+    tilt = len(groups) > 8
+    axis.set_xticks(
+        range(len(groups)),
+        list(groups),
+        fontsize=8,
+        rotation=25 if tilt else 0,
+        ha="right" if tilt else "center",
+    )
+    return tilt
+
+
+def _finish_bars(figure: Any, axis: Any, title: str, ylabel: str, series: int, tilt: bool) -> bytes:
+    """The labels, the grid and the legend below the axis (clear of tilted ticks), as PNG bytes."""
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(
+        fontsize=7,
+        ncol=min(3, series),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.2 if tilt else -0.08),
+        frameon=False,
+    )
+    return _png(figure)
+
+
 def grouped_bars(
     groups: Sequence[str],
     series: Sequence[tuple[str, Sequence[float | None]]],
@@ -82,27 +110,10 @@ def grouped_bars(
         for x, v in zip(xs, values, strict=True):
             if v is None:
                 axis.text(x, 0.01 * scale, "n/a", ha="center", va="bottom", fontsize=6, rotation=90)
-    tilt = len(groups) > 8
-    axis.set_xticks(
-        range(len(groups)),
-        list(groups),
-        fontsize=8,
-        rotation=25 if tilt else 0,
-        ha="right" if tilt else "center",
-    )
+    tilt = _group_ticks(axis, groups)
     axis.set_ylim(0, 1.18 * scale)
     axis.set_yticks([t * scale for t in (0, 0.2, 0.4, 0.6, 0.8, 1.0)])
-    axis.set_ylabel(ylabel)
-    axis.set_title(title)
-    axis.grid(axis="y", alpha=0.3)
-    axis.legend(
-        fontsize=7,
-        ncol=min(3, len(series)),
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.2 if tilt else -0.08),
-        frameon=False,
-    )
-    return _png(figure)
+    return _finish_bars(figure, axis, title, ylabel, len(series), tilt)
 
 
 def position_lines(
@@ -208,26 +219,9 @@ def interval_bars(
         for x, v in zip(xs, values, strict=True):
             if v is None:
                 axis.text(x, 1, "n/a", ha="center", va="bottom", fontsize=6, rotation=90)
-    tilt = len(groups) > 8
-    axis.set_xticks(
-        range(len(groups)),
-        list(groups),
-        fontsize=8,
-        rotation=25 if tilt else 0,
-        ha="right" if tilt else "center",
-    )
+    tilt = _group_ticks(axis, groups)
     if separate_last and len(groups) > 1:
         axis.axvline(len(groups) - 1.5, color="#999999", lw=0.8, ls="--")
     axis.set_ylim(0, 112)
     axis.set_yticks([0, 20, 40, 60, 80, 100])
-    axis.set_ylabel(ylabel)
-    axis.set_title(title)
-    axis.grid(axis="y", alpha=0.3)
-    axis.legend(
-        fontsize=7,
-        ncol=min(3, len(series)),
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.2 if tilt else -0.08),
-        frameon=False,
-    )
-    return _png(figure)
+    return _finish_bars(figure, axis, title, ylabel, len(series), tilt)

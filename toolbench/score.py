@@ -31,7 +31,7 @@ from toolbench.episode import EpisodeResult, ReplayPolicy, run_episode
 from toolbench.errors import CallParseError
 from toolbench.executor import Execution, execute, fill_defaults
 from toolbench.goals import unmet
-from toolbench.records import Call, ExecError, Program, Score, Task, diagnose
+from toolbench.records import Call, ExecError, Program, Score, Task, diagnose, parse_error_score
 from toolbench.registry import spec_index
 
 StateItems = Counter[tuple[str, str]]
@@ -150,15 +150,7 @@ class Scorer:
 
             return score_own_functions(task, prediction)
         if isinstance(prediction, CallParseError):
-            return Score(
-                **base,
-                success=False,
-                state_f1=0.0,
-                ast_match=False,
-                diagnosis="parse_error",
-                error_type=prediction.error_type,
-                errors=[ExecError(error_type=prediction.error_type, message=prediction.message)],
-            )
+            return parse_error_score(base, prediction.error_type, prediction.message)
         if task.category == "episode":
             policy = ReplayPolicy(prediction)
             return self.score_episode(task, run_episode(task.offered_tools, task.setup, policy, task.query))

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from toolbench.errors import CallParseError
-from toolbench.records import Call, ExecError, FunctionSpec, Program, Score, Task, diagnose
+from toolbench.records import Call, ExecError, FunctionSpec, Program, Score, Task, diagnose, parse_error_score
 
 # JSON schema type -> the Python type a value must have (BFCL's "float" is "number", "dict" is
 # "object", "tuple" is "array" and "any" is "string" once imported: `toolbench.bfcl.importer`).
@@ -277,15 +277,7 @@ def score_own_functions(task: Task, prediction: Program | CallParseError) -> Sco
     if isinstance(prediction, CallParseError):
         if task.answers == []:  # BFCL: an answer that does not decode holds no call
             return Score(**base, success=True, state_f1=1.0, ast_match=True, best_label=0, lcs=1.0)
-        return Score(
-            **base,
-            success=False,
-            state_f1=0.0,
-            ast_match=False,
-            diagnosis="parse_error",
-            error_type=prediction.error_type,
-            errors=[ExecError(error_type=prediction.error_type, message=prediction.message)],
-        )
+        return parse_error_score(base, prediction.error_type, prediction.message)
     calls = list(prediction)
     verdict = check_task(task, calls)
     names = {spec.name for spec in task.functions or []}

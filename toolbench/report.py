@@ -710,7 +710,21 @@ def steps_section(found: Found) -> Section | None:
         for s in found.demo.get("steps", [])
     ]
     rows.append(["total (every step, first runs)", format_seconds(found.demo.get("total_seconds")), ""])
-    return Section("Demo steps and timings", [Table(["step", "time", "status"], rows)])
+    blocks: list[str | Table | Figure | Record] = []
+    timed = [s for s in found.demo.get("steps", []) if isinstance(s.get("seconds"), int | float)]
+    total = sum(s["seconds"] for s in timed)
+    if total > 0:  # where the time goes: what to make faster first
+        slowest = sorted(timed, key=lambda s: -s["seconds"])[:2]
+        blocks.append(
+            "Slowest steps: "
+            + "; ".join(
+                f"{s.get('name', '?')} ({format_seconds(s['seconds'])}, {100 * s['seconds'] / total:.0f}%)"
+                for s in slowest
+            )
+            + "."
+        )
+    blocks.append(Table(["step", "time", "status"], rows))
+    return Section("Demo steps and timings", blocks)
 
 
 def records_section(found: Found, run_dir: Path) -> Section:

@@ -196,6 +196,7 @@ def test_tables_hold_the_numbers_that_went_in(run_folder):
         assert f"| {stage} | 5 |" in text
     assert "| offline-fkl | offline white fkl | 40 | 0.512 |" in text  # the grid's rows, generically
     assert "| generate 10,000 samples | 12.5 s | ran |" in text
+    assert "Slowest steps: generate 10,000 samples (12.5 s, 100%)." in text  # skipped steps have no time
     assert "| gold | 20 | 100.0 | 0.0 |" in text  # gold labels replayed through the scorer
     # per category (3 of the 10 weather tasks right: w0 parallel, w1 and w2 multi_call), Wilson intervals
     assert "| category | target · k=0, sys off | target · k=0, sys on | random · k=0, sys on |" in text

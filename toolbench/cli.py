@@ -552,6 +552,20 @@ def print_summary(summary: dict, title: str | None = None) -> None:
         console.print("error types: " + ", ".join(f"{k}={v}" for k, v in errors.items()), highlight=False)
 
 
+def print_cost(summary_file: Path) -> None:
+    """One line under the table: what the run cost (requests, tokens, latency; summary.json's `cost`)."""
+    import orjson
+
+    from toolbench.results import COST_HEADERS, cost_cells
+    from toolbench.score import CostSummary
+
+    cost = orjson.loads(summary_file.read_bytes()).get("cost")
+    cells = cost_cells(CostSummary.model_validate(cost) if cost else None)
+    console.print(
+        "cost: " + ", ".join(f"{h} {c}" for h, c in zip(COST_HEADERS, cells, strict=True)), highlight=False
+    )
+
+
 # ---------------------------------------------------------------------- eval
 
 
@@ -766,6 +780,7 @@ def eval_command(
             results.setdefault(key, {})[each] = summary
             if not ablate:
                 print_summary(summary, title=f"{model}: {name} ({each} tasks)")
+                print_cost(folder / "summary.json")
     if ablate:
         _print_ablation(results, out, task_sets)
     console.print(f"results in {out}", highlight=False)

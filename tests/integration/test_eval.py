@@ -36,9 +36,9 @@ def eval_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def test_hf_backend_scores_garbage_as_parse_errors_and_caches_answers(tiny_model_dir, tmp_path):
     cache = ["--cache-dir", str(tmp_path / "cache")]
-    eval_cli(
+    printed = eval_cli(
         "--model", f"hf:{tiny_model_dir}", *SMALL, "--k-demos", "0", "--out", str(tmp_path / "a"), *cache
-    )
+    ).stdout
     first = summary_of(tmp_path / "a")
     micro = first["summary"]["micro"]
     assert (
@@ -55,6 +55,8 @@ def test_hf_backend_scores_garbage_as_parse_errors_and_caches_answers(tiny_model
     assert (cost["requests"], cost["cached"], cost["timed"]) == (12, 0, 12)
     assert 0 < cost["latency_p50_ms"] <= cost["latency_p95_ms"]
     assert "| 12 | 0 | " in (tmp_path / "a" / "summary.md").read_text()
+    line = " ".join(printed.split())  # the console wraps long lines
+    assert f"cost: requests 12, cached 0, prompt tokens {cost['prompt_tokens']:,}, completion tokens" in line
     predictions = [
         orjson.loads(line) for line in (tmp_path / "a" / "predictions.jsonl").read_bytes().splitlines()
     ]

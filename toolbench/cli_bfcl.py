@@ -36,7 +36,7 @@ def import_bfcl_command(
     """Import BFCL's single-turn Python categories as tasks that carry their own functions and
     acceptable answers, scored by BFCL's AST matching rules. Run them like any task file:
     `toolbench eval --tasks FILE --model ...`, `toolbench score --tasks FILE ...`."""
-    from toolbench.bfcl.importer import NOT_YET, PYTHON_CATEGORIES, import_bfcl, open_data
+    from toolbench.bfcl.importer import PYTHON_CATEGORIES, check_categories, import_bfcl, open_data
     from toolbench.errors import UserError
     from toolbench.io import write_jsonl
 
@@ -44,12 +44,7 @@ def import_bfcl_command(
     duplicated = sorted({name for name in names if names.count(name) > 1})
     if duplicated:
         raise UserError(f"--categories {categories!r}: {', '.join(duplicated)} given more than once")
-    for name in names:  # before any file is read
-        if name not in PYTHON_CATEGORIES:
-            raise UserError(
-                f"--categories: unknown or not yet supported category {name!r}; known: "
-                f"{', '.join(PYTHON_CATEGORIES)} ({NOT_YET})"
-            )
+    check_categories(names)  # before any file is read
     output_file(out)
     claim_output(out, overwrite, inputs=(data,))
     source = open_data(data)

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from toolbench.cli_options import Overwrite, claim_output
+from toolbench.cli_options import Overwrite, Seed, claim_output
 from toolbench.errors import UserError
 
 
@@ -36,9 +36,7 @@ def leaderboard_command(
             "columns are shown and the table is marked as mixed.",
         ),
     ] = False,
-    seed: Annotated[
-        int, typer.Option(help="Seed of the bootstrap (same folders + seed = same table).", min=0)
-    ] = 0,
+    seed: Seed = 0,  # of the bootstrap: same folders + seed = same table
     resamples: Annotated[
         int, typer.Option(help="Bootstrap resamples for the intervals and the paired test.", min=1000)
     ] = 10_000,

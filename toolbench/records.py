@@ -15,12 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, m
 
 from toolbench.goals import Predicate
 
-# BFCL's Python categories (`toolbench.bfcl`), under BFCL's own names so per-category tables and
-# the leaderboard's overall score (the mean of category rates) read as BFCL's do. BFCL's `parallel`
-# is the project's `parallel` (several independent calls, any order).
+# BFCL's Python categories (`toolbench.bfcl`), under BFCL's own names and in BFCL's order, so
+# per-category tables and the leaderboard's overall score (the mean of category rates) read as
+# BFCL's do. BFCL's `parallel` is the project's `parallel` (several independent calls, any order):
+# one name in both Literals, one category in `Category`.
 BfclCategory = Literal[
     "simple_python",
     "multiple",
+    "parallel",
     "parallel_multiple",
     "irrelevance",
     "live_simple",

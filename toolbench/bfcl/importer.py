@@ -32,27 +32,15 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 
 from toolbench.bfcl.checker import check_task
 from toolbench.errors import UserError
-from toolbench.records import Call, FunctionSpec, Program, Task
+from toolbench.records import BfclCategory, Call, FunctionSpec, Program, Task
 
-PYTHON_CATEGORIES = (
-    "simple_python",
-    "multiple",
-    "parallel",
-    "parallel_multiple",
-    "irrelevance",
-    "live_simple",
-    "live_multiple",
-    "live_parallel",
-    "live_parallel_multiple",
-    "live_irrelevance",
-    "live_relevance",
-)
+PYTHON_CATEGORIES: tuple[str, ...] = get_args(BfclCategory)  # what can be imported, BFCL's order
 NO_CALL = frozenset({"irrelevance", "live_irrelevance"})  # right answer: no call; no answer file
 ANY_CALL = frozenset({"live_relevance"})  # right answer: any call; no answer file
 NOT_YET = (
@@ -160,16 +148,22 @@ class BfclImport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (row id, why)
 
 
-def import_bfcl(data: BfclData, categories: list[str]) -> BfclImport:
-    """Every row of these categories as a task (module docstring); rows no answer can satisfy
-    are skipped and listed."""
-    result = BfclImport()
+def check_categories(categories: list[str]) -> None:
+    """Refuse, before any file is read, a category that is not one of PYTHON_CATEGORIES."""
     for category in categories:
         if category not in PYTHON_CATEGORIES:
             raise UserError(
                 f"--categories: unknown or not yet supported category {category!r}; known: "
                 f"{', '.join(PYTHON_CATEGORIES)} ({NOT_YET})"
             )
+
+
+def import_bfcl(data: BfclData, categories: list[str]) -> BfclImport:
+    """Every row of these categories as a task (module docstring); rows no answer can satisfy
+    are skipped and listed."""
+    check_categories(categories)
+    result = BfclImport()
+    for category in categories:
         name = f"{data.prefix}{category}.json"
         rows = _rows(data, name)
         answers: list[tuple[int, dict[str, Any]]] | None = None

@@ -109,15 +109,12 @@ def load_pair(target: str, draft: str, device: str, dtype: str = "auto") -> tupl
     return target_model.to(device).eval(), draft_model.to(device).eval(), tokenizer
 
 
-def chat_prompts(config: SpecConfig, tokenizer: Any) -> tuple[list[Any], list[list[int]]]:
-    """(tasks, prompt ids): `toolbench eval --mode chat` prompts, rendered with the target's chat
-    template (tools offered, generation prompt added)."""
-    from toolbench.evaluate import EvalConfig, default_cache_dir, demo_index, select_tasks
-    from toolbench.retriever.prompt import PromptBuilder
+def prompt_config(config: SpecConfig):
+    """The `toolbench eval --mode chat` setting whose prompts a spec run decodes: which tasks, which
+    demos, which system prompt (also how the CLI counts the prompts for its progress bar)."""
+    from toolbench.evaluate import EvalConfig
 
-    if not getattr(tokenizer, "chat_template", None):
-        raise UserError(f"target {config.target} has no chat template; spec prompts are chat prompts")
-    eval_config = EvalConfig(
+    return EvalConfig(
         model=f"hf:{config.target}",
         tools=config.tools,
         tasks=config.tasks,
@@ -129,6 +126,17 @@ def chat_prompts(config: SpecConfig, tokenizer: Any) -> tuple[list[Any], list[li
         limit=config.limit,
         cache_dir=config.cache_dir,
     )
+
+
+def chat_prompts(config: SpecConfig, tokenizer: Any) -> tuple[list[Any], list[list[int]]]:
+    """(tasks, prompt ids): `toolbench eval --mode chat` prompts, rendered with the target's chat
+    template (tools offered, generation prompt added)."""
+    from toolbench.evaluate import default_cache_dir, demo_index, select_tasks
+    from toolbench.retriever.prompt import PromptBuilder
+
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserError(f"target {config.target} has no chat template; spec prompts are chat prompts")
+    eval_config = prompt_config(config)
     tasks = select_tasks(eval_config)
     if not tasks:
         raise UserError("no tasks selected")

@@ -1078,7 +1078,7 @@ def spec(
         toolbench spec --target runs/demo/models/target --draft runs/demo/models/draft --tools home_search --limit 20
         toolbench spec … --draft-policy learned --head runs/demo/models/draft/acceptance-head [--budget 8]
     """
-    from toolbench.distill.spec_eval import SpecConfig, run_spec
+    from toolbench.distill.spec_eval import SpecConfig, prompt_config, run_spec
     from toolbench.distill.speculative import make_policy
 
     # bad models, tasks, γ / policy / head: one line, before loading models
@@ -1109,11 +1109,9 @@ def spec(
         threads=threads,
         assisted=assisted,
     )
-    from toolbench.evaluate import EvalConfig, select_tasks
+    from toolbench.evaluate import select_tasks
 
-    prompts = select_tasks(
-        EvalConfig(model="hf:-", tools=config.tools, tasks=config.tasks, limit=config.limit)
-    )
+    prompts = select_tasks(prompt_config(config))
     with _progress() as progress:  # one advance per prompt: target, speculative (and assisted) runs
         bar = progress.add_task("spec", total=len(prompts))
         summary = run_spec(config, out, lambda: progress.advance(bar))

@@ -23,6 +23,8 @@ from pydantic import BaseModel, Field
 
 from toolbench.distill.align import SFT_TOOLS
 from toolbench.errors import UserError
+from toolbench.summaries import Claim, GridComparison, GridRow, GridSummary, HeldoutSet
+from toolbench.tables import markdown_table
 
 
 class GridSetting(BaseModel):
@@ -46,16 +48,6 @@ SETTINGS: list[GridSetting] = [
     GridSetting(name="real-I", question="real vs synthetic queries", scenario="I"),
     GridSetting(name="synthetic-III", question="real vs synthetic queries", scenario="III"),
 ]
-
-
-class Claim(BaseModel):
-    question: str
-    better: str
-    worse: str
-    paper: str
-    low: float | None = None
-    high: float | None = None
-    ratio: bool = Field(False, description="Measured as α_better / α_worse (%), not a relative gain.")
 
 
 CLAIMS: list[Claim] = [
@@ -174,24 +166,24 @@ def verdict(claim: Claim, measured: float | None) -> str:
     return "within the paper's range"
 
 
-def run_grid(config: GridConfig, out: Path, console: Any = None) -> dict[str, Any]:
+def run_grid(config: GridConfig, out: Path, console: Any = None) -> GridSummary:
     """Distill every setting (resuming finished ones), score all by analytic α, write grid.json,
     grid.md and grid.png into `out`."""
     from toolbench.distill.distillation import evaluate_alpha, run_distill
-    from toolbench.io import atomic_open, write_json
+    from toolbench.run_folder import write_run_folder
     from toolbench.runinfo import finish_record, start_record
 
     record = start_record("distill-grid", config.model_dump(), seed=config.seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     settings = selected_settings(config)
-    rows: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = []  # each setting's run; its α comes after all have trained
     for i, setting in enumerate(settings, 1):
         if console:
             console.print(f"[bold]▶ [{i}/{len(settings)}] {setting.name}[/] ({setting.question})")
         began = time.perf_counter()
         summary = run_distill(distill_config(config, setting, out), out / setting.name, progress=True)
-        rows.append(
+        runs.append(
             {
                 "name": setting.name,
                 "question": setting.question,
@@ -203,74 +195,85 @@ def run_grid(config: GridConfig, out: Path, console: Any = None) -> dict[str, An
                 "wall_seconds": round(time.perf_counter() - began, 1),
             }
         )
-    drafts = {"generic": config.draft, **{row["name"]: str(out / row["name"]) for row in rows}}
+    drafts = {"generic": config.draft, **{run["name"]: str(out / run["name"]) for run in runs}}
     if console:
         console.print(
             f"analytic α of {len(drafts)} drafts on {config.eval_per_tool} held-out prompts per tool"
         )
     alpha = evaluate_alpha(config.target, drafts, config.tools, config.eval_per_tool)
-    for row in rows:
-        row["alpha"] = alpha["drafts"][row["name"]]["alpha"]
-        row["per_tool"] = alpha["drafts"][row["name"]]["per_tool"]
+    rows = [
+        GridRow(
+            **run,
+            alpha=alpha["drafts"][run["name"]]["alpha"],
+            per_tool=alpha["drafts"][run["name"]]["per_tool"],
+        )
+        for run in runs
+    ]
     alphas = {name: d["alpha"] for name, d in alpha["drafts"].items()}
     comparisons = []
     for claim in CLAIMS:
         measured = margin(claim, alphas)
         comparisons.append(
-            {
+            GridComparison(
                 **claim.model_dump(),
-                "measured_percent": None if measured is None else round(measured, 1),
-                "verdict": verdict(claim, measured),
-            }
+                measured_percent=None if measured is None else round(measured, 1),
+                verdict=verdict(claim, measured),
+            )
         )
     divergences = {name: alphas[name] for name in ("offline-fkl", "rkl", "jsd", "tvd") if name in alphas}
-    result = {
-        "rows": rows,
-        "generic_alpha": alphas["generic"],
-        "comparisons": comparisons,
-        "best_divergence": max(divergences, key=divergences.get) if divergences else None,
-        "heldout": {"prompts": alpha["prompts"], "answer_tokens": alpha["answer_tokens"]},
-        "run": finish_record(record, settings=len(rows)).model_dump(mode="json"),
-    }
-    write_json(out / "grid.json", result)
-    with atomic_open(out / "grid.md", "w") as handle:
-        handle.write(grid_markdown(result))
+    result = GridSummary(
+        rows=rows,
+        generic_alpha=alphas["generic"],
+        comparisons=comparisons,
+        best_divergence=max(divergences, key=divergences.get) if divergences else None,
+        heldout=HeldoutSet(prompts=alpha["prompts"], answer_tokens=alpha["answer_tokens"]),
+        run=finish_record(record, settings=len(rows)),
+    )
+    write_run_folder(out, result, grid_markdown(result), name="grid")
     plot_grid(result, out / "grid.png")
     return result
 
 
-def grid_markdown(result: dict[str, Any]) -> str:
-    lines = [
-        f"Analytic α on {result['heldout']['prompts']} held-out prompts "
-        f"({result['heldout']['answer_tokens']:,} target-answer tokens); generic draft "
-        f"α = {result['generic_alpha']:.3f}.",
-        "",
-        "| setting | question | steps | train s | α |",
-        "|---|---|---:|---:|---:|",
+def _measured(comparison: GridComparison) -> str:
+    """A relative margin with its sign (+5.1%), a ratio without (85.0%), `-` when not measured."""
+    if comparison.measured_percent is None:
+        return "-"
+    return (
+        f"{comparison.measured_percent:.1f}%" if comparison.ratio else f"{comparison.measured_percent:+.1f}%"
+    )
+
+
+def grid_markdown(result: GridSummary) -> str:
+    heldout = result.heldout
+    settings = [
+        [row.setting, row.question, str(row.steps), f"{row.train_seconds:.0f}", f"{row.alpha:.3f}"]
+        for row in result.rows
     ]
-    for row in result["rows"]:
-        lines.append(
-            f"| {row['setting']} | {row['question']} | {row['steps']} | {row['train_seconds']:.0f} | "
-            f"{row['alpha']:.3f} |"
-        )
-    lines += ["", "| comparison | measured | paper | verdict |", "|---|---:|---|---|"]
-    for c in result["comparisons"]:
-        value = "-" if c["measured_percent"] is None else f"{c['measured_percent']:+.1f}%"
-        if c["ratio"] and c["measured_percent"] is not None:
-            value = f"{c['measured_percent']:.1f}%"
-        lines.append(
-            f"| {c['question']} ({c['better']} vs {c['worse']}) | {value} | {c['paper']} | {c['verdict']} |"
-        )
-    if result["best_divergence"]:
-        lines.append("")
-        lines.append(
-            f"Best divergence here: {result['best_divergence']} (DistillSpec: the best choice depends on "
+    comparisons = [
+        [f"{c.question} ({c.better} vs {c.worse})", _measured(c), c.paper, c.verdict]
+        for c in result.comparisons
+    ]
+    parts = [
+        f"Analytic α on {heldout.prompts} held-out prompts ({heldout.answer_tokens:,} target-answer tokens); "
+        f"generic draft α = {result.generic_alpha:.3f}.",
+        markdown_table(
+            ["setting", "question", "steps", "train s", "α"],
+            settings,
+            ["left", "left", "right", "right", "right"],
+        ),
+        markdown_table(
+            ["comparison", "measured", "paper", "verdict"], comparisons, ["left", "right", "left", "left"]
+        ),
+    ]
+    if result.best_divergence:
+        parts.append(
+            f"Best divergence here: {result.best_divergence} (DistillSpec: the best choice depends on "
             "the task and the decoding strategy)."
         )
-    return "\n".join(lines) + "\n"
+    return "\n\n".join(parts) + "\n"
 
 
-def plot_grid(result: dict[str, Any], path: Path) -> None:
+def plot_grid(result: GridSummary, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -278,11 +281,11 @@ def plot_grid(result: dict[str, Any], path: Path) -> None:
 
     from toolbench.io import atomic_open
 
-    names = [row["name"] for row in result["rows"]]
-    values = [row["alpha"] for row in result["rows"]]
+    names = [row.name for row in result.rows]
+    values = [row.alpha for row in result.rows]
     figure, axis = plt.subplots(figsize=(8, 3.6), dpi=110)
     bars = axis.bar(names, values, color="#4c72b0")
-    axis.axhline(result["generic_alpha"], color="#c44e52", linestyle="--", label="generic draft (before)")
+    axis.axhline(result.generic_alpha, color="#c44e52", linestyle="--", label="generic draft (before)")
     for bar, value in zip(bars, values, strict=True):
         axis.text(bar.get_x() + bar.get_width() / 2, value + 0.01, f"{value:.2f}", ha="center", fontsize=8)
     axis.set_ylabel("analytic α (held-out prompts)")

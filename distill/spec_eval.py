@@ -36,8 +36,18 @@ from toolbench.distill.speculative import (
 from toolbench.distill.token_classes import CLASSES, token_classes
 from toolbench.errors import UserError
 from toolbench.generation import stop_ids
-from toolbench.io import atomic_open, write_json, write_jsonl
+from toolbench.io import atomic_open, write_jsonl
+from toolbench.run_folder import write_run_folder
 from toolbench.runinfo import finish_record, start_record
+from toolbench.summaries import (
+    ClassFigures,
+    PositionFigures,
+    SpecFigures,
+    SpecRun,
+    SpecRunConfig,
+    SpecSummary,
+)
+from toolbench.tables import markdown_table
 
 
 class SpecConfig(BaseModel):
@@ -153,7 +163,7 @@ def chat_prompts(config: SpecConfig, tokenizer: Any) -> tuple[list[Any], list[li
     return tasks, prompts
 
 
-def run_spec(config: SpecConfig, out: Path, progress: Callable[[], None] | None = None) -> dict[str, Any]:
+def run_spec(config: SpecConfig, out: Path, progress: Callable[[], None] | None = None) -> SpecSummary:
     """Decode every prompt three ways, measure, write the results folder, return the summary."""
     import torch
     from transformers.utils import logging as hf_logging
@@ -244,24 +254,24 @@ def run_spec(config: SpecConfig, out: Path, progress: Callable[[], None] | None 
     )
     for sample, values in zip(samples, overlaps.per_sequence, strict=True):
         sample.analytic_alpha = float(values.double().mean()) if values.numel() else None
-    summary = summarize_spec(samples, spec_runs, policy.max_draft, overlaps.per_sequence)
-    summary["config"] = {
-        "policy": config.policy,
-        "gamma": policy.max_draft,
-        "threshold": getattr(policy, "threshold", None),
-        "head": config.head,
-        "temperature": config.temperature,
-        "device": device,
-        "assisted": assisted,
-    }
+    run_config = SpecRunConfig(
+        policy=config.policy,
+        gamma=policy.max_draft,
+        threshold=getattr(policy, "threshold", None),
+        head=config.head,
+        temperature=config.temperature,
+        device=device,
+        assisted=assisted,
+    )
+    summary = summarize_spec(samples, spec_runs, overlaps.per_sequence, run_config)
     finish_record(record, prompts=len(samples))
-    write_outputs(out, samples, summary, record)
+    write_outputs(out, samples, SpecRun(summary=summary, run=record))
     return summary
 
 
 def _group_figures(
     samples: list[SpecSample], runs: list[Generation], gamma: int, overlaps: list[Any]
-) -> dict[str, Any]:
+) -> SpecFigures:
     """The figures of one group of prompts (all of them, or one tool's)."""
     stats = AcceptanceStats(gamma=gamma)
     for run in runs:
@@ -271,42 +281,39 @@ def _group_figures(
     target_tokens = sum(s.target_tokens for s in samples)
     spec_tokens = sum(len(s.tokens) for s in samples)
     positions = sum(int(v.numel()) for v in overlaps)
-    figures: dict[str, Any] = {
-        "prompts": len(samples),
-        "tokens": spec_tokens,
-        **stats.model_dump(),
-        "analytic_alpha": float(sum(float(v.double().sum()) for v in overlaps) / positions)
-        if positions
-        else None,
-        "target_tokens_per_s": target_tokens / target_s if target_s else 0.0,
-        "spec_tokens_per_s": spec_tokens / spec_s if spec_s else 0.0,
-        "target_calls_per_token": stats.rounds / spec_tokens if spec_tokens else 0.0,
-        "wasted_draft_tokens_per_call": (stats.drafted - stats.accepted) / stats.rounds
-        if stats.rounds
-        else 0.0,
-    }
-    figures["speedup"] = (
-        figures["spec_tokens_per_s"] / figures["target_tokens_per_s"]
-        if figures["target_tokens_per_s"]
-        else 0.0
-    )
+    target_rate = target_tokens / target_s if target_s else 0.0
+    spec_rate = spec_tokens / spec_s if spec_s else 0.0
     equal = [s.spec_equal_target for s in samples if s.spec_equal_target is not None]
-    figures["spec_equal_target"] = f"{sum(equal)}/{len(equal)}" if equal else None
+    assisted: dict[str, Any] = {}
     helped = [s for s in samples if s.assisted_seconds is not None]
     if helped:
         rate = sum(s.assisted_tokens or 0 for s in helped) / sum(s.assisted_seconds or 0.0 for s in helped)
-        figures["assisted_tokens_per_s"] = rate
-        figures["spec_vs_assisted"] = figures["spec_tokens_per_s"] / rate if rate else 0.0
-        figures["assisted_equal_target"] = (
-            f"{sum(bool(s.assisted_equal_target) for s in helped)}/{len(helped)}"
-        )
+        assisted = {
+            "assisted_tokens_per_s": rate,
+            "spec_vs_assisted": spec_rate / rate if rate else 0.0,
+            "assisted_equal_target": f"{sum(bool(s.assisted_equal_target) for s in helped)}/{len(helped)}",
+        }
     classes = [s.classes for s in samples]
     drafts = drafts_by_class(runs, classes, gamma)
-    figures["by_class"] = {
-        name: {**stat.model_dump(), **drafts.get(name, {})}
-        for name, stat in _ordered(acceptance_by_class(runs, classes)).items()
-    }
-    return figures
+    return SpecFigures(
+        prompts=len(samples),
+        tokens=spec_tokens,
+        **stats.model_dump(),
+        analytic_alpha=float(sum(float(v.double().sum()) for v in overlaps) / positions)
+        if positions
+        else None,
+        target_tokens_per_s=target_rate,
+        spec_tokens_per_s=spec_rate,
+        target_calls_per_token=stats.rounds / spec_tokens if spec_tokens else 0.0,
+        wasted_draft_tokens_per_call=(stats.drafted - stats.accepted) / stats.rounds if stats.rounds else 0.0,
+        speedup=spec_rate / target_rate if target_rate else 0.0,
+        spec_equal_target=f"{sum(equal)}/{len(equal)}" if equal else None,
+        **assisted,
+        by_class={
+            name: ClassFigures(**stat.model_dump(), **drafts.get(name, {}))
+            for name, stat in _ordered(acceptance_by_class(runs, classes)).items()
+        },
+    )
 
 
 def drafts_by_class(
@@ -339,9 +346,10 @@ def _ordered(stats: dict[str, ClassStat]) -> dict[str, ClassStat]:
 
 
 def summarize_spec(
-    samples: list[SpecSample], runs: list[Generation], gamma: int, overlaps: list[Any]
-) -> dict[str, Any]:
+    samples: list[SpecSample], runs: list[Generation], overlaps: list[Any], config: SpecRunConfig
+) -> SpecSummary:
     """Overall and per-tool figures, acceptance by draft position and by token class."""
+    gamma = config.gamma
     by_tool: dict[str, list[int]] = defaultdict(list)
     for i, sample in enumerate(samples):
         by_tool[sample.tool].append(i)
@@ -352,67 +360,137 @@ def summarize_spec(
         for tool, rows in sorted(by_tool.items())
     }
     positions: list[PositionStat] = acceptance_by_position(runs, gamma)
-    return {
-        "overall": _group_figures(samples, runs, gamma, overlaps),
-        "per_tool": per_tool,
-        "by_position": [p.model_dump() for p in positions],
-    }
+    return SpecSummary(
+        overall=_group_figures(samples, runs, gamma, overlaps),
+        per_tool=per_tool,
+        by_position=[PositionFigures(**p.model_dump()) for p in positions],
+        config=config,
+    )
 
 
-def markdown_report(summary: dict[str, Any]) -> str:
-    """The summary as Markdown tables, each metric's formula in its header."""
-    config = summary.get("config", {})
-    threshold = config.get("threshold")
-    lines = [
-        f"Draft policy: {config.get('policy', '?')}, γ (budget) = {config.get('gamma', '?')}"
-        + (f", threshold = {threshold:g}" if threshold is not None else ""),
-        "",
-        "| tool | prompts | tokens | α = A/(A+R) | A/D | τ = 1+A/S | τ from α | analytic α "
-        "| wasted (D−A)/S | calls S/tokens | target tok/s | spec tok/s | speedup | greedy equal |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+SPEC_HEADER = (
+    "tool",
+    "prompts",
+    "tokens",
+    "α = A/(A+R)",
+    "A/D",
+    "τ = 1+A/S",
+    "τ from α",
+    "analytic α",
+    "wasted (D−A)/S",
+    "calls S/tokens",
+    "target tok/s",
+    "spec tok/s",
+    "speedup",
+    "greedy equal",
+)
+DEFINITIONS = (
+    "S rounds (target calls), D drafted tokens (γ·S at fixed γ: A/D is vLLM's draft acceptance rate), "
+    "A accepted, R rounds ended by a rejection; τ from α = (1 − α^(γ+1)) / (1 − α); "
+    "analytic α = mean Σ_v min(p, q) on the target's own outputs; wasted = drafted tokens not "
+    "accepted per target call; calls = target calls per generated token."
+)
+
+
+def _analytic(figures: SpecFigures) -> str:
+    return "-" if figures.analytic_alpha is None else f"{figures.analytic_alpha:.3f}"
+
+
+def spec_row(name: str, f: SpecFigures) -> list[str]:
+    """One group's row of summary.md's first table (SPEC_HEADER)."""
+    return [
+        name,
+        str(f.prompts),
+        str(f.tokens),
+        f"{f.alpha:.3f}",
+        f"{f.draft_acceptance_rate:.3f}",
+        f"{f.mean_accepted_length:.2f}",
+        f"{f.expected_tau:.2f}",
+        _analytic(f),
+        f"{f.wasted_draft_tokens_per_call:.2f}",
+        f"{f.target_calls_per_token:.3f}",
+        f"{f.target_tokens_per_s:.1f}",
+        f"{f.spec_tokens_per_s:.1f}",
+        f"{f.speedup:.2f}×",
+        f.spec_equal_target or "-",
     ]
-    rows = [*summary["per_tool"].items(), ("**all**", summary["overall"])]
-    for tool, f in rows:
-        analytic = "-" if f["analytic_alpha"] is None else f"{f['analytic_alpha']:.3f}"
-        lines.append(
-            f"| {tool} | {f['prompts']} | {f['tokens']} | {f['alpha']:.3f} | {f['draft_acceptance_rate']:.3f} "
-            f"| {f['mean_accepted_length']:.2f} | {f['expected_tau']:.2f} | {analytic} "
-            f"| {f['wasted_draft_tokens_per_call']:.2f} | {f['target_calls_per_token']:.3f} "
-            f"| {f['target_tokens_per_s']:.1f} | {f['spec_tokens_per_s']:.1f} | {f['speedup']:.2f}× "
-            f"| {f['spec_equal_target'] or '-'} |"
-        )
-    overall = summary["overall"]
-    lines += [
-        "",
-        "S rounds (target calls), D drafted tokens (γ·S at fixed γ: A/D is vLLM's draft acceptance rate), "
-        "A accepted, R rounds ended by a rejection; τ from α = (1 − α^(γ+1)) / (1 − α); "
-        "analytic α = mean Σ_v min(p, q) on the target's own outputs; wasted = drafted tokens not "
-        "accepted per target call; calls = target calls per generated token.",
+
+
+def console_rows(summary: SpecSummary) -> tuple[list[str], list[list[str]]]:
+    """`toolbench spec`'s console table: the acceptance figures per tool and for all prompts."""
+    header = [
+        "tool",
+        "prompts",
+        "α",
+        "A/D",
+        "τ=1+A/S",
+        "τ(α)",
+        "analytic α",
+        "wasted/call",
+        "calls/token",
+        "speedup",
     ]
-    lines += [
-        "",
-        "| token class | accepted | rejected | α | drafted | wasted | policy stops |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, stat in overall["by_class"].items():
-        lines.append(
-            f"| {name} | {stat['accepted']} | {stat['rejected']} | {stat['alpha']:.3f} "
-            f"| {stat.get('drafted', 0)} | {stat.get('wasted', 0)} | {stat.get('policy_stops', 0)} |"
-        )
-    lines += ["", "| draft position | drafted | accepted | rate |", "|---:|---:|---:|---:|"]
-    for p in summary["by_position"]:
-        lines.append(f"| {p['position']} | {p['drafted']} | {p['accepted']} | {p['rate']:.3f} |")
-    if "assisted_tokens_per_s" in overall:
-        lines += [
-            "",
-            f"HF assisted generation (greedy, γ = {summary['config']['gamma']}): "
-            f"{overall['assisted_tokens_per_s']:.1f} tok/s; ours {overall['spec_tokens_per_s']:.1f} tok/s "
-            f"({overall['spec_vs_assisted']:.2f}×); outputs equal to target greedy: {overall['assisted_equal_target']}.",
+    rows = [
+        [
+            tool,
+            str(f.prompts),
+            f"{f.alpha:.3f}",
+            f"{f.draft_acceptance_rate:.3f}",
+            f"{f.mean_accepted_length:.2f}",
+            f"{f.expected_tau:.2f}",
+            _analytic(f),
+            f"{f.wasted_draft_tokens_per_call:.2f}",
+            f"{f.target_calls_per_token:.3f}",
+            f"{f.speedup:.2f}×",
         ]
-    return "\n".join(lines) + "\n"
+        for tool, f in [*summary.per_tool.items(), ("all", summary.overall)]
+    ]
+    return header, rows
 
 
-def plot_acceptance(summary: dict[str, Any], path: Path) -> None:
+def markdown_report(summary: SpecSummary) -> str:
+    """The summary as Markdown tables, each metric's formula in its header."""
+    config, overall = summary.config, summary.overall
+    policy = f"Draft policy: {config.policy}, γ (budget) = {config.gamma}"
+    if config.threshold is not None:
+        policy += f", threshold = {config.threshold:g}"
+    groups = [*summary.per_tool.items(), ("**all**", overall)]
+    by_class = [
+        [
+            name,
+            str(c.accepted),
+            str(c.rejected),
+            f"{c.alpha:.3f}",
+            str(c.drafted),
+            str(c.wasted),
+            str(c.policy_stops),
+        ]
+        for name, c in overall.by_class.items()
+    ]
+    by_position = [
+        [str(p.position), str(p.drafted), str(p.accepted), f"{p.rate:.3f}"] for p in summary.by_position
+    ]
+    parts = [
+        policy,
+        markdown_table(SPEC_HEADER, [spec_row(name, f) for name, f in groups], ["left", *["right"] * 13]),
+        DEFINITIONS,
+        markdown_table(
+            ["token class", "accepted", "rejected", "α", "drafted", "wasted", "policy stops"],
+            by_class,
+            ["left", *["right"] * 6],
+        ),
+        markdown_table(["draft position", "drafted", "accepted", "rate"], by_position, "right"),
+    ]
+    if overall.assisted_tokens_per_s is not None:
+        parts.append(
+            f"HF assisted generation (greedy, γ = {config.gamma}): "
+            f"{overall.assisted_tokens_per_s:.1f} tok/s; ours {overall.spec_tokens_per_s:.1f} tok/s "
+            f"({overall.spec_vs_assisted:.2f}×); outputs equal to target greedy: {overall.assisted_equal_target}."
+        )
+    return "\n\n".join(parts) + "\n"
+
+
+def plot_acceptance(summary: SpecSummary, path: Path) -> None:
     """Two panels: acceptance rate by draft position, α by token class."""
     import matplotlib
 
@@ -420,14 +498,14 @@ def plot_acceptance(summary: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5), dpi=110)
-    positions = summary["by_position"]
-    left.bar([p["position"] for p in positions], [p["rate"] for p in positions], color="#4c72b0")
+    positions = summary.by_position
+    left.bar([p.position for p in positions], [p.rate for p in positions], color="#4c72b0")
     left.set_xlabel("draft position i")
     left.set_ylabel("accepted / drafted at i")
     left.set_ylim(0, 1)
     left.set_title("acceptance by draft position")
-    classes = summary["overall"]["by_class"]
-    right.bar(range(len(classes)), [c["alpha"] for c in classes.values()], color="#55a868")
+    classes = summary.overall.by_class
+    right.bar(range(len(classes)), [c.alpha for c in classes.values()], color="#55a868")
     right.set_xticks(range(len(classes)), [name.replace("_", "\n") for name in classes], fontsize=8)
     right.set_ylabel("α = A / (A + R)")
     right.set_ylim(0, 1)
@@ -440,10 +518,9 @@ def plot_acceptance(summary: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
-def write_outputs(out: Path, samples: list[SpecSample], summary: dict[str, Any], record: Any) -> None:
+def write_outputs(out: Path, samples: list[SpecSample], run: SpecRun) -> None:
+    """samples.jsonl, the run folder (summary.json with the run record, summary.md) and acceptance.png."""
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "samples.jsonl", samples)
-    write_json(out / "summary.json", {"summary": summary, "run": record.model_dump(mode="json")})
-    with atomic_open(out / "summary.md", "w") as handle:
-        handle.write(markdown_report(summary))
-    plot_acceptance(summary, out / "acceptance.png")
+    write_run_folder(out, run, markdown_report(run.summary))
+    plot_acceptance(run.summary, out / "acceptance.png")

@@ -11,7 +11,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from toolbench.cli_bfcl import import_bfcl_command
 from toolbench.cli_distill import distill_app
@@ -61,6 +60,8 @@ from toolbench.cli_options import (
 from toolbench.cli_train import train_app
 from toolbench.errors import UserError
 from toolbench.export import Exporter, export_file, export_path
+from toolbench.summaries import CostSummary, EvalSummary
+from toolbench.tables import Align, markdown_table, rich_table
 
 console = Console()
 err = Console(stderr=True)
@@ -105,13 +106,13 @@ def tools_list() -> None:
     """List the registered tools: built-in ones and any registered through the `toolbench.tools` entry point."""
     from toolbench.registry import get_tool, tool_names
 
-    table = Table("tool", "functions", "test tasks", "description")
+    rows = []
     for name in tool_names():
         sim = get_tool(name)
         tasks_file = sim.tasks_file()
         n_tasks = sum(1 for line in tasks_file.open() if line.strip()) if tasks_file.exists() else 0
-        table.add_row(name, str(len(sim.specs)), str(n_tasks), sim.description)
-    console.print(table)
+        rows.append([name, str(len(sim.specs)), str(n_tasks), sim.description])
+    console.print(rich_table(["tool", "functions", "test tasks", "description"], rows))
 
 
 @tools_app.command("show")
@@ -128,17 +129,16 @@ def tools_show(
     if as_json:
         print(json.dumps([spec.openai_tool() for spec in sim.specs.values()], indent=2))
         return
-    table = Table(
-        "function", "arguments", "description", title=f"{sim.name}: {sim.description}", show_lines=True
-    )
+    rows = []
     for spec in sim.specs.values():
         required = set(spec.parameters.get("required", []))
         args = "\n".join(
             f"{k}{'' if k in required else '?'}: {_describe_schema(v)}"
             for k, v in spec.parameters.get("properties", {}).items()
         )
-        table.add_row(spec.name, args, spec.description)
-    console.print(table)
+        rows.append([spec.name, args, spec.description])
+    header = ["function", "arguments", "description"]
+    console.print(rich_table(header, rows, title=f"{sim.name}: {sim.description}", show_lines=True))
     console.print(
         f"Full JSON schemas (OpenAI tools format): toolbench tools show {name} --json", highlight=False
     )
@@ -259,16 +259,15 @@ def generate(
             resume=resume,
             on_progress=lambda kept: progress.update(bar, completed=kept),
         )
-    table = Table("kept", "candidates", "samples/s", "peak RSS MB", "splits", "rejects")
-    table.add_row(
+    row = [
         str(report.kept),
         str(report.candidates),
         f"{report.samples_per_second:,.0f}",
         f"{report.peak_rss_mb:.0f}",
         ", ".join(f"{k}={v}" for k, v in report.by_split.items()),
         ", ".join(f"{k}={v}" for k, v in report.rejects.items()) or "none",
-    )
-    console.print(table)
+    ]
+    console.print(rich_table(["kept", "candidates", "samples/s", "peak RSS MB", "splits", "rejects"], [row]))
     console.print(f"wrote {report.out}", highlight=False)
     for exporter in exporters:
         target = export_path(report.out, exporter.fmt)
@@ -530,37 +529,25 @@ def score(
     print_summary(summary)
 
 
-def print_summary(summary: dict, title: str | None = None) -> None:
-    from toolbench.results import metric_columns, summary_rows
+def print_summary(summary: EvalSummary, title: str | None = None) -> None:
+    """summary.md's tables on the console, then the error types."""
+    from toolbench.results import CELL_HEADERS, cell_rows, summary_header, summary_rows
 
-    table = Table(title=title)
-    table.add_column("tool", no_wrap=True)
-    for header in ("n", *(f"{label} %" for _, label in metric_columns(summary))):
-        table.add_column(header, justify="right")
-    for row in summary_rows(summary):
-        table.add_row(*row)
-    console.print(table)
-    if summary.get("cells"):
-        from toolbench.results import cell_rows
-
-        cells = Table("tool / category", "n", "success %", "95% CI (Wilson)", "failures")
-        for row in cell_rows(summary):
-            cells.add_row(*row)
-        console.print(cells)
-    errors = summary["micro"]["error_types"]
+    header = summary_header(summary)
+    align: list[Align] = ["left", *["right"] * (len(header) - 1)]
+    console.print(rich_table(header, summary_rows(summary), align, title=title, no_wrap_first=True))
+    if summary.cells:
+        console.print(rich_table(CELL_HEADERS, cell_rows(summary)))
+    errors = summary.micro.error_types
     if errors:
         console.print("error types: " + ", ".join(f"{k}={v}" for k, v in errors.items()), highlight=False)
 
 
-def print_cost(summary_file: Path) -> None:
+def print_cost(cost: CostSummary | None) -> None:
     """One line under the table: what the run cost (requests, tokens, latency; summary.json's `cost`)."""
-    import orjson
-
     from toolbench.results import COST_HEADERS, cost_cells
-    from toolbench.score import CostSummary
 
-    cost = orjson.loads(summary_file.read_bytes()).get("cost")
-    cells = cost_cells(CostSummary.model_validate(cost) if cost else None)
+    cells = cost_cells(cost)
     console.print(
         "cost: " + ", ".join(f"{h} {c}" for h, c in zip(COST_HEADERS, cells, strict=True)), highlight=False
     )
@@ -761,7 +748,7 @@ def eval_command(
                 configs.append(
                     base.model_copy(update={"system_prompt": prompt, "k_demos": 3, "retriever": kind})
                 )
-    results: dict[tuple, dict[str, dict]] = {}
+    results: dict[tuple, dict[str, EvalSummary]] = {}
     for config in configs:
         for each in task_sets:
             config = config.model_copy(update={"task_set": each})
@@ -771,16 +758,16 @@ def eval_command(
             with _progress() as progress:
                 # one advance per answered request: the task count (episodes ask once per step)
                 bar = progress.add_task(f"eval {name} ({each})", total=len(select_tasks(config)))
-                summary = run_eval(config, folder, lambda p=progress, b=bar: p.advance(b))
+                run = run_eval(config, folder, lambda p=progress, b=bar: p.advance(b))
             key = (
                 config.system_prompt is not None,
                 config.k_demos,
                 config.retriever if config.k_demos else "-",
             )
-            results.setdefault(key, {})[each] = summary
+            results.setdefault(key, {})[each] = run.summary
             if not ablate:
-                print_summary(summary, title=f"{model}: {name} ({each} tasks)")
-                print_cost(folder / "summary.json")
+                print_summary(run.summary, title=f"{model}: {name} ({each} tasks)")
+                print_cost(run.cost)
     if ablate:
         _print_ablation(results, out, task_sets)
     console.print(f"results in {out}", highlight=False)
@@ -789,36 +776,29 @@ def eval_command(
 TASK_SET_TITLES = {"test": "held out", "indist": "in distribution"}
 
 
-def _print_ablation(results: dict[tuple, dict[str, dict]], out: Path, task_sets: list[str]) -> None:
+def _print_ablation(results: dict[tuple, dict[str, EvalSummary]], out: Path, task_sets: list[str]) -> None:
     """The grid: one row per setting; with both task sets each cell is "held out / in distribution"."""
-    tools = sorted({t for by_set in results.values() for s in by_set.values() for t in s["per_tool"]})
-    unit = " / ".join(TASK_SET_TITLES[s] for s in task_sets)
-    table = Table(
-        "system prompt", "k", "retriever", *tools, "macro", title=f"success % (ToolBench ablation; {unit})"
-    )
-    lines = [
-        f"Success % per setting; cells: {unit}.",
-        "",
-        "| system prompt | k | retriever | " + " | ".join(tools) + " | macro |",
-        "|" + "---|" * (len(tools) + 4),
-    ]
+    from toolbench.io import atomic_open
 
-    def cell(by_set: dict[str, dict], tool: str | None) -> str:
+    tools = sorted({t for by_set in results.values() for s in by_set.values() for t in s.per_tool})
+    unit = " / ".join(TASK_SET_TITLES[s] for s in task_sets)
+    header = ["system prompt", "k", "retriever", *tools, "macro"]
+
+    def cell(by_set: dict[str, EvalSummary], tool: str | None) -> str:
         values = []
         for each in task_sets:
             summary = by_set[each]
-            score = summary["macro"] if tool is None else summary["per_tool"].get(tool)
-            values.append("-" if score is None else f"{100 * score['success']:.1f}")
+            score = summary.macro if tool is None else summary.per_tool.get(tool)
+            values.append("-" if score is None else f"{100 * score.success:.1f}")
         return " / ".join(values)
 
-    for (prompt, k, kind), by_set in results.items():
-        cells = [cell(by_set, t) for t in tools]
-        row = ["on" if prompt else "off", str(k), kind, *cells, cell(by_set, None)]
-        table.add_row(*row)
-        lines.append("| " + " | ".join(row) + " |")
-    console.print(table)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "ablation.md").write_text("\n".join(lines) + "\n")
+    rows = [
+        ["on" if prompt else "off", str(k), kind, *(cell(by_set, t) for t in tools), cell(by_set, None)]
+        for (prompt, k, kind), by_set in results.items()
+    ]
+    console.print(rich_table(header, rows, title=f"success % (ToolBench ablation; {unit})"))
+    with atomic_open(out / "ablation.md", "w") as handle:
+        handle.write(f"Success % per setting; cells: {unit}.\n\n{markdown_table(header, rows)}\n")
 
 
 @app.command()
@@ -970,10 +950,9 @@ def index_evaluate(
     results = {
         kind: recall_at_k(make_retriever(kind, model).build(documents), task_list, k) for kind in kinds
     }
-    table = Table("tool", *(f"{kind} recall@{k} %" for kind in kinds), title=f"{len(documents)} demos")
-    for tool in results[kinds[0]]:
-        table.add_row(tool, *(f"{100 * results[kind][tool]:.1f}" for kind in kinds))
-    console.print(table)
+    rows = [[tool, *(f"{100 * results[kind][tool]:.1f}" for kind in kinds)] for tool in results[kinds[0]]]
+    header = ["tool", *(f"{kind} recall@{k} %" for kind in kinds)]
+    console.print(rich_table(header, rows, title=f"{len(documents)} demos"))
 
 
 @app.command()
@@ -1078,7 +1057,7 @@ def spec(
         toolbench spec --target runs/demo/models/target --draft runs/demo/models/draft --tools home_search --limit 20
         toolbench spec … --draft-policy learned --head runs/demo/models/draft/acceptance-head [--budget 8]
     """
-    from toolbench.distill.spec_eval import SpecConfig, prompt_config, run_spec
+    from toolbench.distill.spec_eval import SpecConfig, console_rows, prompt_config, run_spec
     from toolbench.distill.speculative import make_policy
 
     # bad models, tasks, γ / policy / head: one line, before loading models
@@ -1115,46 +1094,20 @@ def spec(
     with _progress() as progress:  # one advance per prompt: target, speculative (and assisted) runs
         bar = progress.add_task("spec", total=len(prompts))
         summary = run_spec(config, out, lambda: progress.advance(bar))
-    overall = summary["overall"]
-    table = Table(
-        "tool",
-        "prompts",
-        "α",
-        "A/D",
-        "τ=1+A/S",
-        "τ(α)",
-        "analytic α",
-        "wasted/call",
-        "calls/token",
-        "speedup",
-        title=f"{draft_policy}, γ = {policy.max_draft}"
-        + (f", threshold {policy.threshold:g}" if hasattr(policy, "threshold") else ""),
+    overall = summary.overall
+    title = f"{draft_policy}, γ = {policy.max_draft}" + (
+        f", threshold {policy.threshold:g}" if hasattr(policy, "threshold") else ""
     )
-    table.columns[0].no_wrap = True
-    for tool, f in [*summary["per_tool"].items(), ("all", overall)]:
-        analytic = "-" if f["analytic_alpha"] is None else f"{f['analytic_alpha']:.3f}"
-        table.add_row(
-            tool,
-            str(f["prompts"]),
-            f"{f['alpha']:.3f}",
-            f"{f['draft_acceptance_rate']:.3f}",
-            f"{f['mean_accepted_length']:.2f}",
-            f"{f['expected_tau']:.2f}",
-            analytic,
-            f"{f['wasted_draft_tokens_per_call']:.2f}",
-            f"{f['target_calls_per_token']:.3f}",
-            f"{f['speedup']:.2f}×",
-        )
-    console.print(table)
+    console.print(rich_table(*console_rows(summary), title=title, no_wrap_first=True))
     console.print(
-        "α by token class: " + ", ".join(f"{k}={v['alpha']:.3f}" for k, v in overall["by_class"].items()),
+        "α by token class: " + ", ".join(f"{k}={v.alpha:.3f}" for k, v in overall.by_class.items()),
         highlight=False,
     )
-    line = f"tokens/s: target {overall['target_tokens_per_s']:.1f}, speculative {overall['spec_tokens_per_s']:.1f}"
-    if "assisted_tokens_per_s" in overall:
-        line += f", HF assisted {overall['assisted_tokens_per_s']:.1f}"
-    if overall["spec_equal_target"]:
-        line += f"; greedy output equal to target: {overall['spec_equal_target']}"
+    line = f"tokens/s: target {overall.target_tokens_per_s:.1f}, speculative {overall.spec_tokens_per_s:.1f}"
+    if overall.assisted_tokens_per_s is not None:
+        line += f", HF assisted {overall.assisted_tokens_per_s:.1f}"
+    if overall.spec_equal_target:
+        line += f"; greedy output equal to target: {overall.spec_equal_target}"
     console.print(line, highlight=False)
     console.print(f"results in {out}", highlight=False)
 

@@ -44,6 +44,7 @@ from toolbench.cli_options import (
     renamed,
 )
 from toolbench.errors import UserError
+from toolbench.tables import markdown_table
 
 console = Console(highlight=False)
 distill_app = typer.Typer(
@@ -259,11 +260,13 @@ def eval_alpha(
     console.print(
         f"analytic α on {result['prompts']} held-out prompts ({result['answer_tokens']} answer tokens)"
     )
-    console.print("| draft | α | " + " | ".join(tool_names) + " |")
-    console.print("|---|---:|" + "---:|" * len(tool_names))
-    for name, figures in result["drafts"].items():
-        per = " | ".join(f"{figures['per_tool'][t]:.3f}" for t in tool_names)
-        console.print(f"| {name} | {figures['alpha']:.3f} | {per} |")
+    rows = [
+        [name, f"{figures['alpha']:.3f}", *(f"{figures['per_tool'][t]:.3f}" for t in tool_names)]
+        for name, figures in result["drafts"].items()
+    ]
+    console.print(
+        markdown_table(["draft", "α", *tool_names], rows, ["left", *["right"] * (len(tool_names) + 1)])
+    )
     if out:
         write_json(out, result)
 

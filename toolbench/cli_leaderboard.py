@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from toolbench.cli_options import Overwrite, Seed, claim_output
 from toolbench.errors import UserError
+from toolbench.tables import rich_table
 
 
 def leaderboard_command(
@@ -60,9 +60,7 @@ def leaderboard_command(
     board = make_leaderboard(run_dirs, out, allow_mixed, seed, resamples)
     headers, rows = table(board)
     keep = headers.index("within noise") + 1  # the ranking; categories and cost are in the files
-    shown = Table(*headers[:keep], title="leaderboard" + (" (mixed runs)" if board.mixed else ""))
-    for row in rows:
-        shown.add_row(*row[:keep])
+    title = "leaderboard" + (" (mixed runs)" if board.mixed else "")
     console = Console()
-    console.print(shown)
+    console.print(rich_table(headers[:keep], [row[:keep] for row in rows], title=title))
     console.print(f"wrote {out}/leaderboard.md, .csv, .html, .png, .json", highlight=False, soft_wrap=True)

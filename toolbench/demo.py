@@ -13,7 +13,6 @@ draft; put the eval runs side by side (OUT/leaderboard.*); write the report.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,8 +24,10 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 
 from toolbench.errors import UserError
-from toolbench.io import write_json
 from toolbench.report import format_seconds
+from toolbench.run_folder import read_run_file, write_run_folder
+from toolbench.runinfo import finish_record, start_record
+from toolbench.summaries import DemoStep, DemoSummary
 
 
 class DemoPreset(BaseModel):
@@ -226,7 +227,7 @@ class Demo:
             _, summary = score_files(tasks_path, predictions, "python", folder / name)
             self.console.print(
                 f"  {name} replay of {len(tasks)} tasks in {len(files)} files: "
-                f"macro success {100 * summary['macro']['success']:.1f}%",
+                f"macro success {100 * summary.macro.success:.1f}%",
                 highlight=False,
             )
 
@@ -302,10 +303,10 @@ class Demo:
 
         config = self._eval_config(model, k, system, task_set)
         with self._bar(f"{model}, k = {k} ({task_set})", len(select_tasks(config))) as advance:
-            summary = run_eval(config, self._eval_folder(model, k, system, task_set), advance)
-        per_tool = ", ".join(f"{t} {100 * v['success']:.0f}" for t, v in summary["per_tool"].items())
+            summary = run_eval(config, self._eval_folder(model, k, system, task_set), advance).summary
+        per_tool = ", ".join(f"{t} {100 * v.success:.0f}" for t, v in summary.per_tool.items())
         self.console.print(
-            f"  macro success {100 * summary['macro']['success']:.1f}% ({per_tool})", highlight=False
+            f"  macro success {100 * summary.macro.success:.1f}% ({per_tool})", highlight=False
         )
 
     def distill(self) -> None:
@@ -345,11 +346,11 @@ class Demo:
             cache_dir=str(self.cache_dir),
         )
         with self._bar(f"speculative decoding, {name}", self.preset.spec_limit * len(SFT_TOOLS)) as advance:
-            overall = run_spec(config, self.out / "spec" / name, advance)["overall"]
+            overall = run_spec(config, self.out / "spec" / name, advance).overall
         self.console.print(
-            f"  α {overall['alpha']:.3f}, mean accepted length {overall['mean_accepted_length']:.2f}, "
-            f"{overall['spec_tokens_per_s']:.0f} vs {overall['target_tokens_per_s']:.0f} tokens/s "
-            f"({overall['speedup']:.2f}× target-only)",
+            f"  α {overall.alpha:.3f}, mean accepted length {overall.mean_accepted_length:.2f}, "
+            f"{overall.spec_tokens_per_s:.0f} vs {overall.target_tokens_per_s:.0f} tokens/s "
+            f"({overall.speedup:.2f}× target-only)",
             highlight=False,
         )
 
@@ -370,41 +371,53 @@ class Demo:
 
     # ------------------------------------------------------------ the run
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> DemoSummary:
+        """Run the missing steps; demo.json (`DemoSummary`) is rewritten after each one, so a killed
+        demo keeps the times of the steps it finished."""
         self.out.mkdir(parents=True, exist_ok=True)
         log_path = self.out / "demo.json"
-        previous = {}
+        previous: dict[str, DemoStep] = {}
         if log_path.exists():
-            before = json.loads(log_path.read_text())
-            made_with = before.get("preset", {}).get("name")
+            before = read_run_file(log_path, DemoSummary)
+            made_with = before.preset.get("name")
             if made_with and made_with != self.preset.name:
                 raise UserError(
                     f"{self.out} holds a '{made_with}' demo; its steps would be skipped as done. "
                     f"Pass another --out for the '{self.preset.name}' preset"
                 )
-            previous = {s["name"]: s for s in before.get("steps", [])}
-        log: dict[str, Any] = {"preset": self.preset.model_dump(), "steps": []}
+            previous = {step.name: step for step in before.steps}
+        config = {"out": str(self.out), "preset": self.preset.name, "cache_dir": str(self.cache_dir)}
+        record = start_record("demo", config, seed=0)  # every step that draws uses seed 0
+        log = DemoSummary(preset=self.preset.model_dump(), run=record)
         started = time.perf_counter()
         steps = self.steps()
         for i, step in enumerate(steps, 1):
             label = f"[{i}/{len(steps)}] {step.name}"
             if step.done():
                 self.console.print(f"[dim]· {label}: done, skipped[/]", highlight=False)
-                seconds = previous.get(step.name, {}).get("seconds")
-                log["steps"].append({"name": step.name, "seconds": seconds, "skipped": True})
+                done = previous.get(step.name)
+                log.steps.append(
+                    DemoStep(name=step.name, seconds=done.seconds if done else None, skipped=True)
+                )
                 continue
             self.console.print(f"[bold]▶ {label}[/]", highlight=False)
             began = time.perf_counter()
             step.run()
             seconds = time.perf_counter() - began
             self.console.print(f"[green]✓[/] {step.name} ({format_seconds(seconds)})", highlight=False)
-            log["steps"].append({"name": step.name, "seconds": round(seconds, 1), "skipped": False})
-            log["total_seconds"] = round(sum(entry["seconds"] or 0 for entry in log["steps"]), 1)
-            write_json(log_path, log)
-        log["total_seconds"] = round(sum(entry["seconds"] or 0 for entry in log["steps"]), 1)
-        log["last_run_seconds"] = round(time.perf_counter() - started, 1)
-        write_json(log_path, log)
+            log.steps.append(DemoStep(name=step.name, seconds=round(seconds, 1), skipped=False))
+            log.total_seconds = _total(log)
+            write_run_folder(self.out, log, name="demo")
+        log.total_seconds = _total(log)
+        log.last_run_seconds = round(time.perf_counter() - started, 1)
+        finish_record(record, steps=len(steps), ran=sum(not step.skipped for step in log.steps))
+        write_run_folder(self.out, log, name="demo")
         return log
+
+
+def _total(log: DemoSummary) -> float:
+    """Every step's time, each from its first run (a skipped step keeps the time it took then)."""
+    return round(sum(step.seconds or 0 for step in log.steps), 1)
 
 
 def demo_leaderboard(out: Path, console: Console) -> None:
@@ -429,7 +442,7 @@ def demo_leaderboard(out: Path, console: Console) -> None:
 
 def run_demo(
     out: Path, console: Console, preset: str = "quick", report: bool = True, cache_dir: Path | None = None
-) -> dict[str, Any]:
+) -> DemoSummary:
     if preset not in PRESETS:
         raise UserError(f"unknown demo preset {preset!r}; known: {', '.join(PRESETS)}")
     started = time.perf_counter()

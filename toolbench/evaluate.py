@@ -26,12 +26,14 @@ from toolbench.cache import RequestCache, cached_generate
 from toolbench.chat_messages import assistant_calls, call_id, has_parallel, split_parallel, tool_result
 from toolbench.episode import Episode, EpisodeResult
 from toolbench.errors import CallParseError, UserError
-from toolbench.io import atomic_open, dumps, write_json, write_jsonl
+from toolbench.io import dumps, write_jsonl
 from toolbench.records import Prediction, Program, Score, Step, Task
 from toolbench.registry import formatter, get_tool, task_formatter, tool_names
-from toolbench.results import cost_markdown, markdown_table
+from toolbench.results import run_markdown
+from toolbench.run_folder import write_run_folder
 from toolbench.runinfo import finish_record, start_record
 from toolbench.score import Scorer, cost_summary, summarize
+from toolbench.summaries import EvalRun
 
 COMPLETION_STOPS = ("\n\n", "\nTask:", "-------------")
 
@@ -174,7 +176,9 @@ def to_prediction(
     return Prediction(id=task.id, text=answer.text, calls=list(program)), program
 
 
-def run_eval(config: EvalConfig, out: Path, progress: Any = None) -> dict[str, Any]:
+def run_eval(config: EvalConfig, out: Path, progress: Any = None) -> EvalRun:
+    """Run the eval into OUT (predictions.jsonl, scores.jsonl, summary.json, summary.md); the
+    summary, its cost and run record as written."""
     from toolbench.retriever.prompt import PromptBuilder
 
     record = start_record("eval", config.model_dump(), seed=config.seed)
@@ -245,13 +249,9 @@ def run_eval(config: EvalConfig, out: Path, progress: Any = None) -> dict[str, A
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "predictions.jsonl", predictions)
     write_jsonl(out / "scores.jsonl", scores)
-    write_json(
-        out / "summary.json",
-        {"summary": summary, "cost": cost.model_dump(mode="json"), "run": record.model_dump(mode="json")},
-    )
-    with atomic_open(out / "summary.md", "w") as handle:
-        handle.write(markdown_table(summary) + "\n" + cost_markdown(cost))
-    return summary
+    run = EvalRun(summary=summary, cost=cost, run=record)
+    write_run_folder(out, run, run_markdown(run))
+    return run
 
 
 def retry_one_call_per_turn(

@@ -38,10 +38,13 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from toolbench.errors import UserError
-from toolbench.io import atomic_open, describe_validation_error, write_json
+from toolbench.io import atomic_open, describe_validation_error
 from toolbench.records import RunRecord
 from toolbench.results import COST_HEADERS, cost_cells, percent
-from toolbench.score import CostSummary, wilson_interval
+from toolbench.run_folder import write_run_folder
+from toolbench.score import wilson_interval
+from toolbench.summaries import CostSummary
+from toolbench.tables import markdown_table
 
 OUTPUT_NAMES = (
     "leaderboard.md",
@@ -517,9 +520,7 @@ def notes(board: Leaderboard) -> list[str]:
 
 def render_markdown(board: Leaderboard) -> str:
     headers, rows = table(board)
-    lines = ["# Leaderboard", "", settings_line(board), ""]
-    lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    lines = ["# Leaderboard", "", settings_line(board), "", markdown_table(headers, rows)]
     lines += ["", *(f"- {note}" for note in notes(board)), "", "![success per category](leaderboard.png)"]
     return "\n".join(lines) + "\n"
 
@@ -621,24 +622,26 @@ def render_html(board: Leaderboard, png: bytes) -> str:
     return page("toolbench leaderboard", meta, [section, figure])
 
 
+class LeaderboardRun(BaseModel):
+    """leaderboard.json: the table's rows with the run record."""
+
+    leaderboard: Leaderboard
+    run: RunRecord
+
+
 def write_leaderboard(board: Leaderboard, out: Path, record: RunRecord) -> list[Path]:
-    """leaderboard.md, .csv, .html, .png and .json (the rows with the run record), each written
-    atomically into `out`."""
+    """leaderboard.png, .csv and .html, then the run folder's leaderboard.md and .json (the rows
+    with the run record), each written atomically into `out`."""
     out.mkdir(parents=True, exist_ok=True)
     png = plot(board)
     paths = [out / name for name in OUTPUT_NAMES]
-    md, csv_path, html, png_path, json_path = paths
-    with atomic_open(png_path) as handle:
+    with atomic_open(out / "leaderboard.png") as handle:
         handle.write(png)
-    for path, text in (
-        (md, render_markdown(board)),
-        (csv_path, render_csv(board)),
-        (html, render_html(board, png)),
-    ):
-        with atomic_open(path, "w") as handle:
+    for name, text in (("leaderboard.csv", render_csv(board)), ("leaderboard.html", render_html(board, png))):
+        with atomic_open(out / name, "w") as handle:
             handle.write(text)
-    write_json(
-        json_path, {"leaderboard": board.model_dump(mode="json"), "run": record.model_dump(mode="json")}
+    write_run_folder(
+        out, LeaderboardRun(leaderboard=board, run=record), render_markdown(board), name="leaderboard"
     )
     return paths
 

@@ -16,6 +16,7 @@ import base64
 import html
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +28,19 @@ from toolbench import report_plots as plots
 from toolbench.errors import UserError
 from toolbench.io import atomic_open
 from toolbench.results import percent
+from toolbench.run_folder import run_file_from
 from toolbench.runinfo import now
+from toolbench.summaries import (
+    ClassFigures,
+    EvalRun,
+    EvalSummary,
+    MacroFigures,
+    PositionFigures,
+    SpecFigures,
+    SpecRun,
+    SpecSummary,
+)
+from toolbench.tables import markdown_table
 
 SKIP_DIRS = {"checkpoints", "teacher-cache", "distill-cache", "__pycache__", "data"}
 FLOOR_WORDS = ("random", "untrained", "floor")
@@ -73,9 +86,9 @@ class Section:
 
 @dataclass
 class Found:
-    evals: list[tuple[Path, dict]] = field(default_factory=list)
-    scores: list[tuple[Path, dict]] = field(default_factory=list)
-    specs: list[tuple[Path, dict]] = field(default_factory=list)
+    evals: list[tuple[Path, EvalRun]] = field(default_factory=list)
+    scores: list[tuple[Path, EvalRun]] = field(default_factory=list)
+    specs: list[tuple[Path, SpecRun]] = field(default_factory=list)
     logs: list[tuple[Path, list[dict], dict | None]] = field(default_factory=list)
     alphas: list[tuple[Path, dict]] = field(default_factory=list)
     grids: list[tuple[Path, dict]] = field(default_factory=list)
@@ -105,6 +118,12 @@ def _json(path: Path) -> Any:
 
 def discover(run_dir: Path) -> Found:
     found = Found()
+    # summary.json by the command its run record names: the type it is read as, where it goes
+    kinds: dict[str, tuple[type[EvalRun] | type[SpecRun], list]] = {
+        "eval": (EvalRun, found.evals),
+        "score": (EvalRun, found.scores),
+        "spec": (SpecRun, found.specs),
+    }
     for root, dirs, files in os.walk(run_dir):
         folder = Path(root)
         dirs[:] = sorted(
@@ -116,10 +135,10 @@ def discover(run_dir: Path) -> Found:
             data = _json(folder / "summary.json")
             run = data.get("run") if isinstance(data, dict) else None
             command = run.get("command") if isinstance(run, dict) else None
-            bucket = {"eval": found.evals, "spec": found.specs, "score": found.scores}.get(command)
-            if bucket is not None and isinstance(data.get("summary"), dict):
-                bucket.append((folder, data))
-                found.records.append((folder, data["run"]))
+            if command in kinds and isinstance(data.get("summary"), dict):
+                model, bucket = kinds[command]
+                bucket.append((folder, run_file_from(data, model, folder / "summary.json")))
+                found.records.append((folder, run))
         if "train_log.jsonl" in files:
             lines = _log_lines(folder / "train_log.jsonl")
             record = _json(folder / "train_record.json") if "train_record.json" in files else None
@@ -164,6 +183,12 @@ def _log_lines(path: Path) -> list[dict]:
 
 
 # ------------------------------------------------------------------- helpers
+
+
+def _tool(summary: EvalSummary, tool: str, metric: str) -> Any:
+    """One tool's figure from an eval summary; None for a tool that run did not score."""
+    figures = summary.per_tool.get(tool)
+    return None if figures is None else getattr(figures, metric)
 
 
 def _num(value: Any, digits: int = 3) -> str:
@@ -233,26 +258,24 @@ def _generic_table(rows: list[dict]) -> Table:
 # ------------------------------------------------------------------- sections
 
 
-def headline(found: Found, evals: list[dict]) -> Section:
+def headline(found: Found, evals: list[EvalEntry]) -> Section:
     rows = []
-    trained = [e for e in evals if not e["floor"]]
-    floors = [e for e in evals if e["floor"]]
+    trained = [e for e in evals if not e.floor]
+    floors = [e for e in evals if e.floor]
     if trained:
-        best = max(trained, key=lambda e: e["summary"]["macro"]["success"])
-        value = f"{percent(best['summary']['macro']['success'])}%"
+        best = max(trained, key=lambda e: e.summary.macro.success)
+        value = f"{percent(best.summary.macro.success)}%"
         if floors:
-            floor = max(floors, key=lambda e: e["summary"]["macro"]["success"])
-            value += f" vs {percent(floor['summary']['macro']['success'])}% for the floor ({floor['name']})"
-        tools = len(best["summary"]["per_tool"])
-        rows.append([f"tool success, macro over {tools} tools, best setting: {best['name']}", value])
+            floor = max(floors, key=lambda e: e.summary.macro.success)
+            value += f" vs {percent(floor.summary.macro.success)}% for the floor ({floor.name})"
+        tools = len(best.summary.per_tool)
+        rows.append([f"tool success, macro over {tools} tools, best setting: {best.name}", value])
     specs = dict(_ordered_specs(found))
     if "before" in specs and "after" in specs:
-        b, a = specs["before"]["overall"], specs["after"]["overall"]
+        b, a = specs["before"].overall, specs["after"].overall
+        rows.append(["per-token acceptance α = A/(A+R) on spec prompts", f"{b.alpha:.3f} → {a.alpha:.3f}"])
         rows.append(
-            ["per-token acceptance α = A/(A+R) on spec prompts", f"{b['alpha']:.3f} → {a['alpha']:.3f}"]
-        )
-        rows.append(
-            ["speedup vs target-only decoding (tokens/s ratio)", f"{b['speedup']:.2f}× → {a['speedup']:.2f}×"]
+            ["speedup vs target-only decoding (tokens/s ratio)", f"{b.speedup:.2f}× → {a.speedup:.2f}×"]
         )
     for _, alpha in found.alphas:
         drafts = alpha["drafts"]
@@ -277,39 +300,53 @@ def headline(found: Found, evals: list[dict]) -> Section:
     return section
 
 
-def eval_entries(found: Found, run_dir: Path) -> list[dict]:
-    modes = len({data["run"]["config"].get("mode") for _, data in found.evals})
+@dataclass
+class EvalEntry:
+    """One eval run as the report shows it: readable model and setting labels, its summary."""
+
+    model: str
+    floor: bool
+    setting: str
+    task_set: str
+    base_setting: str  # the setting without its task set: held out and in distribution side by side
+    folder: str
+    summary: EvalSummary
+    name: str = ""
+
+
+def eval_entries(found: Found, run_dir: Path) -> list[EvalEntry]:
+    modes = len({data.run.config.get("mode") for _, data in found.evals})
     entries = []
     for folder, data in found.evals:
-        config = data["run"]["config"]
+        config = data.run.config
         model = config.get("model", "?")
         entries.append(
-            {
-                "model": model_label(model),
-                "floor": is_floor(model),
-                "setting": setting_label(config, modes),
-                "task_set": config.get("task_set", "test"),
-                "base_setting": setting_label({**config, "task_set": "test"}, modes),
-                "folder": _rel(folder, run_dir),
-                "summary": data["summary"],
-            }
+            EvalEntry(
+                model=model_label(model),
+                floor=is_floor(model),
+                setting=setting_label(config, modes),
+                task_set=config.get("task_set", "test"),
+                base_setting=setting_label({**config, "task_set": "test"}, modes),
+                folder=_rel(folder, run_dir),
+                summary=data.summary,
+            )
         )
-    names = [(e["model"], e["setting"]) for e in entries]
+    names = [(e.model, e.setting) for e in entries]
     for e in entries:  # two folders with the same readable label: tell them apart by folder
-        e["name"] = f"{e['model']} · {e['setting']}"
-        if names.count((e["model"], e["setting"])) > 1:
-            e["name"] += f" ({e['folder']})"
-    entries.sort(key=lambda e: (e["floor"], e["model"], e["setting"]))
+        e.name = f"{e.model} · {e.setting}"
+        if names.count((e.model, e.setting)) > 1:
+            e.name += f" ({e.folder})"
+    entries.sort(key=lambda e: (e.floor, e.model, e.setting))
     return entries
 
 
-def success_section(found: Found, evals: list[dict]) -> Section:
+def success_section(found: Found, evals: list[EvalEntry]) -> Section:
     section = Section("Tool success per tool, by setting")
     if not evals:
         section.blocks.append("No eval results (`toolbench eval` writes summary.json with its run record).")
         return section
-    tools = sorted({t for e in evals for t in e["summary"]["per_tool"]})
-    n = {t: max(e["summary"]["per_tool"].get(t, {}).get("n", 0) for e in evals) for t in tools}
+    tools = sorted({t for e in evals for t in e.summary.per_tool})
+    n = {t: max(_tool(e.summary, t, "n") or 0 for e in evals) for t in tools}
     section.blocks.append(
         "Success (ToolBench's rule): the best gold label's state F1 is 1 after a clean parse and "
         "execution. Macro = mean over tools, so each tool weighs the same. Grey hatched bars: the "
@@ -318,11 +355,8 @@ def success_section(found: Found, evals: list[dict]) -> Section:
     )
     series = [
         (
-            e["name"],
-            [
-                *(e["summary"]["per_tool"].get(t, {}).get("success") for t in tools),
-                e["summary"]["macro"]["success"],
-            ],
+            e.name,
+            [*(_tool(e.summary, t, "success") for t in tools), e.summary.macro.success],
         )
         for e in evals
     ]
@@ -332,7 +366,7 @@ def success_section(found: Found, evals: list[dict]) -> Section:
         title="Tool success rate per tool",
         ylabel="success (% of test tasks)",
         percent=True,
-        muted=frozenset(e["name"] for e in evals if e["floor"]),
+        muted=frozenset(e.name for e in evals if e.floor),
     )
     section.blocks.append(Figure("success", png, "Success per tool by model and setting (%)."))
     headers = [
@@ -344,11 +378,11 @@ def success_section(found: Found, evals: list[dict]) -> Section:
     ]
     rows = [
         [
-            e["name"],
-            *(percent(e["summary"]["per_tool"].get(t, {}).get("success")) for t in tools),
-            percent(e["summary"]["macro"]["success"]),
-            percent(e["summary"]["macro"].get("state_f1")),
-            percent(e["summary"]["macro"].get("parse_error_rate")),
+            e.name,
+            *(percent(_tool(e.summary, t, "success")) for t in tools),
+            percent(e.summary.macro.success),
+            percent(e.summary.macro.state_f1),
+            percent(e.summary.macro.parse_error_rate),
         ]
         for e in evals
     ]
@@ -380,32 +414,28 @@ def success_section(found: Found, evals: list[dict]) -> Section:
                 [
                     [
                         folder.name,
-                        str(d["summary"]["micro"]["n"]),
-                        percent(d["summary"]["macro"]["success"]),
-                        percent(d["summary"]["macro"]["parse_error_rate"]),
+                        str(d.summary.micro.n),
+                        percent(d.summary.macro.success),
+                        percent(d.summary.macro.parse_error_rate),
                     ]
-                    for folder, d in sorted(found.scores)
+                    for folder, d in sorted(found.scores, key=lambda pair: pair[0])
                 ],
             )
         )
     return section
 
 
-def task_set_table(evals: list[dict]) -> Table | None:
+def task_set_table(evals: list[EvalEntry]) -> Table | None:
     """Macro success per model and setting, held out and in distribution side by side; None when
     no run used the in-distribution set."""
-    if not any(e["task_set"] == "indist" for e in evals):
+    if not any(e.task_set == "indist" for e in evals):
         return None
-    cells: dict[tuple[str, str], dict[str, dict]] = {}
+    cells: dict[tuple[str, str], dict[str, MacroFigures]] = {}
     for e in evals:
-        cells.setdefault((e["model"], e["base_setting"]), {})[e["task_set"]] = e["summary"]["macro"]
+        cells.setdefault((e.model, e.base_setting), {})[e.task_set] = e.summary.macro
 
-    def rate(macro: dict | None) -> str:
-        return (
-            "-"
-            if macro is None
-            else f"{percent(macro['success'])} (state F1 {percent(macro.get('state_f1'))})"
-        )
+    def rate(macro: MacroFigures | None) -> str:
+        return "-" if macro is None else f"{percent(macro.success)} (state F1 {percent(macro.state_f1)})"
 
     rows = [
         [f"{model} · {setting}", rate(sets.get("test")), rate(sets.get("indist"))]
@@ -414,24 +444,24 @@ def task_set_table(evals: list[dict]) -> Table | None:
     return Table(["model · setting", "held out: success %", "in distribution: success %"], rows)
 
 
-def category_table(evals: list[dict]) -> Table | None:
+def category_table(evals: list[EvalEntry]) -> Table | None:
     """Category x setting: each eval's success per category with its Wilson interval (from the
     summaries' `per_category`); None when no summary has categories (made before they existed)."""
-    categories = sorted({c for e in evals for c in e["summary"].get("per_category", {})})
+    categories = sorted({c for e in evals for c in e.summary.per_category})
     if not categories:
         return None
     rows = []
     for category in categories:
         row = [category]
         for e in evals:
-            cell = e["summary"].get("per_category", {}).get(category)
+            cell = e.summary.per_category.get(category)
             if cell is None:
                 row.append("-")
                 continue
-            low, high = cell["ci95"]
-            row.append(f"{percent(cell['success'])} ({percent(low)}–{percent(high)}) n={cell['n']}")
+            low, high = cell.ci95
+            row.append(f"{percent(cell.success)} ({percent(low)}–{percent(high)}) n={cell.n}")
         rows.append(row)
-    return Table(["category", *(e["name"] for e in evals)], rows)
+    return Table(["category", *(e.name for e in evals)], rows)
 
 
 def leaderboard_section(found: Found, run_dir: Path) -> Section | None:
@@ -469,17 +499,17 @@ def leaderboard_section(found: Found, run_dir: Path) -> Section | None:
     return section
 
 
-def _ordered_specs(found: Found) -> list[tuple[str, dict]]:
+def _ordered_specs(found: Found) -> list[tuple[str, SpecSummary]]:
     names = [folder.name for folder, _ in found.specs]
     runs = [
-        (name if names.count(name) == 1 else str(folder), data["summary"])
+        (name if names.count(name) == 1 else str(folder), data.summary)
         for (folder, data), name in zip(found.specs, names, strict=True)
     ]
     return sorted(runs, key=lambda r: (SPEC_ORDER.get(r[0], 2), r[0]))
 
 
-def _class_alpha(stat: dict) -> float | None:
-    return stat["alpha"] if stat["accepted"] + stat["rejected"] else None
+def _class_alpha(stat: ClassFigures) -> float | None:
+    return stat.alpha if stat.accepted + stat.rejected else None
 
 
 def spec_section(found: Found) -> Section:
@@ -514,12 +544,13 @@ def spec_section(found: Found) -> Section:
     return section
 
 
-def _spec_blocks(runs: list[tuple[str, dict]]) -> list[Any]:
+def _spec_blocks(runs: list[tuple[str, SpecSummary]]) -> list[Any]:
     blocks: list[Any] = []
     names = [name for name, _ in runs]
-    tools = sorted({t for _, s in runs for t in s["per_tool"]})
+    tools = sorted({t for _, s in runs for t in s.per_tool})
     alpha_tool = [
-        (n, [s["per_tool"].get(t, {}).get("alpha") for t in tools] + [s["overall"]["alpha"]]) for n, s in runs
+        (n, [s.per_tool[t].alpha if t in s.per_tool else None for t in tools] + [s.overall.alpha])
+        for n, s in runs
     ]
     blocks.append(
         Figure(
@@ -534,15 +565,9 @@ def _spec_blocks(runs: list[tuple[str, dict]]) -> list[Any]:
             "α by tool for each draft (same prompts).",
         )
     )
-    classes = list(dict.fromkeys(c for _, s in runs for c in s["overall"]["by_class"]))
+    classes = list(dict.fromkeys(c for _, s in runs for c in s.overall.by_class))
     alpha_class = [
-        (
-            n,
-            [
-                _class_alpha(s["overall"]["by_class"][c]) if c in s["overall"]["by_class"] else None
-                for c in classes
-            ],
-        )
+        (n, [_class_alpha(s.overall.by_class[c]) if c in s.overall.by_class else None for c in classes])
         for n, s in runs
     ]
     blocks.append(
@@ -559,11 +584,7 @@ def _spec_blocks(runs: list[tuple[str, dict]]) -> list[Any]:
         )
     )
     position = [
-        (
-            n,
-            [p["position"] for p in s["by_position"]],
-            [p["rate"] if p["drafted"] else None for p in s["by_position"]],
-        )
+        (n, [p.position for p in s.by_position], [p.rate if p.drafted else None for p in s.by_position])
         for n, s in runs
     ]
     blocks.append(
@@ -574,9 +595,9 @@ def _spec_blocks(runs: list[tuple[str, dict]]) -> list[Any]:
         )
     )
     columns = list(SPEC_COLUMNS)
-    if any("assisted_tokens_per_s" in s["overall"] for _, s in runs):
-        columns.append(("HF assisted tok/s", lambda f: _num(f.get("assisted_tokens_per_s"), 1)))
-    rows = [[name, *(cell(s["overall"]) for _, cell in columns)] for name, s in runs]
+    if any(s.overall.assisted_tokens_per_s is not None for _, s in runs):
+        columns.append(("HF assisted tok/s", lambda f: _num(f.assisted_tokens_per_s, 1)))
+    rows = [[name, *(cell(s.overall) for _, cell in columns)] for name, s in runs]
     blocks.append(Table(["draft", *(header for header, _ in columns)], rows))
     delta = "before" in names and "after" in names
     by_tool = []
@@ -589,43 +610,41 @@ def _spec_blocks(runs: list[tuple[str, dict]]) -> list[Any]:
     blocks.append(
         Table(["tool", *(f"α {n}" for n in names), *(["Δ after − before"] if delta else [])], by_tool)
     )
-    by_class = [[c, *(_class_cell(s["overall"]["by_class"].get(c)) for _, s in runs)] for c in classes]
+    by_class = [[c, *(_class_cell(s.overall.by_class.get(c)) for _, s in runs)] for c in classes]
     blocks.append(Table(["token class", *(f"α {n} (A / A+R)" for n in names)], by_class))
     depth = max(len(p) for _, p, _ in position)
-    by_position = [
-        [str(i + 1), *(_position_cell(s["by_position"], i) for _, s in runs)] for i in range(depth)
-    ]
+    by_position = [[str(i + 1), *(_position_cell(s.by_position, i) for _, s in runs)] for i in range(depth)]
     blocks.append(Table(["draft position", *(f"{n}: accepted / drafted" for n in names)], by_position))
     return blocks
 
 
-SPEC_COLUMNS = (
-    ("prompts", lambda f: str(f["prompts"])),
-    ("tokens", lambda f: str(f["tokens"])),
-    ("γ", lambda f: str(f.get("gamma", "-"))),
-    ("α", lambda f: _num(f["alpha"])),
-    ("A/D", lambda f: _num(f["draft_acceptance_rate"])),
-    ("τ = 1+A/S", lambda f: _num(f["mean_accepted_length"], 2)),
-    ("τ(α)", lambda f: _num(f["expected_tau"], 2)),
-    ("analytic α", lambda f: _num(f["analytic_alpha"])),
-    ("target tok/s", lambda f: _num(f["target_tokens_per_s"], 1)),
-    ("spec tok/s", lambda f: _num(f["spec_tokens_per_s"], 1)),
-    ("speedup", lambda f: f"{f['speedup']:.2f}×"),
-    ("greedy = target", lambda f: f["spec_equal_target"] or "-"),
+SPEC_COLUMNS: tuple[tuple[str, Callable[[SpecFigures], str]], ...] = (
+    ("prompts", lambda f: str(f.prompts)),
+    ("tokens", lambda f: str(f.tokens)),
+    ("γ", lambda f: str(f.gamma)),
+    ("α", lambda f: _num(f.alpha)),
+    ("A/D", lambda f: _num(f.draft_acceptance_rate)),
+    ("τ = 1+A/S", lambda f: _num(f.mean_accepted_length, 2)),
+    ("τ(α)", lambda f: _num(f.expected_tau, 2)),
+    ("analytic α", lambda f: _num(f.analytic_alpha)),
+    ("target tok/s", lambda f: _num(f.target_tokens_per_s, 1)),
+    ("spec tok/s", lambda f: _num(f.spec_tokens_per_s, 1)),
+    ("speedup", lambda f: f"{f.speedup:.2f}×"),
+    ("greedy = target", lambda f: f.spec_equal_target or "-"),
 )
 
 
-def _class_cell(stat: dict | None) -> str:
-    if not stat or not stat["accepted"] + stat["rejected"]:
+def _class_cell(stat: ClassFigures | None) -> str:
+    if not stat or not stat.accepted + stat.rejected:
         return "-"
-    return f"{stat['alpha']:.3f} ({stat['accepted']}/{stat['accepted'] + stat['rejected']})"
+    return f"{stat.alpha:.3f} ({stat.accepted}/{stat.accepted + stat.rejected})"
 
 
-def _position_cell(positions: list[dict], i: int) -> str:
-    if i >= len(positions) or not positions[i]["drafted"]:
+def _position_cell(positions: list[PositionFigures], i: int) -> str:
+    if i >= len(positions) or not positions[i].drafted:
         return "-"
     p = positions[i]
-    return f"{p['rate']:.3f} ({p['accepted']}/{p['drafted']})"
+    return f"{p.rate:.3f} ({p.accepted}/{p.drafted})"
 
 
 def loss_section(found: Found, run_dir: Path) -> Section:
@@ -773,15 +792,7 @@ def records_section(found: Found, run_dir: Path) -> Section:
 
 
 def _md_table(table: Table) -> str:
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    lines = [
-        "| " + " | ".join(map(cell, table.headers)) + " |",
-        "|" + "".join("---:|" if right else "---|" for right in table.numeric()),
-    ]
-    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in table.rows]
-    return "\n".join(lines)
+    return markdown_table(table.headers, table.rows, ["right" if r else "left" for r in table.numeric()])
 
 
 def render_markdown(title: str, meta: str, sections: list[Section]) -> str:

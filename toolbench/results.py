@@ -1,4 +1,5 @@
-"""Scoring files: predictions JSONL in, per-sample scores + summary + Markdown table out.
+"""Scoring files: predictions JSONL in, per-sample scores + summary + Markdown table out; and the
+rows of an eval summary's tables (summary.md, the console, the leaderboard's cost columns).
 
 A predictions line is `{"id": TASK_ID, "text": "..."}` (parsed with the chosen call format) or
 `{"id": TASK_ID, "calls": [{"name": ..., "arguments": {...}}]}` (already structured, e.g. from
@@ -8,14 +9,16 @@ OpenAI `tool_calls`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from toolbench.errors import CallParseError, UserError
-from toolbench.io import atomic_open, read_records, write_json, write_jsonl
+from toolbench.io import read_records, write_jsonl
 from toolbench.records import Prediction, Program, Score, Task
 from toolbench.registry import task_formatter
+from toolbench.run_folder import write_run_folder
 from toolbench.runinfo import finish_record, start_record
-from toolbench.score import CostSummary, Scorer, summarize
+from toolbench.score import Scorer, summarize
+from toolbench.summaries import CostSummary, EvalRun, EvalSummary
+from toolbench.tables import markdown_table
 
 
 def load_predictions(
@@ -73,43 +76,7 @@ METRIC_COLUMNS = (
     ("tool_error_rate", "tool err"),
     ("crash_rate", "crash"),
 )
-
-
-def metric_columns(summary: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    """The table's metrics; mean episode reward too when some tool was scored by episodes."""
-    if summary["macro"].get("reward") is None:
-        return METRIC_COLUMNS
-    return (*METRIC_COLUMNS, ("reward", "reward"))
-
-
-def percent(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"
-
-
-def summary_rows(summary: dict[str, Any]) -> list[list[str]]:
-    columns = metric_columns(summary)
-    rows = []
-    for tool, agg in summary["per_tool"].items():
-        rows.append([tool, str(agg["n"])] + [percent(agg[key]) for key, _ in columns])
-    macro = summary["macro"]
-    rows.append(["macro", str(summary["micro"]["n"])] + [percent(macro[key]) for key, _ in columns])
-    return rows
-
-
-def markdown_table(summary: dict[str, Any]) -> str:
-    header = ["tool", "n"] + [f"{label} %" for _, label in metric_columns(summary)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in summary_rows(summary)]
-    if summary.get("cells"):
-        lines += [
-            "",
-            "| tool / category | n | success % | 95% CI (Wilson) | failures |",
-            "|---|---|---|---|---|",
-        ]
-        lines += ["| " + " | ".join(row) + " |" for row in cell_rows(summary)]
-    return "\n".join(lines) + "\n"
-
-
+CELL_HEADERS = ("tool / category", "n", "success %", "95% CI (Wilson)", "failures")
 COST_HEADERS = (
     "requests",
     "cached",
@@ -118,6 +85,63 @@ COST_HEADERS = (
     "latency p50 ms",
     "latency p95 ms",
 )
+
+
+def metric_columns(summary: EvalSummary) -> tuple[tuple[str, str], ...]:
+    """The table's metrics; mean episode reward too when some tool was scored by episodes."""
+    if summary.macro.reward is None:
+        return METRIC_COLUMNS
+    return (*METRIC_COLUMNS, ("reward", "reward"))
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def summary_header(summary: EvalSummary) -> list[str]:
+    """The per-tool table's header: tool, n, then each metric in percent."""
+    return ["tool", "n"] + [f"{label} %" for _, label in metric_columns(summary)]
+
+
+def summary_rows(summary: EvalSummary) -> list[list[str]]:
+    """One row per tool, then the macro average (its n: every task)."""
+    columns = metric_columns(summary)
+    rows = []
+    for tool, agg in summary.per_tool.items():
+        rows.append([tool, str(agg.n)] + [percent(getattr(agg, key)) for key, _ in columns])
+    rows.append(
+        ["macro", str(summary.micro.n)] + [percent(getattr(summary.macro, key)) for key, _ in columns]
+    )
+    return rows
+
+
+def cell_rows(summary: EvalSummary) -> list[list[str]]:
+    """Success per category, then per tool x category, each with its interval and the failures
+    by diagnosis (`toolbench.score.diagnose`), most common first."""
+    rows = []
+    groups = [(f"all / {c}", v) for c, v in summary.per_category.items()]
+    groups += list(summary.cells.items())
+    for name, cell in groups:
+        low, high = cell.ci95
+        reasons = sorted(cell.diagnoses.items(), key=lambda item: (-item[1], item[0]))
+        rows.append(
+            [
+                name,
+                str(cell.n),
+                percent(cell.success),
+                f"{percent(low)}–{percent(high)}",
+                ", ".join(f"{k} {v}" for k, v in reasons) or "-",
+            ]
+        )
+    return rows
+
+
+def summary_markdown(summary: EvalSummary) -> str:
+    """summary.md's success tables: per tool, then per category and tool x category."""
+    text = markdown_table(summary_header(summary), summary_rows(summary)) + "\n"
+    if summary.cells:
+        text += "\n" + markdown_table(CELL_HEADERS, cell_rows(summary)) + "\n"
+    return text
 
 
 def cost_cells(cost: CostSummary | None) -> list[str]:
@@ -150,42 +174,24 @@ def cost_cells(cost: CostSummary | None) -> list[str]:
 
 def cost_markdown(cost: CostSummary) -> str:
     """summary.md's cost table: one row, the note on what is counted."""
-    lines = [
-        "| " + " | ".join(COST_HEADERS) + " |",
-        "|" + "---:|" * len(COST_HEADERS),
-        "| " + " | ".join(cost_cells(cost)) + " |",
-        "",
+    table = markdown_table(COST_HEADERS, [cost_cells(cost)], align="right")
+    note = (
         f"Cost: {cost.requests} backend requests ({cost.cached} served from the answer cache). Tokens "
         "as the backend reported them (cached answers included); latency per request over the "
-        f"{cost.timed} requests asked in this run (cached ones are not timed).",
-    ]
-    return "\n".join(lines) + "\n"
+        f"{cost.timed} requests asked in this run (cached ones are not timed)."
+    )
+    return f"{table}\n\n{note}\n"
 
 
-def cell_rows(summary: dict[str, Any]) -> list[list[str]]:
-    """Success per category, then per tool x category, each with its interval and the failures
-    by diagnosis (`toolbench.score.diagnose`), most common first."""
-    rows = []
-    groups = [(f"all / {c}", v) for c, v in summary.get("per_category", {}).items()]
-    groups += list(summary.get("cells", {}).items())
-    for name, cell in groups:
-        low, high = cell["ci95"]
-        reasons = sorted(cell["diagnoses"].items(), key=lambda item: (-item[1], item[0]))
-        rows.append(
-            [
-                name,
-                str(cell["n"]),
-                percent(cell["success"]),
-                f"{percent(low)}–{percent(high)}",
-                ", ".join(f"{k} {v}" for k, v in reasons) or "-",
-            ]
-        )
-    return rows
+def run_markdown(run: EvalRun) -> str:
+    """summary.md of an eval (success tables, then the cost) or a score run (no cost)."""
+    text = summary_markdown(run.summary)
+    return text if run.cost is None else text + "\n" + cost_markdown(run.cost)
 
 
 def score_files(
     tasks_path: Path, predictions_path: Path, fmt: str, out: Path | None, ignore_extra: bool = False
-) -> tuple[list[Score], dict[str, Any]]:
+) -> tuple[list[Score], EvalSummary]:
     from toolbench.tasks import load_tasks
 
     record = start_record(
@@ -197,8 +203,8 @@ def score_files(
     summary = summarize(scores)
     if out is not None:
         write_jsonl(out / "scores.jsonl", scores)
-        finish_record(record, tasks=len(tasks), predictions=len(predictions))
-        write_json(out / "summary.json", {"summary": summary, "run": record.model_dump(mode="json")})
-        with atomic_open(out / "summary.md", "w") as handle:
-            handle.write(markdown_table(summary))
+        run = EvalRun(
+            summary=summary, run=finish_record(record, tasks=len(tasks), predictions=len(predictions))
+        )
+        write_run_folder(out, run, run_markdown(run))
     return scores, summary

@@ -24,8 +24,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from toolbench.backends.base import BackendResponse
 from toolbench.episode import EpisodeResult, ReplayPolicy, run_episode
 from toolbench.errors import CallParseError
@@ -33,6 +31,7 @@ from toolbench.executor import Execution, execute, fill_defaults
 from toolbench.goals import unmet
 from toolbench.records import Call, ExecError, Program, Score, Task, diagnose, parse_error_score
 from toolbench.registry import spec_index
+from toolbench.summaries import Aggregate, CellSummary, CostSummary, EvalSummary, MacroFigures
 
 StateItems = Counter[tuple[str, str]]
 
@@ -295,30 +294,22 @@ def error_family(error_type: str | None) -> str | None:
     return head if head in ERROR_FAMILIES else "tool"
 
 
-@dataclass
-class Aggregate:
-    n: int
-    success: float
-    state_f1: float
-    ast_match: float
-    parse_error_rate: float
-    tool_error_rate: float
-    crash_rate: float
-    executability: float
-    lcs: float
-    error_types: dict[str, int]
-    no_call_rate: float = 0.0  # the answer was read and held no call (right only on relevance tasks)
-    reward: float | None = None  # mean over the episode tasks; None when there are none
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
 def aggregate(scores: Iterable[Score]) -> Aggregate:
     scores = list(scores)
     n = len(scores)
     if n == 0:
-        return Aggregate(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, {})
+        return Aggregate(
+            n=0,
+            success=0.0,
+            state_f1=0.0,
+            ast_match=0.0,
+            parse_error_rate=0.0,
+            tool_error_rate=0.0,
+            crash_rate=0.0,
+            executability=0.0,
+            lcs=0.0,
+            no_call_rate=0.0,
+        )
     families = Counter(error_family(s.error_type) for s in scores)
     rewards = [s.reward for s in scores if s.reward is not None]
     return Aggregate(
@@ -340,37 +331,32 @@ def aggregate(scores: Iterable[Score]) -> Aggregate:
     )
 
 
-def summarize(scores: list[Score]) -> dict[str, Any]:
+def summarize(scores: list[Score]) -> EvalSummary:
     """Per-tool aggregates, the macro average over tools (ToolBench reports per tool, so every
     tool weighs the same) and the micro average over all tasks."""
     by_tool: dict[str, list[Score]] = {}
     for score in scores:
         by_tool.setdefault(score.tool, []).append(score)
-    per_tool = {tool: aggregate(group).as_dict() for tool, group in sorted(by_tool.items())}
-    metrics = (
-        "success",
-        "state_f1",
-        "ast_match",
-        "parse_error_rate",
-        "no_call_rate",
-        "tool_error_rate",
-        "crash_rate",
-        "executability",
-        "lcs",
+    per_tool = {tool: aggregate(group) for tool, group in sorted(by_tool.items())}
+
+    def mean(metric: str) -> float:
+        return sum(getattr(t, metric) for t in per_tool.values()) / len(per_tool) if per_tool else 0.0
+
+    rewards = [t.reward for t in per_tool.values() if t.reward is not None]
+    macro = MacroFigures(
+        **{m: mean(m) for m in MacroFigures.model_fields if m != "reward"},
+        reward=sum(rewards) / len(rewards) if rewards else None,  # over the episode tools
     )
-    macro = {m: (sum(t[m] for t in per_tool.values()) / len(per_tool) if per_tool else 0.0) for m in metrics}
-    rewards = [t["reward"] for t in per_tool.values() if t["reward"] is not None]
-    macro["reward"] = sum(rewards) / len(rewards) if rewards else None  # over the episode tools
-    return {
-        "per_tool": per_tool,
-        "macro": macro,
-        "micro": aggregate(scores).as_dict(),
-        "per_category": {c: cell(group) for c, group in _grouped(scores, lambda s: s.category).items()},
-        "cells": {
+    return EvalSummary(
+        per_tool=per_tool,
+        macro=macro,
+        micro=aggregate(scores),
+        per_category={c: cell(group) for c, group in _grouped(scores, lambda s: s.category).items()},
+        cells={
             f"{tool}/{category}": cell(group)
             for (tool, category), group in _grouped(scores, lambda s: (s.tool, s.category)).items()
         },
-    }
+    )
 
 
 def _grouped(scores: list[Score], key: Any) -> dict[Any, list[Score]]:
@@ -380,42 +366,19 @@ def _grouped(scores: list[Score], key: Any) -> dict[Any, list[Score]]:
     return dict(sorted(groups.items()))
 
 
-def cell(scores: list[Score]) -> dict[str, Any]:
+def cell(scores: list[Score]) -> CellSummary:
     """One group's success rate with its 95% Wilson interval and why the failures failed."""
     n, wins = len(scores), sum(s.success for s in scores)
-    low, high = wilson_interval(wins, n)
     failures = Counter(s.diagnosis or "other" for s in scores if not s.success)
-    return {
-        "n": n,
-        "success": wins / n if n else 0.0,
-        "ci95": [low, high],
-        "diagnoses": dict(sorted(failures.items())),
-    }
-
-
-# ------------------------------------------------------------------ cost
-class CostSummary(BaseModel):
-    """What a run asked of its backend, written beside its success rates (summary.json `cost`,
-    summary.md): a model that wins by 2 points at 10 times the tokens or latency is not simply
-    better. Kept apart from `summary` because it is measured, not scored: a rerun from the cache
-    scores the same and costs nothing."""
-
-    requests: int = Field(
-        ge=0, description="Backend requests: one per task, one per episode step, plus re-asked refusals."
+    return CellSummary(
+        n=n,
+        success=wins / n if n else 0.0,
+        ci95=wilson_interval(wins, n),
+        diagnoses=dict(sorted(failures.items())),
     )
-    cached: int = Field(ge=0, description="Of those, answered from the answer cache: not asked, not timed.")
-    timed: int = Field(ge=0, description="Requests asked in this run, with a measured latency.")
-    usage_reported: int = Field(ge=0, description="Answers that carried token counts (cached ones included).")
-    prompt_tokens: int | None = Field(
-        None, description="Sum over the answers that reported usage; None (n/a) when none did."
-    )
-    completion_tokens: int | None = None
-    latency_p50_ms: float | None = Field(
-        None, description="Median wall time per asked request (ms); None when every answer was cached."
-    )
-    latency_p95_ms: float | None = Field(None, description="95th percentile of the same (ms).")
 
 
+# ------------------------------------------------------------------ cost (summaries.CostSummary)
 def percentile(values: list[float], q: float) -> float:
     """The q-quantile (0 <= q <= 1) with linear interpolation between order statistics (numpy's
     default), so p50 of an even count is the mean of the middle two."""

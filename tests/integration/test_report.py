@@ -91,7 +91,7 @@ def run_folder(tmp_path_factory, tiny_model_dir, tiny_draft_dir) -> dict:
                 cache_dir=str(tmp / "cache"),
             )
             out = run / "eval" / model.stem / setting_name(config)
-            summaries[(model.stem, prompt is not None)] = run_eval(config, out)
+            summaries[(model.stem, prompt is not None)] = run_eval(config, out).summary
     score_files(
         tmp / "tasks.jsonl", tmp / "gold.jsonl", "python", run / "replay" / "gold"
     )  # the scorer check
@@ -179,18 +179,18 @@ def test_tables_hold_the_numbers_that_went_in(run_folder):
     md, html = build_report(run_folder["run"])
     text = md.read_text()
     sys_on = run_folder["eval"][("target", True)]
-    assert sys_on["per_tool"]["cat_api"]["success"] == 1.0
-    assert sys_on["per_tool"]["weather"]["success"] == WEATHER_RIGHT / 10
+    assert sys_on.per_tool["cat_api"].success == 1.0
+    assert sys_on.per_tool["weather"].success == WEATHER_RIGHT / 10
     assert "| target · k=0, sys on | 100.0 | 30.0 | 65.0 |" in text
     assert "| target · k=0, sys off | 100.0 | 30.0 | 65.0 |" in text
     floor = run_folder["eval"][("random", True)]
-    floor_row = f"| random · k=0, sys on | {100 * floor['per_tool']['cat_api']['success']:.1f} |"
-    assert floor_row in text and 0 < floor["macro"]["success"] < 1
-    assert f"65.0% vs {100 * floor['macro']['success']:.1f}% for the floor (random · k=0, sys on)" in text
-    before, after = (run_folder["spec"][k]["overall"] for k in ("before", "after"))
-    assert after["alpha"] == 1.0  # the target as its own draft accepts everything
-    assert f"| {before['alpha']:.3f} → 1.000 |" in text
-    assert f"| {before['speedup']:.2f}× → {after['speedup']:.2f}× |" in text
+    floor_row = f"| random · k=0, sys on | {100 * floor.per_tool['cat_api'].success:.1f} |"
+    assert floor_row in text and 0 < floor.macro.success < 1
+    assert f"65.0% vs {100 * floor.macro.success:.1f}% for the floor (random · k=0, sys on)" in text
+    before, after = (run_folder["spec"][k].overall for k in ("before", "after"))
+    assert after.alpha == 1.0  # the target as its own draft accepts everything
+    assert f"| {before.alpha:.3f} → 1.000 |" in text
+    assert f"| {before.speedup:.2f}× → {after.speedup:.2f}× |" in text
     assert "| after | 2 | 20 | 3 | 1.000 | 1.000 | 4.00 |" in text
     for stage in ("target (sft)", "target/pretrain (pretrain)"):
         assert f"| {stage} | 5 |" in text

@@ -63,9 +63,9 @@ def test_score_file_of_trajectories_reports_reward_per_tool(tmp_path):
     )
     scores, summary = score_files(tasks, predictions, "python", tmp_path / "out")
     assert [s.reward for s in scores] == [1.0, pytest.approx(0.8)]
-    webshop = summary["per_tool"]["webshop"]
-    assert webshop["success"] == 0.5 and webshop["reward"] == pytest.approx(0.9)
-    assert webshop["error_types"] == {"episode:reward": 1} and webshop["tool_error_rate"] == 0.0
+    webshop = summary.per_tool["webshop"]
+    assert webshop.success == 0.5 and webshop.reward == pytest.approx(0.9)
+    assert webshop.error_types == {"episode:reward": 1} and webshop.tool_error_rate == 0.0
     stored = [json.loads(line) for line in (tmp_path / "out" / "scores.jsonl").read_text().splitlines()]
     assert stored[0]["steps"] == 5 and len(stored[0]["trajectory"]) == 5
 
@@ -73,7 +73,7 @@ def test_score_file_of_trajectories_reports_reward_per_tool(tmp_path):
 def test_single_shot_scores_and_summaries_keep_their_shape(home_tasks):
     score = Scorer().score(home_tasks[0], home_tasks[0].labels[0])
     assert score.reward is None and score.steps is None and score.trajectory is None
-    assert summarize([score])["per_tool"]["home_search"]["reward"] is None
+    assert summarize([score]).per_tool["home_search"].reward is None
 
 
 def test_environments_are_the_only_tools_outside_single_shot():

@@ -29,7 +29,7 @@ from toolbench.leaderboard import (
     paired_bootstrap,
 )
 from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
-from toolbench.score import CostSummary
+from toolbench.summaries import CostSummary
 
 SETTINGS = PromptSettings(mode="chat", k_demos=0, retriever="-", system_prompt="default", call_format="auto")
 

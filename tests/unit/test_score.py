@@ -143,7 +143,7 @@ def test_aggregates_and_families():
         None,
     ]
     summary = summarize(scores)
-    assert summary["macro"]["success"] == 0.25 and summary["per_tool"]["home_search"]["n"] == 4
+    assert summary.macro.success == 0.25 and summary.per_tool["home_search"].n == 4
 
 
 def test_flatten_treats_lists_as_multisets_of_whole_elements_and_integral_floats_as_ints():
@@ -239,13 +239,9 @@ def test_corrupted_replays_are_diagnosed_as_what_was_done_to_them(home_tasks):
     }
     for score in scores:
         assert score.diagnosis == expected[predictions[score.id].meta["corruption"]], score
-    cells = summarize(scores)["cells"]
-    assert cells["home_search/multi_call"]["diagnoses"] == {
-        "missing_call": 10,
-        "parse_error": 10,
-        "wrong_argument": 10,
-    }
-    assert cells["home_search/multi_call"]["n"] == 40 and cells["home_search/multi_call"]["success"] == 0.25
+    cell = summarize(scores).cells["home_search/multi_call"]
+    assert cell.diagnoses == {"missing_call": 10, "parse_error": 10, "wrong_argument": 10}
+    assert cell.n == 40 and cell.success == 0.25
 
 
 @pytest.mark.parametrize(

@@ -24,10 +24,16 @@ class AlignConfig(BaseModel):
     tools: list[str] = Field(default_factory=lambda: list(SFT_TOOLS))
     samples: int = Field(5000, ge=1, description="Generated training samples (train split) over the tools.")
     data_seed: int = 1
-    pretrain: PretrainConfig = Field(
+    copy_prior: bool = Field(
+        False,
+        description="Start from weights that already copy spans from the context (distill/copy_prior.py); "
+        "train it without the generic stage (pretrain=None), whose text wears the circuit away.",
+    )
+    pretrain: PretrainConfig | None = Field(
         default_factory=lambda: PretrainConfig(
             train=TrainConfig(max_steps=40, learning_rate=2e-3, warmup_steps=10)
-        )
+        ),
+        description="The brief generic stage; None: SFT starts from a newly built model.",
     )
     conversations: ConversationConfig = Field(default_factory=ConversationConfig)
     sft: TrainConfig = Field(
@@ -46,10 +52,15 @@ class AlignConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_preset(self) -> AlignConfig:
-        """The model is built once, by the generic stage: its preset is `preset`, set in one place."""
-        if "preset" in self.pretrain.model_fields_set and self.pretrain.preset != self.preset:
-            raise ValueError(f"pretrain.preset {self.pretrain.preset!r} differs from preset {self.preset!r}")
-        self.pretrain.preset = self.preset
+        """The model is built once (by the generic stage, if any): its preset and copy prior are
+        `preset` and `copy_prior`, set in one place."""
+        if self.pretrain is None:
+            return self
+        for name in ("preset", "copy_prior"):
+            mine, theirs = getattr(self, name), getattr(self.pretrain, name)
+            if name in self.pretrain.model_fields_set and theirs != mine:
+                raise ValueError(f"pretrain.{name} {theirs!r} differs from {name} {mine!r}")
+            setattr(self.pretrain, name, mine)
         return self
 
 
@@ -82,16 +93,16 @@ def align_target(
     resume: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """`out/pretrain` (generic stage, skipped when done), then SFT into `out` itself."""
+    """`out/pretrain` (generic stage, skipped when done or not asked for), then SFT into `out` itself."""
     from toolbench.distill.copy_probe import indist_probe
     from toolbench.distill.data import sft_examples
-    from toolbench.distill.models import load_causal_lm, load_tokenizer, parameter_count
+    from toolbench.distill.models import load_causal_lm, load_tokenizer, new_model, parameter_count
     from toolbench.distill.pretrain import pretrain
     from toolbench.generate import GenerateConfig, generate
 
     out = Path(out)
     stage_one = out / "pretrain"
-    if not is_trained(stage_one):
+    if config.pretrain is not None and not is_trained(stage_one):
         pretrain(config.pretrain, tokenizer_path, stage_one, cache_dir, resume=resume, progress=progress)
     samples = out / "data" / f"sft-{config.samples}-seed{config.data_seed}.jsonl"
     if not samples.exists():
@@ -106,7 +117,10 @@ def align_target(
         raw.unlink()
     tokenizer = load_tokenizer(tokenizer_path)
     examples, stats = sft_examples(samples, tokenizer, config.conversations, config.echo)
-    model = load_causal_lm(stage_one)
+    if config.pretrain is None:
+        model = new_model(config.preset, tokenizer, config.sft.seed, config.copy_prior)
+    else:
+        model = load_causal_lm(stage_one)
     sft = config.sft.model_copy(update={"learning_rate": config.sft.learning_rate * config.sft_lr_scale})
     info = {
         "stage": "sft",

@@ -37,14 +37,20 @@ PRESETS: dict[str, ModelPreset] = {
 }
 
 
-def new_model(preset: str, tokenizer: Any, seed: int = 0):
-    """A randomly initialised LlamaForCausalLM of a named preset, sized to the tokenizer."""
+def new_model(preset: str, tokenizer: Any, seed: int = 0, copy_prior: bool = False):
+    """A randomly initialised LlamaForCausalLM of a named preset, sized to the tokenizer; with
+    `copy_prior`, one that already copies spans from its context (`distill/copy_prior.py`)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     if preset not in PRESETS:
         raise UserError(f"unknown model preset {preset!r}; known: {', '.join(PRESETS)}")
     spec = PRESETS[preset]
+    extra: dict[str, Any] = {}
+    if copy_prior:
+        from toolbench.distill.copy_prior import config_overrides
+
+        extra = config_overrides()
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         num_key_value_heads=spec.num_attention_heads,
@@ -52,9 +58,19 @@ def new_model(preset: str, tokenizer: Any, seed: int = 0):
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         **spec.model_dump(),
+        **extra,
     )
+    if copy_prior:
+        from toolbench.distill.copy_prior import check_shape
+
+        check_shape(config)  # before building: a one-line error for a preset the circuit does not fit
     torch.manual_seed(seed)
-    return LlamaForCausalLM(config)
+    model = LlamaForCausalLM(config)
+    if copy_prior:
+        from toolbench.distill.copy_prior import apply_copy_prior
+
+        apply_copy_prior(model, seed)
+    return model
 
 
 def load_tokenizer(path: str | Path):

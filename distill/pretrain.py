@@ -17,6 +17,9 @@ from toolbench.distill.trainer import TrainConfig, Trainer
 
 class PretrainConfig(BaseModel):
     preset: str = "draft"
+    copy_prior: bool = Field(
+        False, description="Start from weights that already copy (distill/copy_prior.py)."
+    )
     block_size: int = Field(256, ge=8)
     documents: int | None = Field(None, ge=1, description="Only the first N generic documents (tests).")
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(max_steps=600, learning_rate=2e-3))
@@ -40,7 +43,11 @@ def pretrain(
     tokenizer = load_tokenizer(tokenizer_path)
     documents = generic_corpus(cache_dir)[: config.documents]
     blocks = pack_blocks(documents, tokenizer, config.block_size)
-    model = load_causal_lm(init) if init else new_model(config.preset, tokenizer, config.train.seed)
+    model = (
+        load_causal_lm(init)
+        if init
+        else new_model(config.preset, tokenizer, config.train.seed, config.copy_prior)
+    )
     info = {
         "stage": "pretrain",
         "config": config.model_dump(),

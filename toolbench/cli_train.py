@@ -8,6 +8,7 @@ and runs unchanged under `accelerate launch --num_processes N -m toolbench train
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated
 
 import typer
@@ -51,6 +52,21 @@ def _cache(cache_dir: Path | None) -> Path:
     from toolbench.evaluate import default_cache_dir
 
     return Path(cache_dir) if cache_dir else default_cache_dir()
+
+
+def check_copy_prior(preset: str) -> None:
+    """`--copy-prior` on a preset the circuit does not fit: one line before any data is made."""
+    from toolbench.distill.copy_prior import check_shape, config_overrides
+    from toolbench.distill.models import PRESETS
+
+    spec = PRESETS[preset]
+    shape = SimpleNamespace(
+        **spec.model_dump(), num_key_value_heads=spec.num_attention_heads, **config_overrides()
+    )
+    try:
+        check_shape(shape)
+    except UserError as error:
+        raise UserError(f"--copy-prior with --preset {preset}: {error}") from None
 
 
 def _preset(value: str) -> str:
@@ -169,7 +185,18 @@ def target_command(
     preset: Annotated[str, typer.Option(help="Model size: target, draft or tiny.")] = "target",
     tools: Tools = ",".join(SFT_TOOLS),
     samples: Samples = 5000,
-    pretrain_steps: Annotated[int, typer.Option(help="Generic pretraining steps before SFT.", min=1)] = 40,
+    pretrain_steps: Annotated[
+        int, typer.Option(help="Generic pretraining steps before SFT; 0: none (SFT from a new model).", min=0)
+    ] = 40,
+    copy_prior: Annotated[
+        bool,
+        typer.Option(
+            "--copy-prior",
+            help="Start from weights that already copy spans from the request (an induction circuit "
+            "written into the initial weights; needs >= 3 heads, e.g. the target preset). Use with "
+            "--pretrain-steps 0: generic text wears the circuit away. README 'Train the embedded models'.",
+        ),
+    ] = False,
     epochs: Annotated[float, typer.Option(help="SFT epochs.", min=0.01)] = 1.0,
     sft_steps: Annotated[int | None, typer.Option(help="SFT steps (overrides --epochs).", min=1)] = None,
     batch_size: BatchSize = 16,
@@ -210,20 +237,24 @@ def target_command(
     checked_model(str(tokenizer), "--tokenizer", marker=None, what="tokenizer")
     output_folder(out)
     checked_device(device)
+    if copy_prior:
+        check_copy_prior(preset)
+    generic = PretrainConfig(
+        train=TrainConfig(
+            max_steps=max(1, pretrain_steps),
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+            dtype=checked_dtype(dtype),
+        ),
+    )
     config = AlignConfig(
         preset=preset,
         tools=names,
         samples=samples,
-        pretrain=PretrainConfig(
-            train=TrainConfig(
-                max_steps=pretrain_steps,
-                learning_rate=learning_rate,
-                batch_size=batch_size,
-                seed=seed,
-                device=device,
-                dtype=checked_dtype(dtype),
-            ),
-        ),
+        copy_prior=copy_prior,
+        pretrain=generic if pretrain_steps else None,
         sft=TrainConfig(
             epochs=epochs,
             max_steps=sft_steps,

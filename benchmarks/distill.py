@@ -25,6 +25,7 @@ from toolbench.distill.distillation import DistillConfig, run_distill  # noqa: E
 from toolbench.distill.scenarios import ScenarioConfig  # noqa: E402
 from toolbench.distill.teacher_cache import CacheConfig  # noqa: E402
 from toolbench.distill.trainer import TrainConfig  # noqa: E402
+from toolbench.tables import markdown_table  # noqa: E402
 
 SETTINGS = [
     ("offline white-box FKL (cached top-k)", {}),
@@ -82,10 +83,11 @@ def main() -> None:
             rows.append((name, summary["train"]["tokens_per_second"], summary["train"]["seconds"]))
     baseline = rows[0][1]
     print()
-    print("| setting | training tokens/s | seconds | vs offline white-box |")
-    print("|---|---:|---:|---:|")
-    for name, rate, seconds in rows:
-        print(f"| {name} | {rate:,.0f} | {seconds:.1f} | {rate / baseline:.2f}× |")
+    table = [
+        [name, f"{rate:,.0f}", f"{seconds:.1f}", f"{rate / baseline:.2f}×"] for name, rate, seconds in rows
+    ]
+    header = ["setting", "training tokens/s", "seconds", "vs offline white-box"]
+    print(markdown_table(header, table, ["left", "right", "right", "right"]))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import describe_machine  # noqa: E402
 
+from toolbench.tables import markdown_table  # noqa: E402
+
 SFT_TOOLS = "cat_api,home_search,spreadsheet,trip_booking,weather"
 
 
@@ -225,22 +227,22 @@ def main() -> None:
 
     n = len(prompts)
     print()
-    print(
-        "| method | γ / budget | threshold | tokens/s | vs target-only | τ = 1+A/S | wasted (D−A)/S "
-        "| calls S/N | equal to target |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    method_rows = []
     for name, f in table.items():
         threshold = "-" if f.get("threshold") is None else f"{f['threshold']:g}"
         extra = (
-            f"{f['mean_accepted_length']:.2f} | {f['wasted_per_call']:.2f} | {f['calls_per_token']:.3f}"
+            [f"{f['mean_accepted_length']:.2f}", f"{f['wasted_per_call']:.2f}", f"{f['calls_per_token']:.3f}"]
             if "budget" in f
-            else "- | - | -"
+            else ["-", "-", "-"]
         )
-        print(
-            f"| {name} | {f.get('budget', '-')} | {threshold} | {f['tokens_per_s']:.1f} | {f['speedup']:.2f}× "
-            f"| {extra} | {f['equal']}/{n} |"
+        method_rows.append(
+            [name, str(f.get("budget", "-")), threshold, f"{f['tokens_per_s']:.1f}", f"{f['speedup']:.2f}×"]
+            + extra
+            + [f"{f['equal']}/{n}"]
         )
+    method_header = ["method", "γ / budget", "threshold", "tokens/s", "vs target-only", "τ = 1+A/S"]
+    method_header += ["wasted (D−A)/S", "calls S/N", "equal to target"]
+    print(markdown_table(method_header, method_rows, ["left"] + ["right"] * 8))
 
     fixed = [name for name in table if table[name].get("kind") == "fixed"]
     adaptive = [name for name in table if table[name].get("kind") in ("confidence", "learned")]
@@ -295,11 +297,9 @@ def main() -> None:
         }
     print()
     print("per token class (class of the output token at the proposal's position):")
-    header = " | ".join(f"{name}: α, drafted, wasted, stops" for name in shown)
-    print(f"| class | {header} |")
-    print("|---|" + "---|" * len(shown))
+    class_rows = []
     for c in CLASSES:
-        cells = []
+        cells = [c]
         for name in shown:
             row = per_class[name].get(c)
             cells.append(
@@ -307,20 +307,21 @@ def main() -> None:
                 if row is None
                 else f"{row['alpha']:.3f}, {row.get('drafted', 0)}, {row.get('wasted', 0)}, {row.get('policy_stops', 0)}"
             )
-        print(f"| {c} | " + " | ".join(cells) + " |")
+        class_rows.append(cells)
+    print(markdown_table(["class", *(f"{name}: α, drafted, wasted, stops" for name in shown)], class_rows))
 
     by_tool: dict[str, list[int]] = defaultdict(list)
     for i, tool in enumerate(tools):
         by_tool[tool].append(i)
     print()
     print("speedup vs target-only per tool:")
-    print("| tool | " + " | ".join(shown) + " |")
-    print("|---|" + "---:|" * len(shown))
     per_tool = {}
+    tool_rows = []
     for tool, rows in sorted(by_tool.items()):
         tool_base = rate("target-only", rows)
         per_tool[tool] = {name: rate(name, rows) / tool_base for name in shown}
-        print(f"| {tool} | " + " | ".join(f"{per_tool[tool][name]:.2f}×" for name in shown) + " |")
+        tool_rows.append([tool, *(f"{per_tool[tool][name]:.2f}×" for name in shown)])
+    print(markdown_table(["tool", *shown], tool_rows, ["left"] + ["right"] * len(shown)))
 
     if args.json:
         Path(args.json).write_text(

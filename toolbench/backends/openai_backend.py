@@ -18,7 +18,7 @@ import os
 import time
 from typing import Any
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
 from toolbench.backends.base import Backend, BackendParams, BackendRequest, BackendResponse, OnDone
 from toolbench.chat_messages import wire_messages
@@ -76,7 +76,9 @@ class OpenAIBackend(Backend):
                     async for attempt in AsyncRetrying(
                         stop=stop_after_attempt(self.retries + 1),
                         reraise=True,
-                        wait=wait_exponential_jitter(initial=0.5, max=8.0),
+                        # 0.5 s, 1 s, 2 s ... up to 8 s, plus up to 1 s of jitter (tenacity 8 and 9 alike;
+                        # wait_exponential_jitter's `initial` is deprecated in 9.2, its `multiplier` new)
+                        wait=wait_exponential(multiplier=0.5, max=8.0) + wait_random(0, 1.0),
                         retry=retry_if_exception_type(retryable),
                     ):
                         with attempt:

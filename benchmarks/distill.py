@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import describe_machine  # noqa: E402
 
-from toolbench.distill.distillation import DistillConfig, run_distill  # noqa: E402
-from toolbench.distill.scenarios import ScenarioConfig  # noqa: E402
-from toolbench.distill.teacher_cache import CacheConfig  # noqa: E402
-from toolbench.distill.trainer import TrainConfig  # noqa: E402
+from toolbench.distill.draft.distillation import DistillConfig, run_distill  # noqa: E402
+from toolbench.distill.draft.scenarios import ScenarioConfig  # noqa: E402
+from toolbench.distill.draft.teacher_cache import CacheConfig  # noqa: E402
+from toolbench.distill.training.trainer import TrainConfig  # noqa: E402
 from toolbench.tables import markdown_table  # noqa: E402
 
 SETTINGS = [

@@ -33,7 +33,7 @@ class _Vocab:
 def measure(preset: str, batch: int, length: int, steps: int, decode_tokens: int) -> dict[str, float]:
     import torch
 
-    from toolbench.distill.models import new_model, parameter_count
+    from toolbench.distill.training.models import new_model, parameter_count
 
     model = new_model(preset, _Vocab())
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -59,7 +59,7 @@ def measure(preset: str, batch: int, length: int, steps: int, decode_tokens: int
 
 
 def main() -> None:
-    from toolbench.distill.models import PRESETS
+    from toolbench.distill.training.models import PRESETS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default=",".join(p for p in PRESETS if p != "tiny"))

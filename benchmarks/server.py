@@ -1,6 +1,6 @@
 """`toolbench serve` under load: latency, throughput and memory, batched against one at a time.
 
-Starts the server (`toolbench.server.run_server`, as `toolbench serve` does) in a child process on
+Starts the server (`toolbench.app.server.run_server`, as `toolbench serve` does) in a child process on
 127.0.0.1 with a tiny random model (tests/fixtures/tiny_model.py) and drives it with the real async
 `openai` client, greedy, as `toolbench eval --model openai:...` does, with two workloads built from
 the frozen single-tool test tasks:
@@ -82,14 +82,14 @@ class Server:
             self.port = probe.getsockname()[1]
         self.log = log
         code = (
-            "import sys; from toolbench.server import run_server; "
+            "import sys; from toolbench.app.server import run_server; "
             "run_server(sys.argv[1], port=int(sys.argv[2]), model_name='tiny', max_batch=int(sys.argv[3]), "
             "max_queue=1000, max_tokens_limit=64)"
         )
         if old_tree is not None:  # an older toolbench, served as its run_server did
             code = (
                 f"import sys; sys.path.insert(0, {str(old_tree)!r}); import uvicorn; "
-                "from toolbench.server import create_app; "
+                "from toolbench.app.server import create_app; "
                 "app = create_app(sys.argv[1], model_name='tiny', max_tokens_limit=64); "
                 "uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[2]), log_level='info')"
             )

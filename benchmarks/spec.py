@@ -93,17 +93,10 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     from toolbench.devices import resolve_device
-    from toolbench.distill.acceptance import acceptance_by_class, acceptance_stats
-    from toolbench.distill.acceptance_head import load_head
-    from toolbench.distill.acceptance_train import draft_features, head_metrics
-    from toolbench.distill.models import parameter_count
-    from toolbench.distill.spec_eval import (
-        SpecConfig,
-        chat_prompts,
-        drafts_by_class,
-        load_pair,
-    )
-    from toolbench.distill.speculative import (
+    from toolbench.distill.speculative.acceptance import acceptance_by_class, acceptance_stats
+    from toolbench.distill.speculative.acceptance_head import load_head
+    from toolbench.distill.speculative.acceptance_train import draft_features, head_metrics
+    from toolbench.distill.speculative.decoding import (
         ConfidenceThreshold,
         FixedLength,
         hf_decode,
@@ -111,7 +104,14 @@ def main() -> None:
         speculative_decode,
         target_decode,
     )
-    from toolbench.distill.token_classes import CLASSES, token_classes
+    from toolbench.distill.speculative.spec_eval import (
+        SpecConfig,
+        chat_prompts,
+        drafts_by_class,
+        load_pair,
+    )
+    from toolbench.distill.speculative.token_classes import CLASSES, token_classes
+    from toolbench.distill.training.models import parameter_count
     from toolbench.generation import stop_ids
     from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
 

@@ -81,7 +81,7 @@ TINY_TOOLS = ["cat_api", "home_search", "spreadsheet", "trip_booking", "weather"
 @pytest.fixture(scope="session")
 def generic_cache(tmp_path_factory) -> Path:
     """A cache dir whose generic corpus is the first 300 stdlib documents (fast to train on)."""
-    from toolbench.distill.corpus import generic_documents
+    from toolbench.distill.training.corpus import generic_documents
     from toolbench.io import write_jsonl
 
     cache = tmp_path_factory.mktemp("toolbench-cache")
@@ -92,7 +92,7 @@ def generic_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def product_tokenizer_dir(tmp_path_factory, generic_cache) -> Path:
     """The product tokenizer (`toolbench train tokenizer`) at a tiny vocabulary."""
-    from toolbench.distill.tokenizer import TokenizerConfig, train_tokenizer
+    from toolbench.distill.training.tokenizer import TokenizerConfig, train_tokenizer
 
     out = tmp_path_factory.mktemp("tokenizer") / "tokenizer"
     train_tokenizer(

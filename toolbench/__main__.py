@@ -1,3 +1,3 @@
-from toolbench.cli import main
+from toolbench.cli.main import main
 
 main()

@@ -149,7 +149,7 @@ class PositionFigures(BaseModel):
 
 class SpecFigures(_OmitWhenNone):
     """One group of prompts (all, or one tool's): counts, the acceptance metrics of
-    `toolbench.distill.acceptance` (names and formulas there), speed, and HF assisted generation's
+    `toolbench.distill.speculative.acceptance` (names and formulas there), speed, and HF assisted generation's
     figures when it ran (greedy runs that asked for it)."""
 
     omit_when_none: ClassVar[tuple[str, ...]] = (

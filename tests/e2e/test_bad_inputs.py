@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import HOME_TASKS, run_cli
-from toolbench.cli import app
+from toolbench.cli.main import app
 from toolbench.errors import UserError
 
 pytestmark = pytest.mark.e2e
@@ -832,7 +832,7 @@ def check_refused(result, fragments: list[str], case: str) -> None:
     """Exit 2, no traceback, and either one line of ours or Typer's usage box; the fragments
     (option, file:line, field) in the message. In-process, a UserError comes back as
     `result.exception`; the installed command prints it as `error: MESSAGE` and exits 2
-    (`toolbench.cli.main`, checked by the subprocess cases below)."""
+    (`toolbench.cli.main.main`, checked by the subprocess cases below)."""
     output = result.stdout + result.stderr
     assert "Traceback" not in output, (case, output)
     if isinstance(result.exception, UserError):
@@ -901,7 +901,7 @@ def test_the_installed_command_refuses_the_same_way(tmp_path, args, fragment):
 def test_a_config_constraint_names_the_option():
     """A value a configuration's own constraint refuses (a library caller, or an option Typer does
     not bound) is one line naming the option, also for a config with a field called `model`."""
-    from toolbench.cli_options import config_from_options
+    from toolbench.cli.options import config_from_options
     from toolbench.evaluate import EvalConfig
 
     config = config_from_options(EvalConfig, model="replay:x.jsonl", timeout=5.0)

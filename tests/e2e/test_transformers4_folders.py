@@ -50,7 +50,7 @@ def test_saved_folders_load_under_transformers_4(product_tokenizer_dir, tmp_path
     import torch
 
     from tests.fixtures.tiny_model import random_llama
-    from toolbench.distill.models import load_tokenizer, save_tokenizer
+    from toolbench.distill.training.models import load_tokenizer, save_tokenizer
 
     tokenizer = load_tokenizer(product_tokenizer_dir)
     folder = tmp_path / "model"

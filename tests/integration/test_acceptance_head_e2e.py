@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def product_pair(tmp_path_factory, product_tokenizer_dir):
     """(target, draft): tiny random Llamas on the product tokenizer (short chat prompts)."""
-    from toolbench.distill.models import load_tokenizer, new_model
+    from toolbench.distill.training.models import load_tokenizer, new_model
 
     tokenizer = load_tokenizer(product_tokenizer_dir)
     root = tmp_path_factory.mktemp("head-pair")

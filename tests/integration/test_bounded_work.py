@@ -121,7 +121,7 @@ def test_a_killed_export_leaves_a_temp_file_the_next_export_removes(tmp_path):
     the same output starts; the finished output is complete."""
     from typer.testing import CliRunner
 
-    from toolbench.cli import app
+    from toolbench.cli.main import app
 
     samples = tmp_path / "samples.jsonl"
     generate(GenerateConfig(tools=["weather"], n=5), samples)

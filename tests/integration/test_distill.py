@@ -26,7 +26,7 @@ def pair(tmp_path_factory, product_tokenizer_dir) -> tuple[Path, Path]:
     scaled up so its distributions are peaked (a uniform target would be trivially matched)."""
     import torch
 
-    from toolbench.distill.models import load_tokenizer, new_model
+    from toolbench.distill.training.models import load_tokenizer, new_model
 
     tokenizer = load_tokenizer(product_tokenizer_dir)
     root = tmp_path_factory.mktemp("pair")
@@ -44,7 +44,7 @@ def talkative_target(target: Path, out: Path) -> Path:
     """The target with its end token's (tied) embedding scaled up, so sampled text often stops."""
     import torch
 
-    from toolbench.distill.models import load_causal_lm, load_tokenizer
+    from toolbench.distill.training.models import load_causal_lm, load_tokenizer
 
     tokenizer = load_tokenizer(target)
     model = load_causal_lm(target)
@@ -56,10 +56,10 @@ def talkative_target(target: Path, out: Path) -> Path:
 
 
 def config(pair, cache: Path, **changes):
-    from toolbench.distill.distillation import DistillConfig
-    from toolbench.distill.scenarios import ScenarioConfig
-    from toolbench.distill.teacher_cache import CacheConfig
-    from toolbench.distill.trainer import TrainConfig
+    from toolbench.distill.draft.distillation import DistillConfig
+    from toolbench.distill.draft.scenarios import ScenarioConfig
+    from toolbench.distill.draft.teacher_cache import CacheConfig
+    from toolbench.distill.training.trainer import TrainConfig
 
     scenario = ScenarioConfig(tools=["weather"], samples=40, scenario=changes.pop("scenario", "II"))
     base = DistillConfig(
@@ -93,7 +93,7 @@ def losses(folder: Path) -> list[float]:
 def test_default_setting_raises_alpha_and_saves_a_loadable_draft(pair, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from toolbench.distill.distillation import run_distill
+    from toolbench.distill.draft.distillation import run_distill
 
     out = tmp_path / "draft"
     summary = run_distill(config(pair, tmp_path / "cache"), out, progress=False)
@@ -121,7 +121,7 @@ def test_default_setting_raises_alpha_and_saves_a_loadable_draft(pair, tmp_path)
     ids=["black", "rkl", "tvd-adaspec", "online-jsd-onpolicy", "scenario-I", "scenario-III"],
 )
 def test_every_setting_trains(pair, tmp_path, changes):
-    from toolbench.distill.distillation import run_distill
+    from toolbench.distill.draft.distillation import run_distill
 
     if changes.get("scenario") == "III":  # a target that ends its (user-turn) text sometimes
         pair = (talkative_target(pair[0], tmp_path / "target-eos"), pair[1])
@@ -138,7 +138,7 @@ def test_every_setting_trains(pair, tmp_path, changes):
 
 
 def test_on_policy_schedule_is_deterministic_and_exact():
-    from toolbench.distill.distillation import on_policy_step
+    from toolbench.distill.draft.distillation import on_policy_step
 
     for lmbda in (0.0, 0.25, 0.5, 1.0):
         chosen = [on_policy_step(s, lmbda) for s in range(40)]
@@ -150,7 +150,7 @@ def invoke(args: list[str]):
     """The real CLI, in this process (fast); UserErrors come back as `result.exception`."""
     from typer.testing import CliRunner
 
-    from toolbench.cli import app
+    from toolbench.cli.main import app
 
     return CliRunner().invoke(app, args)
 
@@ -201,7 +201,7 @@ def kill_when(args: list[str], ready, timeout: float = 120) -> None:
 def test_teacher_cache_resumes_after_kill(pair, tmp_path):
     from safetensors.torch import load_file
 
-    from toolbench.distill.teacher_cache import load_cache
+    from toolbench.distill.draft.teacher_cache import load_cache
 
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     extra = {"shard_size": "4", "eval_per_tool": "0", "samples": "48"}

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 def pair(tmp_path_factory, product_tokenizer_dir) -> tuple[Path, Path]:
     import torch
 
-    from toolbench.distill.models import load_tokenizer, new_model
+    from toolbench.distill.training.models import load_tokenizer, new_model
 
     tokenizer = load_tokenizer(product_tokenizer_dir)
     root = tmp_path_factory.mktemp("grid-pair")
@@ -68,7 +68,7 @@ def test_unknown_grid_setting_is_one_line(pair, tmp_path):
 
 
 def test_margins_and_verdicts():
-    from toolbench.distill.grid import CLAIMS, margin, verdict
+    from toolbench.distill.draft.grid import CLAIMS, margin, verdict
 
     offline = next(c for c in CLAIMS if c.worse == "online-fkl")
     assert margin(offline, {"offline-fkl": 0.6, "online-fkl": 0.5}) == pytest.approx(20.0)

@@ -49,7 +49,7 @@ def _train(model_dir: Path, out: Path, name: str, seed: int) -> None:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from toolbench.distill.trainer import TrainConfig, Trainer
+    from toolbench.distill.training.trainer import TrainConfig, Trainer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
@@ -70,7 +70,7 @@ def _train(model_dir: Path, out: Path, name: str, seed: int) -> None:
 def run_folder(tmp_path_factory, tiny_model_dir, tiny_draft_dir) -> dict:
     from PIL import Image
 
-    from toolbench.distill.spec_eval import SpecConfig, run_spec
+    from toolbench.distill.speculative.spec_eval import SpecConfig, run_spec
     from toolbench.evaluate import EvalConfig, run_eval, setting_name
     from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
     from toolbench.results import score_files
@@ -95,7 +95,7 @@ def run_folder(tmp_path_factory, tiny_model_dir, tiny_draft_dir) -> dict:
     score_files(
         tmp / "tasks.jsonl", tmp / "gold.jsonl", "python", run / "replay" / "gold"
     )  # the scorer check
-    from toolbench.leaderboard import make_leaderboard
+    from toolbench.app.leaderboard import make_leaderboard
 
     sys_on = setting_name(EvalConfig(model="x:y", k_demos=0, system_prompt=DEFAULT_SYSTEM_PROMPT))
     make_leaderboard([run / "eval" / m / sys_on for m in ("target", "random")], run / "leaderboard")
@@ -153,7 +153,7 @@ class _Images(HTMLParser):
 def test_html_is_self_contained_and_every_plot_decodes(run_folder):
     from PIL import Image
 
-    from toolbench.report import build_report
+    from toolbench.app.report import build_report
 
     md, html = build_report(run_folder["run"])
     assert md == run_folder["run"] / "report.md" and html == run_folder["run"] / "report.html"
@@ -174,7 +174,7 @@ def test_html_is_self_contained_and_every_plot_decodes(run_folder):
 
 
 def test_tables_hold_the_numbers_that_went_in(run_folder):
-    from toolbench.report import build_report
+    from toolbench.app.report import build_report
 
     md, html = build_report(run_folder["run"])
     text = md.read_text()
@@ -211,7 +211,7 @@ def test_tables_hold_the_numbers_that_went_in(run_folder):
 
 
 def test_sections_without_inputs_say_so(tmp_path):
-    from toolbench.report import build_report
+    from toolbench.app.report import build_report
 
     (tmp_path / "demo.json").write_text(json.dumps({"preset": "quick", "steps": [], "total_seconds": 5.0}))
     md, html = build_report(tmp_path)

@@ -22,10 +22,8 @@ import openai
 import pytest
 import uvicorn
 
-from toolbench import server as server_module
-from toolbench.errors import UserError
-from toolbench.generation import GenerationParams, LocalModel, load_local_model
-from toolbench.server import (
+from toolbench.app import server as server_module
+from toolbench.app.server import (
     BatchScheduler,
     ChatMessage,
     assistant_message,
@@ -33,6 +31,8 @@ from toolbench.server import (
     create_app,
     template_messages,
 )
+from toolbench.errors import UserError
+from toolbench.generation import GenerationParams, LocalModel, load_local_model
 
 pytestmark = pytest.mark.integration
 
@@ -518,7 +518,7 @@ def test_a_chat_template_that_raises_is_a_one_line_400_with_its_own_message(tiny
 
 
 def test_bad_limits_and_ports_are_refused_before_any_model_loads(tmp_path):
-    from toolbench.server import run_server
+    from toolbench.app.server import run_server
 
     missing = str(tmp_path / "no-such-model")  # loading it would be a different error
     for limits, word in [

@@ -45,8 +45,8 @@ def tiny_draft_args(tokenizer: Path, out: Path, cache: Path, steps: int, **extra
 
 @pytest.fixture(scope="module")
 def sft_data(tmp_path_factory, product_tokenizer_dir):
-    from toolbench.distill.data import ConversationConfig, sft_examples
-    from toolbench.distill.models import load_tokenizer
+    from toolbench.distill.training.data import ConversationConfig, sft_examples
+    from toolbench.distill.training.models import load_tokenizer
     from toolbench.generate import GenerateConfig, generate
 
     samples = tmp_path_factory.mktemp("sft") / "samples.jsonl"
@@ -57,8 +57,8 @@ def sft_data(tmp_path_factory, product_tokenizer_dir):
 
 
 def test_echo_conversations_repeat_the_request_and_train_only_the_repeat(sft_data):
-    from toolbench.distill.data import ConversationConfig, echo_conversations, sft_examples
-    from toolbench.distill.trainer import IGNORE
+    from toolbench.distill.training.data import ConversationConfig, echo_conversations, sft_examples
+    from toolbench.distill.training.trainer import IGNORE
     from toolbench.export import iter_samples
 
     tokenizer, examples, stats, samples_path = sft_data
@@ -91,8 +91,8 @@ def test_echo_conversations_repeat_the_request_and_train_only_the_repeat(sft_dat
 def test_sft_lowers_assistant_loss_and_masks_everything_else(sft_data, tmp_path):
     import torch
 
-    from toolbench.distill.models import new_model
-    from toolbench.distill.trainer import IGNORE, TrainConfig, Trainer, causal_lm_loss, collate
+    from toolbench.distill.training.models import new_model
+    from toolbench.distill.training.trainer import IGNORE, TrainConfig, Trainer, causal_lm_loss, collate
 
     tokenizer, examples, stats, _ = sft_data
     assert stats["conversations"] == len(examples) > 60

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.fixtures.tiny_model import random_llama
-from toolbench.distill.acceptance import (
+from toolbench.distill.speculative.acceptance import (
     acceptance_by_class,
     acceptance_by_position,
     acceptance_stats,
@@ -14,7 +14,7 @@ from toolbench.distill.acceptance import (
     examined_proposals,
     expected_tau,
 )
-from toolbench.distill.speculative import Generation, Round
+from toolbench.distill.speculative.decoding import Generation, Round
 
 
 def generation(rounds: list[tuple[int, int]], tokens: int) -> Generation:

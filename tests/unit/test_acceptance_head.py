@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from tests.fixtures.tiny_model import random_llama
-from toolbench.distill.acceptance_head import (
+from toolbench.distill.speculative.acceptance_head import (
     AcceptanceHead,
     HeadInfo,
     check_draft,
@@ -22,7 +22,7 @@ from toolbench.distill.acceptance_head import (
     probability_features,
     save_head,
 )
-from toolbench.distill.acceptance_train import (
+from toolbench.distill.speculative.acceptance_train import (
     CostModel,
     HeadData,
     auc,
@@ -32,8 +32,7 @@ from toolbench.distill.acceptance_train import (
     simulate,
     train_head,
 )
-from toolbench.distill.models import weights_fingerprint
-from toolbench.distill.speculative import (
+from toolbench.distill.speculative.decoding import (
     ConfidenceThreshold,
     Decision,
     DraftStep,
@@ -44,6 +43,7 @@ from toolbench.distill.speculative import (
     speculative_decode,
     target_decode,
 )
+from toolbench.distill.training.models import weights_fingerprint
 from toolbench.errors import UserError
 
 VOCAB, HIDDEN = 96, 64
@@ -287,8 +287,8 @@ def test_decision_values_keep_bool_policies_working():
 
 
 def test_drafts_by_class_counts_proposals_waste_and_policy_stops():
-    from toolbench.distill.spec_eval import drafts_by_class
-    from toolbench.distill.speculative import Generation, Round
+    from toolbench.distill.speculative.decoding import Generation, Round
+    from toolbench.distill.speculative.spec_eval import drafts_by_class
 
     classes = ["syntax", "syntax", "argument_value", "argument_value", "syntax", "syntax"]
     run = Generation(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from toolbench.distill.align import AlignConfig
-from toolbench.distill.pretrain import PretrainConfig
+from toolbench.distill.training.align import AlignConfig
+from toolbench.distill.training.pretrain import PretrainConfig
 
 
 def test_the_generic_stage_builds_the_configured_preset():

@@ -1,4 +1,4 @@
-"""The copy prior (distill/copy_prior.py): at step 0 the model continues spans it has seen."""
+"""The copy prior (distill/training/copy_prior.py): at step 0 the model continues spans it has seen."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import random
 import pytest
 import torch
 
-from toolbench.distill.align import AlignConfig
-from toolbench.distill.copy_prior import apply_copy_prior, config_overrides
+from toolbench.distill.training.align import AlignConfig
+from toolbench.distill.training.copy_prior import apply_copy_prior, config_overrides
 from toolbench.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -83,8 +83,8 @@ def test_layer_0_holds_a_previous_token_head_and_a_two_back_head():
 def test_the_prior_echoes_a_real_request_through_the_product_tokenizer(product_tokenizer_dir):
     """In the chat layout the target is trained on, teacher-forced: the assistant's repeat of the
     request (the echo task), every token after the first, is mostly predicted at step 0."""
-    from toolbench.distill.data import tokenize_conversation
-    from toolbench.distill.models import load_tokenizer, new_model
+    from toolbench.distill.training.data import tokenize_conversation
+    from toolbench.distill.training.models import load_tokenizer, new_model
 
     tokenizer = load_tokenizer(product_tokenizer_dir)
     model = new_model("target", tokenizer, copy_prior=True).eval()
@@ -114,8 +114,8 @@ def test_a_saved_model_reloads_with_its_circuit(tmp_path):
 
 
 def test_shapes_the_circuit_does_not_fit_are_refused_in_one_line(product_tokenizer_dir):
-    from toolbench.cli_train import check_copy_prior
-    from toolbench.distill.models import load_tokenizer, new_model
+    from toolbench.cli.train import check_copy_prior
+    from toolbench.distill.training.models import load_tokenizer, new_model
 
     with pytest.raises(UserError, match=r"needs >= 3 attention heads and >= 2 layers \(this model: 2 heads"):
         new_model("draft", load_tokenizer(product_tokenizer_dir), copy_prior=True)

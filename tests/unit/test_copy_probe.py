@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from toolbench.distill.copy_probe import CopyProbe, copyable_values, indist_probe
+from toolbench.distill.training.copy_probe import CopyProbe, copyable_values, indist_probe
 from toolbench.records import Call, Task
 
 
@@ -39,7 +39,7 @@ def test_only_values_written_verbatim_in_the_request_are_copyable():
 
 @pytest.fixture(scope="module")
 def tokenizer(product_tokenizer_dir):
-    from toolbench.distill.models import load_tokenizer
+    from toolbench.distill.training.models import load_tokenizer
 
     return load_tokenizer(product_tokenizer_dir)
 
@@ -74,7 +74,7 @@ class _Oracle:
 
 
 def test_a_model_that_copies_scores_one_and_a_random_one_does_not(tokenizer):
-    from toolbench.distill.models import new_model
+    from toolbench.distill.training.models import new_model
 
     probe = indist_probe(tokenizer, ["weather", "home_search"], per_tool=4)
     assert probe is not None and probe.values >= 8

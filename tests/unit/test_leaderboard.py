@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from toolbench.errors import UserError
-from toolbench.io import write_json, write_jsonl
-from toolbench.leaderboard import (
+from toolbench.app.leaderboard import (
     PromptSettings,
     RunResult,
     TaskOutcome,
@@ -28,6 +26,8 @@ from toolbench.leaderboard import (
     overall_score,
     paired_bootstrap,
 )
+from toolbench.errors import UserError
+from toolbench.io import write_json, write_jsonl
 from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
 from toolbench.summaries import CostSummary
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from toolbench.distill.losses import (
+from toolbench.distill.training.losses import (
     LOSSES,
     TopK,
     adaspec_select,

@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 
-from toolbench.distill.models import weights_fingerprint
+from toolbench.distill.training.models import weights_fingerprint
 from toolbench.errors import UserError
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from toolbench.distill.shards import INDEX, fill_shards
+from toolbench.distill.training.shards import INDEX, fill_shards
 from toolbench.errors import UserError
 
 
@@ -62,7 +62,7 @@ def test_read_shards_gives_tensors_in_item_order_and_refuses_an_unfinished_cache
     import torch
     from safetensors.torch import save_file
 
-    from toolbench.distill.shards import read_shards
+    from toolbench.distill.training.shards import read_shards
 
     def make_shard(first: int, stop: int, file):
         save_file({"items": torch.arange(first, stop)}, str(file))

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from tests.fixtures.tiny_model import random_llama
-from toolbench.distill.acceptance import acceptance_stats
-from toolbench.distill.speculative import (
+from toolbench.distill.speculative.acceptance import acceptance_stats
+from toolbench.distill.speculative.decoding import (
     ConfidenceThreshold,
     Decision,
     DraftStep,

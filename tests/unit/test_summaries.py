@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from toolbench.distill.grid import grid_markdown
-from toolbench.distill.spec_eval import markdown_report
+from toolbench.distill.draft.grid import grid_markdown
+from toolbench.distill.speculative.spec_eval import markdown_report
 from toolbench.errors import UserError
 from toolbench.records import RunRecord
 from toolbench.results import run_markdown

@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from toolbench.distill.align import drop_held_requests
+from toolbench.distill.training.align import drop_held_requests
 from toolbench.errors import UserError
 from toolbench.evaluate import EvalConfig, select_tasks
 from toolbench.generate.engine import normalise_query

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from toolbench.distill.token_classes import char_classes, token_classes, token_spans
+from toolbench.distill.speculative.token_classes import char_classes, token_classes, token_spans
 
 ANSWER = (
     'OK <tool_call>{"name": "set_location", "arguments": {"value": "Austin, TX", "beds": 3}}</tool_call>'

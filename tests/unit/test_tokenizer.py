@@ -8,8 +8,8 @@ import json
 import pytest
 
 from toolbench.calls.chat_native import ChatNativeFormat
-from toolbench.distill.data import tokenize_conversation
-from toolbench.distill.trainer import IGNORE
+from toolbench.distill.training.data import tokenize_conversation
+from toolbench.distill.training.trainer import IGNORE
 from toolbench.export import openai_tools
 from toolbench.registry import get_tool
 

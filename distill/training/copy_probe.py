@@ -58,7 +58,7 @@ class CopyProbe:
     """Callable on a model: {"copy_token_acc", "copy_value_acc"} over the prepared tasks."""
 
     def __init__(self, tokenizer: Any, tasks: Sequence[Task], batch_size: int = 16):
-        from toolbench.distill.data import assistant_message, tokenize_conversation
+        from toolbench.distill.training.data import assistant_message, tokenize_conversation
         from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
         from toolbench.retriever.prompt import PromptBuilder
 
@@ -84,7 +84,7 @@ class CopyProbe:
 
     def __call__(self, model: Any) -> dict[str, float]:
 
-        from toolbench.distill.trainer import collate
+        from toolbench.distill.training.trainer import collate
 
         device = next(model.parameters()).device
         right_tokens = tokens = right_values = 0

@@ -34,7 +34,7 @@ from toolbench.runinfo import finish_record, start_record
 
 IGNORE = -100
 LossFn = Callable[[Any, dict[str, Any]], tuple[Any, Any]]  # (model, batch) -> (loss sum, valid tokens)
-# (model) -> figures logged beside the loss, e.g. the copy probe's value accuracy (distill/copy_probe.py)
+# (model) -> figures logged beside the loss, e.g. the copy probe's value accuracy (distill/training/copy_probe.py)
 Probe = Callable[[Any], dict[str, float]]
 
 
@@ -61,7 +61,7 @@ class TrainConfig(BaseModel):
 
 def causal_lm_loss(model: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
     """Summed next-token cross-entropy over positions whose label is not -100."""
-    from toolbench.distill.losses import cross_entropy_loss
+    from toolbench.distill.training.losses import cross_entropy_loss
 
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     return cross_entropy_loss(logits[:, :-1], batch["labels"][:, 1:], IGNORE)
@@ -354,7 +354,7 @@ class Trainer:
     def _save_final(self, model: Any) -> None:
         """The HF folder is `out` itself (config, weights, tokenizer beside the log and plot), so
         `hf:OUT` and `from_pretrained(OUT)` work; `train_record.json`, written last, marks it done."""
-        from toolbench.distill.models import save_tokenizer
+        from toolbench.distill.training.models import save_tokenizer
 
         acc = self.accelerator
         acc.wait_for_everyone()
@@ -388,7 +388,7 @@ def plot_losses(lines: list[dict[str, Any]], path: Path, title: str) -> None:
     axis.set_title(title)
     axis.grid(alpha=0.3)
     probed = [line for line in lines if "copy_value_acc" in line]
-    if probed:  # the copy probe (distill/copy_probe.py): when the model starts copying values
+    if probed:  # the copy probe (distill/training/copy_probe.py): when the model starts copying values
         copy_axis = axis.twinx()
         steps = [line["step"] for line in probed]
         copy_axis.plot(steps, [line["copy_value_acc"] for line in probed], color="tab:green", lw=1.5)

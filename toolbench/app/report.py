@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from toolbench import report_plots as plots
+from toolbench.app import report_plots as plots
 from toolbench.errors import UserError
 from toolbench.io import atomic_open
 from toolbench.results import percent
@@ -471,7 +471,7 @@ def leaderboard_section(found: Found, run_dir: Path) -> Section | None:
         return None
     from pydantic import ValidationError
 
-    from toolbench.leaderboard import Leaderboard, notes, plot, settings_line, table
+    from toolbench.app.leaderboard import Leaderboard, notes, plot, settings_line, table
 
     section = Section("Leaderboard: overall score, noise test, cost")
     for i, (folder, data) in enumerate(found.leaderboards):

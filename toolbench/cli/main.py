@@ -12,10 +12,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from toolbench.cli_bfcl import import_bfcl_command
-from toolbench.cli_distill import distill_app
-from toolbench.cli_leaderboard import leaderboard_command
-from toolbench.cli_options import (
+from toolbench.cli.bfcl import import_bfcl_command
+from toolbench.cli.distill import distill_app
+from toolbench.cli.leaderboard import leaderboard_command
+from toolbench.cli.options import (
     K_DEMOS_MAX,
     PORT_RANGE,
     SEED_MAX,
@@ -57,7 +57,7 @@ from toolbench.cli_options import (
     renamed,
     split_names,
 )
-from toolbench.cli_train import train_app
+from toolbench.cli.train import train_app
 from toolbench.errors import UserError
 from toolbench.export import Exporter, export_file, export_path
 from toolbench.summaries import CostSummary, EvalSummary
@@ -838,7 +838,7 @@ def serve(
 
     Waiting greedy requests are generated together in batches; a full queue answers 503 and a
     request past --request-timeout 504. Tool calls are read from the answer in any family's form."""
-    from toolbench.server import run_server
+    from toolbench.app.server import run_server
 
     # every option is checked before the model loads (which takes a while)
     checked_model(model, "--model")
@@ -1057,8 +1057,8 @@ def spec(
         toolbench spec --target runs/demo/models/target --draft runs/demo/models/draft --tools home_search --limit 20
         toolbench spec … --draft-policy learned --head runs/demo/models/draft/acceptance-head [--budget 8]
     """
-    from toolbench.distill.spec_eval import SpecConfig, console_rows, prompt_config, run_spec
-    from toolbench.distill.speculative import make_policy
+    from toolbench.distill.speculative.decoding import make_policy
+    from toolbench.distill.speculative.spec_eval import SpecConfig, console_rows, prompt_config, run_spec
 
     # bad models, tasks, γ / policy / head: one line, before loading models
     checked_model(target, "--target")
@@ -1136,7 +1136,7 @@ def report(
 
         toolbench report runs/demo
     """
-    from toolbench.report import build_report
+    from toolbench.app.report import build_report
 
     checked_folder(run_dir, "RUN_DIR")
     md, html = build_report(run_dir)
@@ -1167,7 +1167,7 @@ def demo(
     function-calling draft, times speculative decoding before and after, and writes
     OUT/report.html. Steps whose output exists are skipped; training resumes from checkpoints.
     """
-    from toolbench.demo import PRESETS, run_demo
+    from toolbench.app.demo import PRESETS, run_demo
 
     if preset not in PRESETS:
         raise UserError(f"--preset must be one of {', '.join(PRESETS)}; got {preset!r}")

@@ -349,7 +349,7 @@ class Leaderboard(BaseModel):
 def _labels(runs: Sequence[RunResult], mixed: Sequence[str]) -> list[str]:
     """Readable names: the model's; with the differing settings when two share a model; with the
     folder when that still does not tell them apart."""
-    from toolbench.report import model_label
+    from toolbench.app.report import model_label
 
     labels = [model_label(run.model) for run in runs]
     if len(set(labels)) < len(labels):
@@ -385,7 +385,7 @@ def build_leaderboard(
         raise UserError("the same run folder is given twice")
     mixed = check_comparable(runs, allow_mixed)
     labels = _labels(runs, mixed)
-    from toolbench.report import is_floor
+    from toolbench.app.report import is_floor
 
     # best first; on a tie the untrained floor never leads, then by name
     scored = sorted(
@@ -581,8 +581,8 @@ def render_csv(board: Leaderboard) -> str:
 
 def plot(board: Leaderboard) -> bytes:
     """Success per category (and overall) per run, with the 95% intervals as error bars."""
-    from toolbench import report_plots
-    from toolbench.report import is_floor
+    from toolbench.app import report_plots
+    from toolbench.app.report import is_floor
 
     groups = [*board.categories, "overall"]
     series = []
@@ -606,8 +606,8 @@ def plot(board: Leaderboard) -> bytes:
 
 def render_html(board: Leaderboard, png: bytes) -> str:
     """A self-contained page (the plot inlined, inline CSS, no script), as `toolbench report`'s."""
-    from toolbench.report import Figure, Section, Table
-    from toolbench.report import render_html as page
+    from toolbench.app.report import Figure, Section, Table
+    from toolbench.app.report import render_html as page
 
     headers, rows = table(board)
     section = Section(

@@ -1,18 +1,18 @@
 """A learned acceptance head: a tiny classifier on the draft's last hidden state and its
 next-token probabilities that predicts whether the target will accept the token the draft is
 about to propose. The `learned` draft policy that stops a round on it is
-`speculative.LearnedAcceptance` (beside the other policies; this module does not import
-`speculative`, so the policy registry there can name all three without an import cycle).
+`decoding.LearnedAcceptance` (beside the other policies; this module does not import
+`decoding`, so the policy registry there can name all three without an import cycle).
 
 Features of a candidate (what the draft knows when it proposes it): its last hidden state h (the
 input of its output layer, d numbers: `hidden_states[-1]` for Llama-style models; see
-`speculative.capture_hidden`) and three probability features of its distribution q: the top-1 probability, the margin top-1 − top-2, and the entropy of q (nats).
+`decoding.capture_hidden`) and three probability features of its distribution q: the top-1 probability, the margin top-1 − top-2, and the entropy of q (nats).
 The round index is deliberately not a feature: in greedy decoding, whether the target accepts the
 candidate at an output position is a function of the prefix alone (the draft's proposal and the
 target's argmax there), the same in whichever round it is proposed. Round position enters through
 the policy instead:
 
-    the learned policy (`speculative.learned_policy`) keeps S_i = p_0 · p_1 ⋯ p_i, the predicted
+    the learned policy (`decoding.learned_policy`) keeps S_i = p_0 · p_1 ⋯ p_i, the predicted
     probability that candidates 0..i are all accepted (p_j = P(candidate j accepted | candidates
     before it accepted)), and proposes candidate i as the round's last (`Decision.LAST`) once
     S_i < threshold, i.e. once drafting candidate i + 1 would most likely be wasted. Every round proposes at least one token.
@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 
-from toolbench.distill.models import weights_fingerprint
+from toolbench.distill.training.models import weights_fingerprint
 from toolbench.errors import UserError
 
 PROBABILITY_FEATURES = ("top1_prob", "top1_minus_top2", "entropy")
@@ -53,7 +53,7 @@ def probability_features(logits: torch.Tensor) -> torch.Tensor:
 
 def hidden_size_of(path: str | Path) -> int:
     """The hidden size of a model folder or hub id, from its config alone (no weights loaded)."""
-    from toolbench.distill.models import load_config
+    from toolbench.distill.training.models import load_config
 
     return int(load_config(path, "draft").get_text_config().hidden_size)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from toolbench.cli_options import Overwrite, claim_output, output_file, split_names
+from toolbench.cli.options import Overwrite, claim_output, output_file, split_names
 
 console = Console()
 err = Console(stderr=True)

@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from toolbench.distill.align import SFT_TOOLS
-from toolbench.distill.data import ConversationConfig
+from toolbench.distill.training.align import SFT_TOOLS
+from toolbench.distill.training.data import ConversationConfig
 from toolbench.errors import UserError
 from toolbench.records import Task
 
@@ -112,7 +112,7 @@ def real_prompts(config: ScenarioConfig) -> list[Prompt]:
 
 def template_prompts(config: ScenarioConfig, work: Path) -> list[Prompt]:
     """Scenario II: generator samples (train templates) as chat prompts, demos and tool turns kept."""
-    from toolbench.distill.data import conversations
+    from toolbench.distill.training.data import conversations
     from toolbench.export import iter_samples
     from toolbench.generate import GenerateConfig, generate
 
@@ -146,7 +146,7 @@ def magpie_prefix(tokenizer: Any, tools: list[dict[str, Any]]) -> str:
 def target_written_prompts(config: ScenarioConfig, target: Any, tokenizer: Any) -> tuple[list[Prompt], dict]:
     """Scenario III: queries sampled from the target after a user-turn opener, one tool per
     prompt (cycling through the tools); returns the prompts and drop counts."""
-    from toolbench.distill.teacher_cache import generate_batch
+    from toolbench.distill.draft.teacher_cache import generate_batch
     from toolbench.generation import stop_ids
 
     tools = {name: tool_schemas([name]) for name in config.tools}

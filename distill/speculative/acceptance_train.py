@@ -52,12 +52,17 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 
-from toolbench.distill.acceptance_head import AcceptanceHead, HeadInfo, probability_features, save_head
-from toolbench.distill.align import SFT_TOOLS
-from toolbench.distill.models import weights_fingerprint
-from toolbench.distill.shards import INDEX, fill_shards, read_index, read_shards
-from toolbench.distill.speculative import ConfidenceThreshold, LearnedAcceptance, capture_hidden
-from toolbench.distill.token_classes import CLASSES
+from toolbench.distill.speculative.acceptance_head import (
+    AcceptanceHead,
+    HeadInfo,
+    probability_features,
+    save_head,
+)
+from toolbench.distill.speculative.decoding import ConfidenceThreshold, LearnedAcceptance, capture_hidden
+from toolbench.distill.speculative.token_classes import CLASSES
+from toolbench.distill.training.align import SFT_TOOLS
+from toolbench.distill.training.models import weights_fingerprint
+from toolbench.distill.training.shards import INDEX, fill_shards, read_index, read_shards
 from toolbench.errors import UserError
 
 
@@ -218,9 +223,9 @@ def build_head_data(
 ) -> dict[str, Any]:
     """Fill `folder` shard by shard (target greedy answers, then the draft's features and
     verdicts), skipping shards a killed run finished. Returns the cost report."""
-    from toolbench.distill.spec_eval import stop_ids
-    from toolbench.distill.teacher_cache import generate_batch, prompts_digest
-    from toolbench.distill.token_classes import token_classes
+    from toolbench.distill.draft.teacher_cache import generate_batch, prompts_digest
+    from toolbench.distill.speculative.spec_eval import stop_ids
+    from toolbench.distill.speculative.token_classes import token_classes
 
     identity = {
         **identity,
@@ -462,7 +467,7 @@ def measure_costs(
     the adaptive policies with threshold 0 so they draft their whole budget), profiling every
     round, and fit the cost model to the rounds. No stop token: every run has the same length.
     What a run spends outside its rounds' profiled spans, less both models' prefill, is `loop_s`."""
-    from toolbench.distill.speculative import (
+    from toolbench.distill.speculative.decoding import (
         FixedLength,
         _forward,
         _new_cache,
@@ -628,7 +633,7 @@ def head_prompts(
     config: HeadTrainConfig, target: Any, tokenizer: Any, folder: Path
 ) -> tuple[list[str], list[list[int]]]:
     """(tools, prompt ids) of scenario II training prompts, made once into `folder`."""
-    from toolbench.distill.scenarios import ScenarioConfig, scenario_prompts
+    from toolbench.distill.draft.scenarios import ScenarioConfig, scenario_prompts
     from toolbench.io import iter_jsonl, write_json, write_jsonl
 
     scenario = ScenarioConfig(
@@ -670,7 +675,7 @@ def train_acceptance_head(config: HeadTrainConfig, out: Path, progress: bool = T
     from transformers.utils import logging as hf_logging
 
     from toolbench.devices import resolve_device
-    from toolbench.distill.spec_eval import load_pair
+    from toolbench.distill.speculative.spec_eval import load_pair
     from toolbench.io import write_json
     from toolbench.runinfo import finish_record, start_record
 

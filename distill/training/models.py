@@ -39,7 +39,7 @@ PRESETS: dict[str, ModelPreset] = {
 
 def new_model(preset: str, tokenizer: Any, seed: int = 0, copy_prior: bool = False):
     """A randomly initialised LlamaForCausalLM of a named preset, sized to the tokenizer; with
-    `copy_prior`, one that already copies spans from its context (`distill/copy_prior.py`)."""
+    `copy_prior`, one that already copies spans from its context (`distill/training/copy_prior.py`)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -48,7 +48,7 @@ def new_model(preset: str, tokenizer: Any, seed: int = 0, copy_prior: bool = Fal
     spec = PRESETS[preset]
     extra: dict[str, Any] = {}
     if copy_prior:
-        from toolbench.distill.copy_prior import config_overrides
+        from toolbench.distill.training.copy_prior import config_overrides
 
         extra = config_overrides()
     config = LlamaConfig(
@@ -61,13 +61,13 @@ def new_model(preset: str, tokenizer: Any, seed: int = 0, copy_prior: bool = Fal
         **extra,
     )
     if copy_prior:
-        from toolbench.distill.copy_prior import check_shape
+        from toolbench.distill.training.copy_prior import check_shape
 
         check_shape(config)  # before building: a one-line error for a preset the circuit does not fit
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     if copy_prior:
-        from toolbench.distill.copy_prior import apply_copy_prior
+        from toolbench.distill.training.copy_prior import apply_copy_prior
 
         apply_copy_prior(model, seed)
     return model

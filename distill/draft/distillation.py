@@ -33,7 +33,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from toolbench.distill.losses import (
+from toolbench.distill.draft.scenarios import Prompt, ScenarioConfig
+from toolbench.distill.draft.teacher_cache import CacheConfig
+from toolbench.distill.training.losses import (
     LossName,
     TopK,
     adaspec_select,
@@ -42,9 +44,7 @@ from toolbench.distill.losses import (
     shifted,
     token_cross_entropy,
 )
-from toolbench.distill.scenarios import Prompt, ScenarioConfig
-from toolbench.distill.teacher_cache import CacheConfig
-from toolbench.distill.trainer import IGNORE, TrainConfig
+from toolbench.distill.training.trainer import IGNORE, TrainConfig
 from toolbench.errors import UserError
 
 
@@ -136,7 +136,7 @@ def collate_offline(examples: list[dict[str, Any]], pad_id: int) -> dict[str, An
     `teacher_*[b, t]` describes the token at t + 1 (the first answer token is predicted at P − 1)."""
     import torch
 
-    from toolbench.distill.trainer import collate
+    from toolbench.distill.training.trainer import collate
 
     batch = collate(examples, pad_id)
     if "teacher_ids" not in examples[0]:
@@ -166,7 +166,7 @@ def collate_prompts(examples: list[dict[str, Any]], pad_id: int) -> dict[str, An
 
 def sequence_batch(prompts: list[list[int]], answers: list[list[int]], pad_id: int) -> dict[str, Any]:
     """Right-padded prompt + answer rows with labels on the answer only."""
-    from toolbench.distill.trainer import collate
+    from toolbench.distill.training.trainer import collate
 
     return collate(
         [
@@ -197,7 +197,7 @@ class DistillLoss:
 
     def answers(self, model: Any, batch: dict[str, Any]) -> dict[str, Any]:
         """Online: generate this step's answers and return a full training batch."""
-        from toolbench.distill.teacher_cache import generate_batch
+        from toolbench.distill.draft.teacher_cache import generate_batch
 
         config, step = self.config, int(batch["step"])
         on_policy = on_policy_step(step, config.lmbda)
@@ -260,7 +260,7 @@ def prepared_prompts(
 ) -> tuple[list[list[int]], dict]:
     """The scenario's prompt ids, made once into `folder/prompts.jsonl` (+ prompts.json: identity
     and counts) and read back by every later run and every other process."""
-    from toolbench.distill.scenarios import scenario_prompts
+    from toolbench.distill.draft.scenarios import scenario_prompts
     from toolbench.io import iter_jsonl, write_json, write_jsonl
 
     meta_path, rows_path = folder / "prompts.json", folder / "prompts.jsonl"
@@ -317,14 +317,14 @@ def run_distill(
     import torch
     from accelerate import PartialState
 
-    from toolbench.distill.models import (
+    from toolbench.distill.draft.teacher_cache import build_cache, load_cache
+    from toolbench.distill.training.models import (
         check_same_vocabulary,
         load_causal_lm,
         load_tokenizer,
         parameter_count,
     )
-    from toolbench.distill.teacher_cache import build_cache, load_cache
-    from toolbench.distill.trainer import Trainer, is_trained
+    from toolbench.distill.training.trainer import Trainer, is_trained
 
     out = Path(out)
     state = PartialState(cpu=config.train.device == "cpu" or not torch.cuda.is_available())
@@ -420,9 +420,9 @@ def heldout_sequences(
 ) -> tuple[list[Prompt], list[list[int]], list[int]]:
     """(prompts, prompt + target greedy answer ids, prompt lengths) on the held-out test half; the
     target's answers are cached under the toolbench cache dir, keyed by the target's weights."""
-    from toolbench.distill.models import weights_fingerprint
-    from toolbench.distill.scenarios import heldout_tasks, render, task_prompts
-    from toolbench.distill.teacher_cache import generate_batch
+    from toolbench.distill.draft.scenarios import heldout_tasks, render, task_prompts
+    from toolbench.distill.draft.teacher_cache import generate_batch
+    from toolbench.distill.training.models import weights_fingerprint
     from toolbench.evaluate import default_cache_dir
     from toolbench.generation import stop_ids
     from toolbench.io import write_json
@@ -463,8 +463,8 @@ def evaluate_alpha(
     import torch
 
     from toolbench.devices import placement
-    from toolbench.distill.acceptance import analytic_alpha
-    from toolbench.distill.models import check_same_vocabulary, load_causal_lm, load_tokenizer
+    from toolbench.distill.speculative.acceptance import analytic_alpha
+    from toolbench.distill.training.models import check_same_vocabulary, load_causal_lm, load_tokenizer
 
     device, torch_dtype = placement(device, dtype)
     tokenizer = load_tokenizer(target_path)

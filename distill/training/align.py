@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from toolbench.distill.data import ConversationConfig
-from toolbench.distill.pretrain import PretrainConfig
-from toolbench.distill.trainer import TrainConfig, Trainer, is_trained
+from toolbench.distill.training.data import ConversationConfig
+from toolbench.distill.training.pretrain import PretrainConfig
+from toolbench.distill.training.trainer import TrainConfig, Trainer, is_trained
 
 SFT_TOOLS = ["cat_api", "home_search", "spreadsheet", "trip_booking", "weather"]
 
@@ -26,7 +26,7 @@ class AlignConfig(BaseModel):
     data_seed: int = 1
     copy_prior: bool = Field(
         False,
-        description="Start from weights that already copy spans from the context (distill/copy_prior.py); "
+        description="Start from weights that already copy spans from the context (distill/training/copy_prior.py); "
         "train it without the generic stage (pretrain=None), whose text wears the circuit away.",
     )
     pretrain: PretrainConfig | None = Field(
@@ -94,10 +94,10 @@ def align_target(
     progress: bool = True,
 ) -> dict[str, Any]:
     """`out/pretrain` (generic stage, skipped when done or not asked for), then SFT into `out` itself."""
-    from toolbench.distill.copy_probe import indist_probe
-    from toolbench.distill.data import sft_examples
-    from toolbench.distill.models import load_causal_lm, load_tokenizer, new_model, parameter_count
-    from toolbench.distill.pretrain import pretrain
+    from toolbench.distill.training.copy_probe import indist_probe
+    from toolbench.distill.training.data import sft_examples
+    from toolbench.distill.training.models import load_causal_lm, load_tokenizer, new_model, parameter_count
+    from toolbench.distill.training.pretrain import pretrain
     from toolbench.generate import GenerateConfig, generate
 
     out = Path(out)

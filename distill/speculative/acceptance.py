@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, computed_field
 
-from toolbench.distill.speculative import Generation, Round
+from toolbench.distill.speculative.decoding import Generation, Round
 
 
 def per_token_acceptance(accepted: int, rejected: int) -> float:

@@ -39,7 +39,12 @@ from typing import Any, Literal, Protocol
 
 import torch
 
-from toolbench.distill.acceptance_head import AcceptanceHead, check_draft, load_head, probability_features
+from toolbench.distill.speculative.acceptance_head import (
+    AcceptanceHead,
+    check_draft,
+    load_head,
+    probability_features,
+)
 from toolbench.errors import UserError
 
 
@@ -385,7 +390,7 @@ def speculative_decode(
 
     `policy` is a DraftPolicy or an int γ (fixed length). Greedy when `temperature` is 0, exact
     rejection sampling otherwise (`generator` makes it reproducible; it must live on the models'
-    device). Both models must share the vocabulary (`toolbench.distill.models.check_same_vocabulary`); when their output
+    device). Both models must share the vocabulary (`toolbench.distill.training.models.check_same_vocabulary`); when their output
     layers differ in size (padded vocabularies) the extra ids are ignored. Generation stops after
     an id in `stop_ids` (kept) or `max_new_tokens` ids. `profile=True` times draft and verify per
     round (with device syncs, so off by default).

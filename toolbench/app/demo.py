@@ -23,8 +23,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 from rich.console import Console
 
+from toolbench.app.report import format_seconds
 from toolbench.errors import UserError
-from toolbench.report import format_seconds
 from toolbench.run_folder import read_run_file, write_run_folder
 from toolbench.runinfo import finish_record, start_record
 from toolbench.summaries import DemoStep, DemoSummary
@@ -104,7 +104,7 @@ def _exists(path: Path) -> Callable[[], bool]:
 
 
 def _trained(path: Path) -> Callable[[], bool]:
-    from toolbench.distill.trainer import is_trained
+    from toolbench.distill.training.trainer import is_trained
 
     return lambda: is_trained(path)
 
@@ -232,7 +232,7 @@ class Demo:
             )
 
     def tokenizer(self) -> None:
-        from toolbench.distill.tokenizer import TokenizerConfig, train_tokenizer
+        from toolbench.distill.training.tokenizer import TokenizerConfig, train_tokenizer
 
         train_tokenizer(
             TokenizerConfig(
@@ -243,8 +243,8 @@ class Demo:
         )
 
     def draft(self) -> None:
-        from toolbench.distill.pretrain import PretrainConfig, pretrain
-        from toolbench.distill.trainer import TrainConfig
+        from toolbench.distill.training.pretrain import PretrainConfig, pretrain
+        from toolbench.distill.training.trainer import TrainConfig
 
         train = TrainConfig(max_steps=self.preset.draft_steps, learning_rate=2e-3, log_every=10)
         pretrain(
@@ -255,14 +255,14 @@ class Demo:
         )
 
     def target(self) -> None:
-        from toolbench.distill.align import AlignConfig, align_target
+        from toolbench.distill.training.align import AlignConfig, align_target
 
         config = AlignConfig(preset=self.preset.target_preset, samples=self.preset.target_samples)
         config.pretrain.train.max_steps = self.preset.target_pretrain_steps
         align_target(config, self.models / "tokenizer", self.models / "target", self.cache_dir)
 
     def random_model(self) -> None:
-        from toolbench.distill.models import load_tokenizer, new_model, save_tokenizer
+        from toolbench.distill.training.models import load_tokenizer, new_model, save_tokenizer
 
         tokenizer = load_tokenizer(self.models / "tokenizer")
         folder = self.models / "random"
@@ -271,7 +271,7 @@ class Demo:
         model.save_pretrained(str(folder))
 
     def _eval_config(self, model: str, k: int, system: bool, task_set: str = "test"):
-        from toolbench.distill.align import SFT_TOOLS
+        from toolbench.distill.training.align import SFT_TOOLS
         from toolbench.evaluate import EvalConfig
         from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
 
@@ -310,8 +310,8 @@ class Demo:
         )
 
     def distill(self) -> None:
-        from toolbench.distill.distillation import DistillConfig, run_distill
-        from toolbench.distill.scenarios import ScenarioConfig
+        from toolbench.distill.draft.distillation import DistillConfig, run_distill
+        from toolbench.distill.draft.scenarios import ScenarioConfig
 
         config = DistillConfig(
             target=str(self.models / "target"),
@@ -333,8 +333,8 @@ class Demo:
             )
 
     def spec(self, name: str, draft: Path) -> None:
-        from toolbench.distill.align import SFT_TOOLS
-        from toolbench.distill.spec_eval import SpecConfig, run_spec
+        from toolbench.distill.speculative.spec_eval import SpecConfig, run_spec
+        from toolbench.distill.training.align import SFT_TOOLS
 
         config = SpecConfig(
             target=str(self.models / "target"),
@@ -424,7 +424,7 @@ def demo_leaderboard(out: Path, console: Console) -> None:
     """The demo's own eval runs side by side (the target in each setting, the untrained floor):
     OUT/leaderboard.{md,csv,html,png,json}, rebuilt on every run like the report. The settings
     differ by design, so the table is built with allow_mixed and marked as mixed."""
-    from toolbench.leaderboard import make_leaderboard
+    from toolbench.app.leaderboard import make_leaderboard
 
     runs = sorted(path.parent for path in (Path(out) / "eval").glob("*/*/summary.json"))
     if len(runs) < 2:
@@ -449,7 +449,7 @@ def run_demo(
     log = Demo(out, PRESETS[preset], console, cache_dir).run()
     demo_leaderboard(out, console)
     if report:
-        from toolbench.report import build_report
+        from toolbench.app.report import build_report
 
         md, html = build_report(out)
         console.print(f"report: {html} (and {md})", highlight=False)

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from toolbench.distill.align import SFT_TOOLS
+from toolbench.distill.training.align import SFT_TOOLS
 from toolbench.errors import UserError
 from toolbench.summaries import Claim, GridComparison, GridRow, GridSummary, HeldoutSet
 from toolbench.tables import markdown_table
@@ -120,9 +120,9 @@ def selected_settings(config: GridConfig) -> list[GridSetting]:
 
 
 def distill_config(config: GridConfig, setting: GridSetting, out: Path):
-    from toolbench.distill.distillation import DistillConfig
-    from toolbench.distill.scenarios import ScenarioConfig
-    from toolbench.distill.trainer import TrainConfig
+    from toolbench.distill.draft.distillation import DistillConfig
+    from toolbench.distill.draft.scenarios import ScenarioConfig
+    from toolbench.distill.training.trainer import TrainConfig
 
     train = TrainConfig(
         learning_rate=config.learning_rate,
@@ -169,7 +169,7 @@ def verdict(claim: Claim, measured: float | None) -> str:
 def run_grid(config: GridConfig, out: Path, console: Any = None) -> GridSummary:
     """Distill every setting (resuming finished ones), score all by analytic α, write grid.json,
     grid.md and grid.png into `out`."""
-    from toolbench.distill.distillation import evaluate_alpha, run_distill
+    from toolbench.distill.draft.distillation import evaluate_alpha, run_distill
     from toolbench.run_folder import write_run_folder
     from toolbench.runinfo import finish_record, start_record
 

@@ -1,4 +1,4 @@
-"""`toolbench leaderboard`: the Typer command; the work is in `toolbench.leaderboard`."""
+"""`toolbench leaderboard`: the Typer command; the work is in `toolbench.app.leaderboard`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from toolbench.cli_options import Overwrite, Seed, claim_output
+from toolbench.cli.options import Overwrite, Seed, claim_output
 from toolbench.errors import UserError
 from toolbench.tables import rich_table
 
@@ -52,7 +52,7 @@ def leaderboard_command(
 
         toolbench leaderboard runs/qwen runs/llama runs/mistral --out runs/board
     """
-    from toolbench.leaderboard import make_leaderboard, table
+    from toolbench.app.leaderboard import make_leaderboard, table
 
     if out.is_file():
         raise UserError(f"--out {out} is a file; give a folder for the leaderboard files")

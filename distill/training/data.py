@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from toolbench.distill.trainer import IGNORE
+from toolbench.distill.training.trainer import IGNORE
 from toolbench.records import Sample
 
 

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from toolbench.cli_options import (
+from toolbench.cli.options import (
     BatchSize,
     CacheDir,
     Device,
@@ -36,7 +36,7 @@ from toolbench.cli_options import (
     output_folder,
     renamed,
 )
-from toolbench.distill.align import SFT_TOOLS
+from toolbench.distill.training.align import SFT_TOOLS
 from toolbench.errors import UserError
 
 console = Console(highlight=False)
@@ -56,8 +56,8 @@ def _cache(cache_dir: Path | None) -> Path:
 
 def check_copy_prior(preset: str) -> None:
     """`--copy-prior` on a preset the circuit does not fit: one line before any data is made."""
-    from toolbench.distill.copy_prior import check_shape, config_overrides
-    from toolbench.distill.models import PRESETS
+    from toolbench.distill.training.copy_prior import check_shape, config_overrides
+    from toolbench.distill.training.models import PRESETS
 
     spec = PRESETS[preset]
     shape = SimpleNamespace(
@@ -71,7 +71,7 @@ def check_copy_prior(preset: str) -> None:
 
 def _preset(value: str) -> str:
     """A model preset name, checked before any data is made or model built."""
-    from toolbench.distill.models import PRESETS
+    from toolbench.distill.training.models import PRESETS
 
     if value not in PRESETS:
         raise UserError(f"--preset: unknown model preset {value!r}; known: {', '.join(PRESETS)}")
@@ -113,7 +113,7 @@ def tokenizer_command(
     Digits are single tokens and identifiers keep their underscores; the chat template renders
     `tools` (one `name(args)` line each) and `tool_calls` (`<tool_call>{…}</tool_call>` blocks).
     """
-    from toolbench.distill.tokenizer import TokenizerConfig, train_tokenizer
+    from toolbench.distill.training.tokenizer import TokenizerConfig, train_tokenizer
 
     names = None if tools == "all" else _tools(tools)
     output_folder(out)
@@ -150,8 +150,8 @@ def draft_command(
 
     Function-calling drafts are made from it with `toolbench distill`.
     """
-    from toolbench.distill.pretrain import PretrainConfig, pretrain
-    from toolbench.distill.trainer import TrainConfig
+    from toolbench.distill.training.pretrain import PretrainConfig, pretrain
+    from toolbench.distill.training.trainer import TrainConfig
 
     if not generic:
         raise UserError(
@@ -228,9 +228,9 @@ def target_command(
 
         toolbench eval --model hf:runs/demo/models/target --mode chat --tools weather
     """
-    from toolbench.distill.align import AlignConfig, align_target
-    from toolbench.distill.pretrain import PretrainConfig
-    from toolbench.distill.trainer import TrainConfig
+    from toolbench.distill.training.align import AlignConfig, align_target
+    from toolbench.distill.training.pretrain import PretrainConfig
+    from toolbench.distill.training.trainer import TrainConfig
 
     _preset(preset)
     names = _tools(tools)
@@ -313,7 +313,7 @@ def acceptance_head_command(
 
         toolbench spec --target T --draft D --draft-policy learned --head D/acceptance-head
     """
-    from toolbench.distill.acceptance_train import HeadTrainConfig, train_acceptance_head
+    from toolbench.distill.speculative.acceptance_train import HeadTrainConfig, train_acceptance_head
 
     checked_model(target, "--target")
     checked_model(draft, "--draft")

@@ -5,7 +5,7 @@ For every prompt, in one run and on one machine: target-only decoding (the basel
 decoding with the chosen draft policy, and (greedy) HF assisted generation. Out come per-prompt
 records (`samples.jsonl`), `summary.json` with the run record, `summary.md` and `acceptance.png`
 (acceptance by draft position and by token class). Every acceptance figure is named and defined in
-`toolbench.distill.acceptance`.
+`toolbench.distill.speculative.acceptance`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from toolbench.devices import resolve_device
-from toolbench.distill.acceptance import (
+from toolbench.distill.speculative.acceptance import (
     AcceptanceStats,
     ClassStat,
     PositionStat,
@@ -26,14 +26,14 @@ from toolbench.distill.acceptance import (
     acceptance_by_position,
     analytic_alpha,
 )
-from toolbench.distill.speculative import (
+from toolbench.distill.speculative.decoding import (
     Generation,
     hf_decode,
     make_policy,
     speculative_decode,
     target_decode,
 )
-from toolbench.distill.token_classes import CLASSES, token_classes
+from toolbench.distill.speculative.token_classes import CLASSES, token_classes
 from toolbench.errors import UserError
 from toolbench.generation import stop_ids
 from toolbench.io import atomic_open, write_jsonl
@@ -60,7 +60,7 @@ class SpecConfig(BaseModel):
         description="γ, the budget: most draft tokens per round (vLLM's num_speculative_tokens); "
         "None: 5, or the learned head's budget chosen on training prompts.",
     )
-    policy: str = Field("fixed", description="A draft policy name (speculative.POLICIES).")
+    policy: str = Field("fixed", description="A draft policy name (decoding.POLICIES).")
     threshold: float | None = Field(
         None,
         description="confidence: least top probability to keep drafting (None: 0.5); learned: least "
@@ -109,7 +109,7 @@ def load_pair(target: str, draft: str, device: str, dtype: str = "auto") -> tupl
     `dtype` (`toolbench.devices`); a draft whose vocabulary differs from the target's, or a folder
     that is not a causal LM, is a UserError."""
     from toolbench.devices import resolve_dtype
-    from toolbench.distill.models import check_same_vocabulary, load_causal_lm, load_tokenizer
+    from toolbench.distill.training.models import check_same_vocabulary, load_causal_lm, load_tokenizer
 
     torch_dtype = resolve_dtype(dtype, device)
     target_model = load_causal_lm(target, "target", torch_dtype)

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 
-from toolbench.distill.shards import INDEX, fill_shards, read_index, read_shards
+from toolbench.distill.training.shards import INDEX, fill_shards, read_index, read_shards
 from toolbench.errors import UserError
 from toolbench.io import atomic_open
 

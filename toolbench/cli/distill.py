@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 import typer
 from rich.console import Console
 
-from toolbench.cli_options import (
+from toolbench.cli.options import (
     BatchSize,
     Device,
     Draft,
@@ -142,10 +142,10 @@ def distill(
         return
     if target is None or draft is None:
         raise UserError("toolbench distill needs --target and --draft (see --help)")
-    from toolbench.distill.distillation import DistillConfig, plan, run_distill
-    from toolbench.distill.scenarios import ScenarioConfig
-    from toolbench.distill.teacher_cache import CacheConfig
-    from toolbench.distill.trainer import TrainConfig
+    from toolbench.distill.draft.distillation import DistillConfig, plan, run_distill
+    from toolbench.distill.draft.scenarios import ScenarioConfig
+    from toolbench.distill.draft.teacher_cache import CacheConfig
+    from toolbench.distill.training.trainer import TrainConfig
 
     learning_rate = renamed(learning_rate, old_lr)
     teacher_cache = renamed(teacher_cache, old_cache_dir)
@@ -239,7 +239,7 @@ def eval_alpha(
 ) -> None:
     """Analytic α = mean Σ_v min(p_target, p_draft) over the target's greedy answers to held-out
     function-calling prompts (the odd lines of the tools' test sets: never a distillation prompt)."""
-    from toolbench.distill.distillation import evaluate_alpha
+    from toolbench.distill.draft.distillation import evaluate_alpha
     from toolbench.io import write_json
 
     checked_model(target, "--target")
@@ -297,7 +297,7 @@ def grid(
     resumable `toolbench distill` run under OUT; rerunning skips finished settings. About 20
     minutes on 2 CPU cores with the embedded pair.
     """
-    from toolbench.distill.grid import GridConfig, grid_markdown, run_grid, selected_settings
+    from toolbench.distill.draft.grid import GridConfig, grid_markdown, run_grid, selected_settings
 
     checked_model(target, "--target")
     checked_model(draft, "--draft")

@@ -12,13 +12,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from toolbench.distill.trainer import TrainConfig, Trainer
+from toolbench.distill.training.trainer import TrainConfig, Trainer
 
 
 class PretrainConfig(BaseModel):
     preset: str = "draft"
     copy_prior: bool = Field(
-        False, description="Start from weights that already copy (distill/copy_prior.py)."
+        False, description="Start from weights that already copy (distill/training/copy_prior.py)."
     )
     block_size: int = Field(256, ge=8)
     documents: int | None = Field(None, ge=1, description="Only the first N generic documents (tests).")
@@ -36,9 +36,9 @@ def pretrain(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Pretrain a new `preset` model (or continue `init`) on packed generic text into `out`."""
-    from toolbench.distill.corpus import generic_corpus
-    from toolbench.distill.data import pack_blocks
-    from toolbench.distill.models import load_causal_lm, load_tokenizer, new_model, parameter_count
+    from toolbench.distill.training.corpus import generic_corpus
+    from toolbench.distill.training.data import pack_blocks
+    from toolbench.distill.training.models import load_causal_lm, load_tokenizer, new_model, parameter_count
 
     tokenizer = load_tokenizer(tokenizer_path)
     documents = generic_corpus(cache_dir)[: config.documents]

@@ -31,7 +31,7 @@ WORDS = r"[^\W\d]+|\d|[^\s\w]|\s"
 
 
 def chat_template() -> str:
-    return files("toolbench.distill").joinpath("chat_template.jinja").read_text(encoding="utf-8")
+    return files("toolbench.distill.training").joinpath("chat_template.jinja").read_text(encoding="utf-8")
 
 
 class TokenizerConfig(BaseModel):
@@ -47,8 +47,8 @@ def train_tokenizer(config: TokenizerConfig, out: Path, cache_dir: Path):
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from toolbench.distill.corpus import generic_corpus, tool_documents
-    from toolbench.distill.models import save_tokenizer
+    from toolbench.distill.training.corpus import generic_corpus, tool_documents
+    from toolbench.distill.training.models import save_tokenizer
     from toolbench.io import atomic_dir
 
     generic = generic_corpus(cache_dir)

@@ -455,7 +455,7 @@ def evaluate_alpha(
     device: str = "cpu",
     dtype: str = "float32",
 ) -> dict[str, Any]:
-    """Analytic α (mean over answer positions of Σ_v min(p, q), `acceptance.analytic_alpha`) of
+    """Analytic α (mean over answer positions of Σ_v min(p, q), `draft.alpha.analytic_alpha`) of
     each named draft against the target, on the target's greedy answers to held-out prompts
     (models on `device` in `dtype`, `toolbench.devices` names)."""
     from collections import defaultdict
@@ -463,7 +463,7 @@ def evaluate_alpha(
     import torch
 
     from toolbench.devices import placement
-    from toolbench.distill.speculative.acceptance import analytic_alpha
+    from toolbench.distill.draft.alpha import analytic_alpha
     from toolbench.distill.training.models import check_same_vocabulary, load_causal_lm, load_tokenizer
 
     device, torch_dtype = placement(device, dtype)

@@ -18,13 +18,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from toolbench.devices import resolve_device
+from toolbench.distill.draft.alpha import analytic_alpha
 from toolbench.distill.speculative.acceptance import (
     AcceptanceStats,
     ClassStat,
     PositionStat,
     acceptance_by_class,
     acceptance_by_position,
-    analytic_alpha,
 )
 from toolbench.distill.speculative.decoding import (
     Generation,

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from tests.fixtures.tiny_model import random_llama
+from toolbench.distill.draft.alpha import analytic_alpha
 from toolbench.distill.speculative.acceptance import (
     acceptance_by_class,
     acceptance_by_position,
     acceptance_stats,
-    analytic_alpha,
     examined_proposals,
     expected_tau,
 )

@@ -176,14 +176,15 @@ def to_prediction(
     return Prediction(id=task.id, text=answer.text, calls=list(program)), program
 
 
-def run_eval(config: EvalConfig, out: Path, progress: Any = None) -> EvalRun:
+def run_eval(config: EvalConfig, out: Path, progress: Any = None, tasks: list[Task] | None = None) -> EvalRun:
     """Run the eval into OUT (predictions.jsonl, scores.jsonl, summary.json, summary.md); the
-    summary, its cost and run record as written."""
+    summary, its cost and run record as written. `tasks`: `select_tasks(config)` when a caller has
+    already read them (the CLI, for its progress total), so the task files are read once."""
     from toolbench.retriever.prompt import PromptBuilder
 
     record = start_record("eval", config.model_dump(), seed=config.seed)
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-    tasks = select_tasks(config)
+    tasks = select_tasks(config) if tasks is None else tasks
     if not tasks:
         raise UserError("no tasks selected")
     # Demos come from the registered tools' samples: tasks that carry their own functions (BFCL's)

@@ -757,8 +757,9 @@ def eval_command(
             folder = folder / each if len(task_sets) > 1 else folder
             with _progress() as progress:
                 # one advance per answered request: the task count (episodes ask once per step)
-                bar = progress.add_task(f"eval {name} ({each})", total=len(select_tasks(config)))
-                run = run_eval(config, folder, lambda p=progress, b=bar: p.advance(b))
+                tasks = select_tasks(config)
+                bar = progress.add_task(f"eval {name} ({each})", total=len(tasks))
+                run = run_eval(config, folder, lambda p=progress, b=bar: p.advance(b), tasks)
             key = (
                 config.system_prompt is not None,
                 config.k_demos,

@@ -37,6 +37,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from toolbench.app.pages import Figure, Section, Table, is_floor, model_label
+from toolbench.app.pages import render_html as render_page
 from toolbench.errors import UserError
 from toolbench.io import atomic_open, describe_validation_error
 from toolbench.records import RunRecord
@@ -349,7 +351,6 @@ class Leaderboard(BaseModel):
 def _labels(runs: Sequence[RunResult], mixed: Sequence[str]) -> list[str]:
     """Readable names: the model's; with the differing settings when two share a model; with the
     folder when that still does not tell them apart."""
-    from toolbench.app.report import model_label
 
     labels = [model_label(run.model) for run in runs]
     if len(set(labels)) < len(labels):
@@ -385,7 +386,6 @@ def build_leaderboard(
         raise UserError("the same run folder is given twice")
     mixed = check_comparable(runs, allow_mixed)
     labels = _labels(runs, mixed)
-    from toolbench.app.report import is_floor
 
     # best first; on a tie the untrained floor never leads, then by name
     scored = sorted(
@@ -582,7 +582,6 @@ def render_csv(board: Leaderboard) -> str:
 def plot(board: Leaderboard) -> bytes:
     """Success per category (and overall) per run, with the 95% intervals as error bars."""
     from toolbench.app import report_plots
-    from toolbench.app.report import is_floor
 
     groups = [*board.categories, "overall"]
     series = []
@@ -606,8 +605,6 @@ def plot(board: Leaderboard) -> bytes:
 
 def render_html(board: Leaderboard, png: bytes) -> str:
     """A self-contained page (the plot inlined, inline CSS, no script), as `toolbench report`'s."""
-    from toolbench.app.report import Figure, Section, Table
-    from toolbench.app.report import render_html as page
 
     headers, rows = table(board)
     section = Section(
@@ -619,7 +616,7 @@ def render_html(board: Leaderboard, png: bytes) -> str:
         [Figure("leaderboard", png, "Success per category and overall, 95% intervals.")],
     )
     meta = f"{len(board.rows)} eval runs; seed {board.seed}."
-    return page("toolbench leaderboard", meta, [section, figure])
+    return render_page("toolbench leaderboard", meta, [section, figure])
 
 
 class LeaderboardRun(BaseModel):

@@ -15,7 +15,6 @@ summary.json (`cost`) and summary.md; answers served from the cache are marked a
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +25,7 @@ from toolbench.cache import RequestCache, cached_generate
 from toolbench.chat_messages import assistant_calls, call_id, has_parallel, split_parallel, tool_result
 from toolbench.episode import Episode, EpisodeResult
 from toolbench.errors import CallParseError, UserError
-from toolbench.io import dumps, write_jsonl
+from toolbench.io import default_cache_dir, dumps, write_jsonl
 from toolbench.records import Prediction, Program, Score, Step, Task
 from toolbench.registry import formatter, get_tool, task_formatter, tool_names
 from toolbench.results import run_markdown
@@ -36,10 +35,6 @@ from toolbench.score import Scorer, cost_summary, summarize
 from toolbench.summaries import EvalRun
 
 COMPLETION_STOPS = ("\n\n", "\nTask:", "-------------")
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("TOOLBENCH_CACHE", Path.home() / ".cache" / "toolbench"))
 
 
 class EvalConfig(BaseModel):

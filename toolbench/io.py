@@ -40,6 +40,12 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def default_cache_dir() -> Path:
+    """Where caches live unless a command is given `--cache-dir`: $TOOLBENCH_CACHE, else
+    ~/.cache/toolbench (model answers, generated corpora, teacher caches, demo indexes)."""
+    return Path(os.environ.get("TOOLBENCH_CACHE", Path.home() / ".cache" / "toolbench"))
+
+
 def describe_validation_error(error: ValidationError) -> str:
     """The first problem of a record in a few words: `field 'labels.0': ...`, or `unknown field
     'x'` for a key the record does not have (rows refuse keys they do not know: a typo in a key

@@ -423,9 +423,8 @@ def heldout_sequences(
     from toolbench.distill.draft.scenarios import heldout_tasks, render, task_prompts
     from toolbench.distill.draft.teacher_cache import generate_batch
     from toolbench.distill.training.models import weights_fingerprint
-    from toolbench.evaluate import default_cache_dir
     from toolbench.generation import stop_ids
-    from toolbench.io import write_json
+    from toolbench.io import default_cache_dir, write_json
 
     prompts, ids = render(task_prompts(heldout_tasks(tools, per_tool)), tokenizer, 10_000)
     key = json.dumps([weights_fingerprint(target_path), tools, per_tool, max_new_tokens, ids])

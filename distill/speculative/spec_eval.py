@@ -141,7 +141,8 @@ def prompt_config(config: SpecConfig):
 def chat_prompts(config: SpecConfig, tokenizer: Any) -> tuple[list[Any], list[list[int]]]:
     """(tasks, prompt ids): `toolbench eval --mode chat` prompts, rendered with the target's chat
     template (tools offered, generation prompt added)."""
-    from toolbench.evaluate import default_cache_dir, demo_index, select_tasks
+    from toolbench.evaluate import demo_index, select_tasks
+    from toolbench.io import default_cache_dir
     from toolbench.retriever.prompt import PromptBuilder
 
     if not getattr(tokenizer, "chat_template", None):

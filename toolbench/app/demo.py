@@ -113,7 +113,7 @@ class Demo:
     """The demo's steps over one run folder; `run()` executes the missing ones."""
 
     def __init__(self, out: Path, preset: DemoPreset, console: Console, cache_dir: Path | None = None):
-        from toolbench.evaluate import default_cache_dir
+        from toolbench.io import default_cache_dir
 
         self.out = Path(out)
         self.preset = preset

@@ -49,7 +49,7 @@ CheckpointEvery = Annotated[int, typer.Option(help="Save a resumable checkpoint 
 
 
 def _cache(cache_dir: Path | None) -> Path:
-    from toolbench.evaluate import default_cache_dir
+    from toolbench.io import default_cache_dir
 
     return Path(cache_dir) if cache_dir else default_cache_dir()
 

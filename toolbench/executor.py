@@ -139,9 +139,12 @@ def execute_validated(
     simulator_class: type,
     setup: dict[str, Any] | None,
     stop_on_error: bool = True,
+    snapshot: bool | None = False,
 ) -> Execution:
     """`execute(program, [tool], setup, validated=True)` given the tool's simulator class,
-    `get_tool(tool)` (the generator runs every label of every sample: it looks it up once)."""
+    `get_tool(tool)` (the generator runs every label of every sample: it looks it up once).
+    `snapshot`: the state is `Simulator.snapshot()`, for a caller that only reads it; None: no
+    state is taken (`Execution.state` is empty), for a caller that has no use for it."""
     try:
         simulator = simulator_class(setup.get(tool) if setup else None)
     except Exception as error:  # noqa: BLE001 - what make_simulators reports
@@ -156,24 +159,27 @@ def execute_validated(
             errors.append(_refusal(i, call, error))
             if stop_on_error:
                 break
-    return Execution(state={tool: simulator.state()}, results=results, errors=errors)
+    if snapshot is None:
+        return Execution(state={}, results=results, errors=errors)
+    state = simulator.snapshot() if snapshot else simulator.state()
+    return Execution(state={tool: state}, results=results, errors=errors)
 
 
 def first_schema_error(program: Program | list[Call], index: Any) -> ExecError | None:
     """The first call of `program` that names no offered function or breaks its schema, as the
     ExecError `run_call` would give it (with its `call_index`), or None when every call passes."""
-    owners = index.owner
+    checks = index.checks
     for i, call in enumerate(program):
-        owner = owners.get(call.name)
-        if owner is None:
-            return _unknown_function(i, call, index)
-        check = owner.checks.get(call.name)
+        check = checks.get(call.name)
         if check is not None:  # schema_error's first step, inline: the usual call passes here
             try:
                 if check(call.arguments):
                     continue
             except Exception:  # noqa: BLE001, S112 - jsonschema below says what is wrong
                 pass
+        owner = index.owner.get(call.name)
+        if owner is None:
+            return _unknown_function(i, call, index)
         bad = schema_error(owner.validators[call.name], call)
         if bad is not None:
             bad.call_index = i

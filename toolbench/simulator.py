@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import orjson
 from jsonschema import Draft202012Validator
 from pydantic import TypeAdapter
 
@@ -37,6 +38,16 @@ def stable_hash(*parts: Any) -> int:
     """A 32-bit hash that is the same in every process and run (Python's `hash` of a str is
     not). Simulators derive their synthetic results from it: cheap, seed-free, deterministic."""
     return zlib.crc32(repr(parts).encode())
+
+
+def canonical_order(items: list[Any]) -> list[Any]:
+    """The items (JSON values) in a fixed order, the same for any order they came in: so the
+    states of two call orders are equal as plain values. Sorted by their JSON (orjson, fast),
+    or by `repr` when one is not JSON orjson writes."""
+    try:
+        return sorted(items, key=orjson.dumps)
+    except TypeError:
+        return sorted(items, key=repr)
 
 
 def result_text(result: Any) -> str:
@@ -398,6 +409,15 @@ class Simulator:
         order into keys where it matters."""
         raise NotImplementedError
 
+    def snapshot(self) -> dict[str, Any]:
+        """`state()` for a caller that only reads it and runs nothing more on this simulator (the
+        generator, which checks every label of every sample, then drops state and simulator): the
+        same state as the scorer compares it, which may share the simulator's own containers, or
+        constants of its module, instead of copying them, and may put a list the scorer reads as
+        a multiset in another fixed order (`canonical_order`). Override it where that saves work
+        (a large world, a log sorted by `repr`)."""
+        return self.state()
+
     def observe(self, call: Call, result: Any) -> str:
         """What the model is shown after `call` ran and returned `result` (episodes feed it back
         as the next observation). Environments override it to describe the page or scene."""
@@ -441,6 +461,11 @@ class SpecIndex:
     @cached_property
     def specs(self) -> dict[str, FunctionSpec]:
         return {name: sim.specs[name] for name, sim in self.owner.items()}
+
+    @cached_property
+    def checks(self) -> dict[str, Check | None]:
+        """Every offered function's compiled schema check (`Simulator.checks`), by name."""
+        return {name: sim.checks.get(name) for name, sim in self.owner.items()}
 
     @cached_property
     def format_context(self) -> FormatContext:

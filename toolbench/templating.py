@@ -54,6 +54,7 @@ copies appear in the request verbatim. All of it is drawn from the sample's RNG 
 
 from __future__ import annotations
 
+import math
 import operator
 import random
 import re
@@ -221,11 +222,75 @@ class SlotSpec(BaseModel):
         return self
 
 
+# ------------------------------------------------------------ exact, cheaper random draws
+#
+# Every candidate draws a dozen values or more from its own `random.Random`, and each of
+# `randrange`, `choice`, `randint`, `shuffle` and `sample` is two or three Python frames around
+# `getrandbits`. These make the same `getrandbits` calls in the same order as the methods
+# (`random.Random._randbelow_with_getrandbits`, which `random.Random` itself uses), so they draw
+# the same values: same seed, same samples. `tests/unit/test_generate_speed_paths.py` holds each
+# to its method. `rng` is a `random.Random` (the generator's and the tests' only kind); should a
+# Python release change how `random.Random` draws below n, the methods themselves are used.
+_EXACT = getattr(random.Random, "_randbelow", None) is getattr(
+    random.Random, "_randbelow_with_getrandbits", False
+)
+
+
+def below(rng: random.Random, n: int) -> int:
+    """`rng.randrange(n)` for n >= 1."""
+    k = n.bit_length()
+    r = rng.getrandbits(k)
+    while r >= n:
+        r = rng.getrandbits(k)
+    return r
+
+
+def shuffle(rng: random.Random, items: list[Any]) -> None:
+    """`rng.shuffle(items)`."""
+    getrandbits = rng.getrandbits
+    for i in range(len(items) - 1, 0, -1):
+        n = i + 1
+        k = n.bit_length()
+        j = getrandbits(k)
+        while j >= n:
+            j = getrandbits(k)
+        items[i], items[j] = items[j], items[i]
+
+
+def permutation(rng: random.Random, items: tuple[Any, ...] | list[Any]) -> list[Any]:
+    """`rng.sample(items, len(items))` (its pool branch, which a whole population always takes)."""
+    getrandbits = rng.getrandbits
+    pool = list(items)
+    n = len(pool)
+    result = [None] * n
+    for i in range(n):
+        m = n - i
+        k = m.bit_length()
+        j = getrandbits(k)
+        while j >= m:
+            j = getrandbits(k)
+        result[i] = pool[j]
+        pool[j] = pool[m - 1]
+    return result
+
+
+if not _EXACT:  # pragma: no cover - a Python whose Random draws otherwise: its own methods
+
+    def below(rng: random.Random, n: int) -> int:  # type: ignore[no-redef]
+        return rng.randrange(n)
+
+    def shuffle(rng: random.Random, items: list[Any]) -> None:  # type: ignore[no-redef]
+        rng.shuffle(items)
+
+    def permutation(rng: random.Random, items: tuple[Any, ...] | list[Any]) -> list[Any]:  # type: ignore[no-redef]
+        return rng.sample(items, len(items))
+
+
 def _grid(low: float, high: float, step: float, rng: random.Random) -> float:
     steps = int((high - low) // step)
     if steps < 0:
         raise ValueError(f"empty range [{low}, {high}]")
-    return low + step * rng.randint(0, steps)
+    return low + step * below(rng, steps + 1)  # rng.randint(0, steps)
 
 
 class SlotSampler:
@@ -252,21 +317,13 @@ class SlotSampler:
         candidate): the same RNG calls in the same order, so the same values."""
         spec, items = self.spec, self.items
         if spec.pool is not None or spec.choice is not None:
-            return lambda rng, values: rng.choice(items)  # type: ignore[arg-type]
+            return _chooser(items)  # type: ignore[arg-type]
         if spec.sample is not None:
-            low_k, high_k = spec.k
-            size = len(items)  # type: ignore[arg-type]
-            return lambda rng, values: rng.sample(items, min(rng.randint(low_k, high_k), size))  # type: ignore[arg-type]
+            return _sampler(items, *spec.k)  # type: ignore[arg-type]
         if spec.above is None and spec.below is None:
             low, high = spec.int_range if spec.int_range is not None else spec.number  # type: ignore[misc]
-            step = spec.step
-            if spec.int_range is not None:
-                return lambda rng, values: int(_grid(low, high, step, rng))
-            return lambda rng, values: round(_grid(low, high, step, rng), 6)
-        return self._draw_bounded
-
-    def _draw_bounded(self, rng: random.Random, values: dict[str, Any]) -> Any:
-        return SlotSampler.draw(self, rng, values)
+            return _grid_drawer(low, high, spec.step, spec.int_range is not None)
+        return _bounded_drawer(spec, soft=False)
 
     def draw(self, rng: random.Random, values: dict[str, Any]) -> Any:
         spec = self.spec
@@ -282,6 +339,118 @@ class SlotSampler:
             high = min(high, values[spec.below] - spec.step)
         value = _grid(low, high, spec.step, rng)
         return int(value) if spec.int_range is not None else round(value, 6)
+
+
+def _chooser(items: list[Any]) -> Callable[[random.Random, dict[str, Any]], Any]:
+    """`rng.choice(items)`, its `getrandbits` loop inline (the commonest slot draw)."""
+    n = len(items)
+    if not n or not _EXACT:
+        return lambda rng, values: rng.choice(items)  # an empty list: choice's own IndexError
+    k = n.bit_length()
+
+    def choose(rng: random.Random, values: dict[str, Any]) -> Any:
+        r = rng.getrandbits(k)
+        while r >= n:
+            r = rng.getrandbits(k)
+        return items[r]
+
+    return choose
+
+
+def _sampler(items: list[Any], low_k: int, high_k: int) -> Callable[[random.Random, dict[str, Any]], Any]:
+    """`rng.sample(items, min(rng.randint(low_k, high_k), len(items)))`, with `random.sample`'s
+    two ways of drawing (a shrinking pool, or retries against a set of taken indices) inline."""
+    size = len(items)
+    if high_k < low_k or not _EXACT:  # the error (empty range) is randint's own, when drawn
+        return lambda rng, values: rng.sample(items, min(rng.randint(low_k, high_k), size))
+    span = high_k - low_k + 1
+    bits, size_bits = span.bit_length(), size.bit_length()
+
+    def draw(rng: random.Random, values: dict[str, Any]) -> list[Any]:
+        getrandbits = rng.getrandbits
+        r = getrandbits(bits)
+        while r >= span:
+            r = getrandbits(bits)
+        k = min(low_k + r, size)
+        if k < 0:
+            return rng.sample(items, k)  # sample's own error
+        result = [None] * k
+        if size <= (21 + 4 ** math.ceil(math.log(k * 3, 4)) if k > 5 else 21):  # sample's pool branch
+            pool = list(items)
+            for i in range(k):
+                m = size - i
+                width = m.bit_length()
+                j = getrandbits(width)
+                while j >= m:
+                    j = getrandbits(width)
+                result[i] = pool[j]
+                pool[j] = pool[m - 1]
+            return result
+        selected: set[int] = set()  # its other branch: indices drawn again until new
+        for i in range(k):
+            j = getrandbits(size_bits)
+            while j >= size or j in selected:
+                j = getrandbits(size_bits)
+            selected.add(j)
+            result[i] = items[j]
+        return result
+
+    return draw
+
+
+def _bounded_drawer(spec: SlotSpec, soft: bool) -> Callable[[random.Random, dict[str, Any]], Any]:
+    """`SlotSampler.draw` of an int or number slot with an `above` or `below` bound: a value on
+    the grid between the bounds, the bound slot's value (plus or minus a step) tightening them.
+    `soft`: a bound slot that was not drawn bounds nothing (a compose clause that is off); else
+    it must have been drawn. `_grid`'s draw, its loop inline."""
+    integral = spec.int_range is not None
+    low0, high0 = spec.int_range if integral else spec.number  # type: ignore[misc]
+    step, above, under = spec.step, spec.above, spec.below
+
+    def draw(rng: random.Random, values: dict[str, Any]) -> Any:
+        low, high = low0, high0
+        if above is not None and (not soft or above in values):
+            low = max(low, values[above] + step)
+        if under is not None and (not soft or under in values):
+            high = min(high, values[under] - step)
+        if not _EXACT:
+            value = _grid(low, high, step, rng)
+            return int(value) if integral else round(value, 6)
+        steps = int((high - low) // step)
+        if steps < 0:
+            raise ValueError(f"empty range [{low}, {high}]")
+        n = steps + 1
+        bits = n.bit_length()
+        r = rng.getrandbits(bits)
+        while r >= n:
+            r = rng.getrandbits(bits)
+        value = low + step * r
+        return int(value) if integral else round(value, 6)
+
+    return draw
+
+
+def _grid_drawer(
+    low: float, high: float, step: float, integral: bool
+) -> Callable[[random.Random, dict[str, Any]], Any]:
+    """A value on the grid low, low + step, ... <= high: `_grid` with its bounds fixed, as an
+    int or rounded to 6 decimals."""
+    steps = int((high - low) // step)
+    if steps < 0 or not _EXACT:  # the error (empty range) is raised by `_grid` when drawn
+        if integral:
+            return lambda rng, values: int(_grid(low, high, step, rng))
+        return lambda rng, values: round(_grid(low, high, step, rng), 6)
+    n = steps + 1
+    k = n.bit_length()
+
+    def draw(rng: random.Random, values: dict[str, Any]) -> Any:
+        r = rng.getrandbits(k)
+        while r >= n:
+            r = rng.getrandbits(k)
+        value = low + step * r
+        return int(value) if integral else round(value, 6)
+
+    return draw
 
 
 # ------------------------------------------------------------------------- entries
@@ -406,13 +575,12 @@ class CompiledEntry:
         compiled = []
         for label, source in self.sources:
             try:
-                parsed = env.parse(source)
+                template = slot_template(env, source)
             except TemplateSyntaxError as error:
                 line = line_of(source, self.line) + (error.lineno or 1) - 1
                 raise TemplateError(
                     f"{path}:{line}: entry '{entry.id}' {label}: template syntax: {error.message}"
                 ) from None
-            template = SlotTemplate(env, parsed, source)
             undefined = template.undeclared(declared)
             if undefined:
                 line = line_of(source, self.line) + _first_line_using(source, undefined[0]) - 1
@@ -456,11 +624,11 @@ class CompiledEntry:
     def draw(self, rng: random.Random) -> tuple[dict[str, Any], int]:
         """The slot values and the paraphrase: everything a sample takes from the RNG."""
         slots = self.draw_slots(rng)
-        return slots, rng.randrange(len(self.queries))
+        return slots, below(rng, len(self.queries))
 
     def render_query(self, slots: dict[str, Any], paraphrase: int) -> str:
         try:
-            return " ".join(_render(self.queries[paraphrase], slots).split())
+            return " ".join(self.queries[paraphrase].render(slots).split())
         except (UndefinedError, SecurityError, TypeError, ValueError) as error:
             raise self._failed(error) from None
 
@@ -469,7 +637,7 @@ class CompiledEntry:
     ) -> tuple[list[str], dict[str, Any] | None, list[dict[str, Any]] | None]:
         """(gold action texts, setup, goal) for these slots."""
         try:
-            actions = [_render(template, slots).strip() for template in self.actions]
+            actions = [template.render(slots).strip() for template in self.actions]
             setup = self._setup(slots) if self._setup is not None else None
             goal = self._goal(slots) if self._goal is not None else None
         except (UndefinedError, SecurityError, TypeError, ValueError) as error:
@@ -498,7 +666,7 @@ def _compile_setup(value: Any, env: SandboxedEnvironment, declared: set[str], wh
                 raise TemplateError(f"{where} uses undefined slot '{whole.group(1)}'")
             keys = tuple(whole.group(2).split(".")[1:])
             return ("path", (whole.group(1), keys)) if keys else ("slot", whole.group(1))
-        template = SlotTemplate(env, env.parse(value), value)
+        template = slot_template(env, value)
         undefined = template.undeclared(declared)
         if undefined:
             raise TemplateError(f"{where} uses undefined slot '{undefined[0]}'")
@@ -662,6 +830,22 @@ class SlotTemplate:
                 pass
         template = self.jinja
         return "".join(template.root_render_func(template.new_context(slots, shared=True)))
+
+
+_TEMPLATES = "_toolbench_slot_templates"  # an environment's SlotTemplates by source, when it keeps them
+
+
+def slot_template(env: SandboxedEnvironment, source: str) -> SlotTemplate:
+    """`SlotTemplate(env, env.parse(source), source)`, made once per text where the environment
+    keeps them (a `TemplateSet`'s does: entries share texts through YAML anchors, and parsing is
+    most of the time it takes to load templates). A SlotTemplate is never changed once made."""
+    memo = getattr(env, _TEMPLATES, None)
+    template = memo.get(source) if memo is not None else None
+    if template is None:
+        template = SlotTemplate(env, env.parse(source), source)
+        if memo is not None:
+            memo[source] = template
+    return template
 
 
 class _FastCompiler:
@@ -996,6 +1180,10 @@ class _FastCompiler:
 
     def _Dict(self, node: nodes.Dict) -> Callable:
         pairs = tuple((self.expr(pair.key), self.expr(pair.value)) for pair in node.items)
+        if all(isinstance(part, nodes.Const) for pair in node.items for part in (pair.key, pair.value)):
+            # a table of constants ({1: 'st', 2: 'nd'}[n]): made once; nothing here can change it
+            table = {pair.key.value: pair.value.value for pair in node.items}  # type: ignore[attr-defined]
+            return lambda scope: table
         return lambda scope: {key(scope): value(scope) for key, value in pairs}
 
 
@@ -1034,10 +1222,24 @@ def _output_step(fn: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any
 
 
 def _joiner(parts: tuple[Any, ...]) -> Callable[[dict[str, Any]], str]:
-    def render(slots: dict[str, Any]) -> str:
-        return "".join([part if part.__class__ is str else str(part(slots)) for part in parts])
-
-    return render
+    """Text and holes joined: `"".join` of the text and `str()` of each hole's value, in order.
+    Written as %-formatting of the text (`%s` per hole, which prints a value as `str()` does),
+    with up to four holes called without a loop: most templates have one to four."""
+    holes = tuple(part for part in parts if part.__class__ is not str)
+    form = "".join(part.replace("%", "%%") if part.__class__ is str else "%s" for part in parts)
+    if len(holes) == 1:
+        (a,) = holes
+        return lambda slots: form % (a(slots),)
+    if len(holes) == 2:
+        a, b = holes
+        return lambda slots: form % (a(slots), b(slots))
+    if len(holes) == 3:
+        a, b, c = holes
+        return lambda slots: form % (a(slots), b(slots), c(slots))
+    if len(holes) == 4:
+        a, b, c, d = holes
+        return lambda slots: form % (a(slots), b(slots), c(slots), d(slots))
+    return lambda slots: form % tuple([hole(slots) for hole in holes])
 
 
 def _first_line_using(source: str, name: str) -> int:
@@ -1103,6 +1305,7 @@ class TemplateSet:
         if not folder.is_dir():
             raise TemplateError(f"{folder}: no templates folder for tool '{tool}'")
         env = make_environment()
+        setattr(env, _TEMPLATES, {})  # one SlotTemplate per text: YAML anchors repeat texts
         shared = shared_pools if shared_pools is not None else packaged_templates_root() / "pools"
         pools = {**_load_pools(shared), **_load_pools(folder / "pools")}
         self.entries: list[CompiledEntry] = []
@@ -1205,8 +1408,8 @@ class _Fragment:
     __slots__ = ("parts", "template", "specials")
 
     def __init__(self, env: SandboxedEnvironment, source: str, where: str):
-        tree = env.parse(source)
-        self.template = SlotTemplate(env, tree, source)
+        self.template = slot_template(env, source)
+        tree = self.template.tree
         self.parts: tuple[tuple[int, Any], ...] | None = None
         self.specials: set[str] = set()
         if not all(isinstance(node, nodes.Output) for node in tree.body):
@@ -1255,20 +1458,7 @@ def _soft_drawer(sampler: SlotSampler) -> Callable[[random.Random, dict[str, Any
     spec = sampler.spec
     if spec.above is None and spec.below is None:
         return sampler.draw
-    integral = spec.int_range is not None
-    low0, high0 = spec.int_range if integral else spec.number  # type: ignore[misc]
-    step, above, below = spec.step, spec.above, spec.below
-
-    def draw(rng: random.Random, values: dict[str, Any]) -> Any:
-        low, high = low0, high0
-        if above is not None and above in values:
-            low = max(low, values[above] + step)
-        if below is not None and below in values:
-            high = min(high, values[below] - step)
-        value = _grid(low, high, step, rng)
-        return int(value) if integral else round(value, 6)
-
-    return draw
+    return _bounded_drawer(spec, soft=True)
 
 
 class _Clause:
@@ -1287,7 +1477,15 @@ class _Clause:
         self.n_queries, self.n_all = len(queries), len(queries) + len(nouns)
 
 
-Segment = tuple[str, bool]  # (text, literal: may paraphrase change it)
+class _Value(str):
+    """A segment of a compose request that a `{{ hole }}` printed: a slot value the program
+    copies, which paraphrase never changes. Every other segment is literal text, a plain `str`
+    (casing and a typo may change it); a request is built as a list of both (`Segment`)."""
+
+    __slots__ = ()
+
+
+Segment = str  # literal text, or a `_Value`
 
 
 class ComposedEntry(CompiledEntry):
@@ -1406,7 +1604,11 @@ class ComposedEntry(CompiledEntry):
                 raise TemplateError(f"{where}: count_weights needs {high - low + 1} weights >= 0, not all 0")
             self.count_cum = list(accumulate(weights[: self.count[1] - low + 1]))
         self.weights = [c.spec.weight for c in self.clauses]
+        self.stages = [c.spec.stage for c in self.clauses]
         self.uniform = len(set(self.weights)) <= 1
+        # each optional clause's key exponent 1 / weight, and positions to sort by key
+        self.powers = tuple(1.0 / self.weights[i] for i in self.optional)
+        self.positions = tuple(range(len(self.optional)))
         # what turning a clause on brings with it (its `requires`, transitively), and what
         # it rules out (`excludes`, both ways)
         closure: list[frozenset[int]] = []
@@ -1425,6 +1627,9 @@ class ComposedEntry(CompiledEntry):
                 excluded[k].add(index[ref])
                 excluded[index[ref]].add(k)
         self.excluded = [frozenset(e) for e in excluded]
+        # what turning a clause on rules out: what any clause it brings with it excludes
+        self.blocked = [frozenset().union(*(self.excluded[j] for j in closure[k])) for k in range(n)]
+        self.simple = [closure[k] == {k} and not self.blocked[k] for k in range(n)]
         for k in self.required:
             if closure[k] & frozenset().union(*(excluded[j] for j in self.required)):
                 raise TemplateError(f"{where}: required clauses exclude each other")
@@ -1440,6 +1645,8 @@ class ComposedEntry(CompiledEntry):
             for kind, payload in fragment.parts or ():
                 if kind == 1 and payload not in self.synonyms and payload != "stop":
                     raise TemplateError(f"{where}: unknown synonym pool [[{payload}]]")
+            if fragment.parts is not None:
+                fragment.parts = tuple(self._resolve(kind, payload) for kind, payload in fragment.parts)
         # what the shared tests and tools see: every template (frames and phrases, actions)
         self.queries = [f.template for f in self.frames] + [
             f.template for c in self.clauses for f in (*c.queries, *c.nouns)
@@ -1467,30 +1674,37 @@ class ComposedEntry(CompiledEntry):
 
     def choose(self, rng: random.Random) -> list[int]:
         """The clauses on for one sample (indices, in declaration order)."""
-        on = set(self.required)
         low, high = self.count
         if self.count_cum is not None:
             k = low + bisect(self.count_cum, rng.random() * self.count_cum[-1])
         else:
-            k = rng.randint(low, high) if high > low else low
-        if k:
-            if self.uniform:
-                order = rng.sample(self.optional, len(self.optional))
-            else:  # weighted order without replacement (Efraimidis-Spirakis keys)
-                weights = self.weights
-                order = sorted(self.optional, key=lambda i: -(rng.random() ** (1.0 / weights[i])))
-            picked = 0
-            for i in order:
-                if picked >= k:
-                    break
-                if i in on:
-                    continue
-                group = self.closure[i]
-                together = on | group
-                if any(self.excluded[j] & together for j in group):
-                    continue
-                on = together
+            k = low + below(rng, high - low + 1) if high > low else low  # rng.randint(low, high)
+        if not k:
+            return sorted(set(self.required))
+        if self.uniform:
+            order = permutation(rng, self.optional)
+        else:  # weighted order without replacement (Efraimidis-Spirakis keys)
+            random_ = rng.random  # one key per clause, drawn in the clauses' order
+            keys = [-(random_() ** power) for power in self.powers]
+            optional = self.optional
+            order = [optional[j] for j in sorted(self.positions, key=keys.__getitem__)]
+        on = set(self.required)
+        picked = 0
+        simple, closure, blocked = self.simple, self.closure, self.blocked
+        for i in order:
+            if picked >= k:
+                break
+            if i in on:
+                continue
+            if simple[i]:  # requires nothing, excludes nothing: `on | {i}` below, in place
+                on.add(i)
                 picked += 1
+                continue
+            together = on | closure[i]
+            if not blocked[i].isdisjoint(together):
+                continue
+            on = together
+            picked += 1
         return sorted(on)
 
     def draw(self, rng: random.Random) -> tuple[dict[str, Any], int]:
@@ -1504,17 +1718,18 @@ class ComposedEntry(CompiledEntry):
         except ValueError as error:
             raise TemplateError(f"{self.path}:{self.line}: entry '{self.id}': {error}") from None
         said = active[:]
-        rng.shuffle(said)
+        shuffle(rng, said)
         frames = self.frames_any if active else self.frames_bare
-        frame = frames[rng.randrange(len(frames))]
+        frame = frames[below(rng, len(frames))]
         state: dict[str, str] = {}
+        segments: list[str] = []
         try:
-            segments = self._segments(self.frames[frame], values, rng, said, state)
+            self._segments(self.frames[frame], values, rng, said, state, segments)
         except (UndefinedError, SecurityError, TypeError, ValueError) as error:
             raise self._failed(error) from None
         values[_QUERY] = self._finish(segments, rng)
-        position = {k: p for p, k in enumerate(said)}
-        values[_PLAN] = tuple(sorted(active, key=lambda k: (clauses[k].spec.stage, position[k])))
+        # actions by stage, then in the order the request says them: a stable sort of `said`
+        values[_PLAN] = tuple(sorted(said, key=self.stages.__getitem__))
         return values, frame
 
     # ------------------------------------------------------------------ the request
@@ -1525,32 +1740,58 @@ class ComposedEntry(CompiledEntry):
         rng: random.Random,
         said: list[int],
         state: dict[str, str],
-    ) -> list[Segment]:
+        out: list[str],
+    ) -> None:
+        """Append the fragment's segments to `out`: literal text as `str`, what a hole printed as
+        `_Value` (see `Segment`)."""
         if fragment.parts is None:
             text = fragment.template.render(values)
-            return [(_SYNONYM.sub(lambda m: self._synonym(m.group(1), rng, state), text), False)]
-        out: list[Segment] = []
+            out.append(_Value(_SYNONYM.sub(lambda m: self._synonym(m.group(1), rng, state), text)))
+            return
+        start = len(out)
+        append = out.append
         for kind, payload in fragment.parts:
             if kind == 0:
-                out.append((payload, True))
-            elif kind == 1:
-                out.append((self._synonym(payload, rng, state), True))
+                append(payload)
             elif kind == 2:
                 try:
-                    out.append((str(payload(values)), False))
+                    append(_Value(payload(values)))
                 except Exception:  # noqa: BLE001 - Jinja renders the whole text, with its own error
-                    return [(fragment.template.jinja.render(values), False)]
+                    del out[start:]
+                    append(_Value(fragment.template.jinja.render(values)))
+                    return
+            elif kind == 1 or kind == 5:  # a synonym: `below(rng, n)`, inline
+                pool, n, bits = payload
+                r = rng.getrandbits(bits)
+                while r >= n:
+                    r = rng.getrandbits(bits)
+                word = pool[r]
+                if kind == 5:
+                    state["stop"] = "?" if word.split(" ", 1)[0].lower() in _QUESTION_WORDS else "."
+                append(word)
+            elif kind == 4:
+                append(state.get("stop", "."))
             elif payload == "clauses":
-                out.extend(self._inline(values, rng, said, state))
+                self._inline(values, rng, said, state, out)
             else:
-                out.extend(self._items(values, rng, said, state))
-        return out
+                self._items(values, rng, said, state, out)
+
+    def _resolve(self, kind: int, payload: Any) -> tuple[int, Any]:
+        """A fragment's part with its `[[synonym]]` looked up: (1, draw) for a pool, (4, None) for
+        `stop`, (5, draw) for `ask` (which sets what `stop` says); `draw` is (pool, its size,
+        the bits `below` draws for it)."""
+        if kind != 1:
+            return kind, payload
+        if payload == "stop":
+            return 4, None
+        pool = tuple(self.synonyms[payload])
+        return (5 if payload == "ask" else 1), (pool, len(pool), len(pool).bit_length())
 
     def _synonym(self, name: str, rng: random.Random, state: dict[str, str]) -> str:
         if name == "stop":
             return state.get("stop", ".")
         pool = self.synonyms[name]
-        word = pool[rng.randrange(len(pool))]
+        word = pool[below(rng, len(pool))]
         if name == "ask":
             state["stop"] = "?" if word.split(" ", 1)[0].lower() in _QUESTION_WORDS else "."
         return word
@@ -1562,53 +1803,67 @@ class ComposedEntry(CompiledEntry):
         rng: random.Random,
         state: dict[str, str],
         noun_first: bool,
-    ) -> tuple[list[Segment], bool]:
+    ) -> tuple[list[str], bool]:
         if noun_first and clause.nouns:
-            k = clause.n_queries + rng.randrange(len(clause.nouns))
+            k = clause.n_queries + below(rng, len(clause.nouns))
         else:
-            k = rng.randrange(clause.n_all)
+            k = below(rng, clause.n_all)
+        phrase: list[str] = []
         if k < clause.n_queries:
-            return self._segments(clause.queries[k], values, rng, [], state), False
-        return self._segments(clause.nouns[k - clause.n_queries], values, rng, [], state), True
+            self._segments(clause.queries[k], values, rng, [], state, phrase)
+            return phrase, False
+        self._segments(clause.nouns[k - clause.n_queries], values, rng, [], state, phrase)
+        return phrase, True
 
     def _inline(
-        self, values: dict[str, Any], rng: random.Random, said: list[int], state: dict[str, str]
-    ) -> list[Segment]:
+        self,
+        values: dict[str, Any],
+        rng: random.Random,
+        said: list[int],
+        state: dict[str, str],
+        out: list[str],
+    ) -> None:
         """The clauses in a sentence: phrases apart, noun phrases together after "with"."""
-        units: list[list[Segment]] = []
-        nouns: list[list[Segment]] = []
+        units: list[list[str]] = []
+        nouns: list[list[str]] = []
         for k in said:
             phrase, is_noun = self._phrase(self.clauses[k], values, rng, state, False)
             (nouns if is_noun else units).append(phrase)
         if nouns:
-            group: list[Segment] = [(self._synonym("with", rng, state) + " ", True)]
-            group.extend(_join(nouns, ", ", f" {self._synonym('and', rng, state)} "))
-            units.insert(rng.randrange(len(units) + 1), group)
+            group = [self._synonym("with", rng, state) + " "]
+            _join(nouns, ", ", f" {self._synonym('and', rng, state)} ", group)
+            units.insert(below(rng, len(units) + 1), group)
         if not units:
-            return []
-        sep = (", ", ", ", ", ", " ", "; ")[rng.randrange(5)] if len(units) > 1 else ""
-        return [(" ", True), *_join(units, sep, sep)]
+            return
+        sep = (", ", ", ", ", ", " ", "; ")[below(rng, 5)] if len(units) > 1 else ""
+        out.append(" ")
+        _join(units, sep, sep, out)
 
     def _items(
-        self, values: dict[str, Any], rng: random.Random, said: list[int], state: dict[str, str]
-    ) -> list[Segment]:
+        self,
+        values: dict[str, Any],
+        rng: random.Random,
+        said: list[int],
+        state: dict[str, str],
+        out: list[str],
+    ) -> None:
         """The clauses as a list: "3+ beds; under $500k; a pool"."""
         phrases = [self._phrase(self.clauses[k], values, rng, state, True)[0] for k in said]
-        sep = ("; ", ", ", ", ")[rng.randrange(3)]
+        sep = ("; ", ", ", ", ")[below(rng, 3)]
         last = sep if rng.random() < 0.5 else f" {self._synonym('and', rng, state)} "
-        return _join(phrases, sep, last)
+        _join(phrases, sep, last, out)
 
-    def _finish(self, segments: list[Segment], rng: random.Random) -> str:
+    def _finish(self, segments: list[str], rng: random.Random) -> str:
         """Casing, a typo and spacing, on the literal text only."""
         paraphrase = self.paraphrase
         lower = rng.random() < paraphrase.lower
         if lower:
-            segments = [(text.lower(), True) if literal else (text, False) for text, literal in segments]
+            segments = [text if type(text) is _Value else text.lower() for text in segments]
         if rng.random() < paraphrase.typo:
             segments = _typo(segments, rng)
         if not lower:  # a sentence starts with a capital letter, when literal text starts it
             segments = _capitalise(segments)
-        text = " ".join("".join([t for t, _ in segments]).split())
+        text = " ".join("".join(segments).split())
         return text.replace(" ,", ",").replace(" .", ".").replace(" ?", "?").replace(" ;", ";")
 
     def render_query(self, slots: dict[str, Any], paraphrase: int) -> str:
@@ -1647,61 +1902,70 @@ class ComposedEntry(CompiledEntry):
 
 
 _SENTENCE_START = re.compile(r"([.!?]\s+)([a-z])")
-_NOT_SPACE = re.compile(r"\S")
 
 
-def _capitalise(segments: list[Segment]) -> list[Segment]:
+def _capitalise(segments: list[str]) -> list[str]:
     """Upper-case the first letter of each sentence where literal text starts it (a value that
-    starts a sentence stays as it is)."""
-    out: list[Segment] = []
+    starts a sentence stays as it is). A segment after a sentence's first words with no `.`, `!`
+    or `?` in it neither starts nor ends a sentence: it is passed over (most are)."""
+    out = segments
     start = True  # at the start of a sentence
-    for text, literal in segments:
+    for k, text in enumerate(segments):
+        if not start and "." not in text and "!" not in text and "?" not in text:
+            continue  # unchanged, and `start` stays False (or the segment is blank)
         tail = text.rstrip()
         if not tail:
-            out.append((text, literal))
             continue
-        if literal:
-            first = _NOT_SPACE.search(text).start()  # type: ignore[union-attr]
+        if type(text) is not _Value:
+            changed = text
+            first = len(text) - len(text.lstrip())  # the first non-blank character
             if start and text[first].islower():
-                text = text[:first] + text[first].upper() + text[first + 1 :]
-            if "." in text or "!" in text or "?" in text:
-                text = _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)
+                changed = text[:first] + text[first].upper() + text[first + 1 :]
+            if "." in changed or "!" in changed or "?" in changed:
+                changed = _SENTENCE_START.sub(_upper_second, changed)
+            if changed is not text:
+                if out is segments:
+                    out = list(segments)
+                out[k] = changed
         start = tail[-1] in ".!?"
-        out.append((text, literal))
     return out
 
 
-def _join(pieces: list[list[Segment]], sep: str, last: str) -> list[Segment]:
-    out: list[Segment] = []
+def _upper_second(match: re.Match[str]) -> str:
+    return match.group(1) + match.group(2).upper()
+
+
+def _join(pieces: list[list[str]], sep: str, last: str, out: list[str]) -> None:
+    """Append the pieces to `out`, `sep` between them and `last` before the last one."""
+    final = len(pieces) - 1
     for k, piece in enumerate(pieces):
         if k:
-            out.append((last if k == len(pieces) - 1 else sep, True))
+            out.append(last if k == final else sep)
         out.extend(piece)
-    return out
 
 
-def _typo(segments: list[Segment], rng: random.Random) -> list[Segment]:
+def _typo(segments: list[str], rng: random.Random) -> list[str]:
     """One typo (two letters swapped, one dropped or doubled) in a literal word of 4+ letters."""
     places = [
         (k, match.start(), match.end())
-        for k, (text, literal) in enumerate(segments)
-        if literal
+        for k, text in enumerate(segments)
+        if type(text) is not _Value
         for match in _TYPO_WORD.finditer(text)
     ]
     if not places:
         return segments
-    k, start, end = places[rng.randrange(len(places))]
-    text = segments[k][0]
+    k, start, end = places[below(rng, len(places))]
+    text = segments[k]
     word = text[start:end]
-    j = rng.randrange(1, len(word) - 2)
-    kind = rng.randrange(3)
+    j = 1 + below(rng, len(word) - 3)  # rng.randrange(1, len(word) - 2)
+    kind = below(rng, 3)
     if kind == 0:
         word = word[:j] + word[j + 1] + word[j] + word[j + 2 :]
     elif kind == 1:
         word = word[:j] + word[j + 1 :]
     else:
         word = word[:j] + word[j] + word[j:]
-    return [*segments[:k], (text[:start] + word + text[end:], True), *segments[k + 1 :]]
+    return [*segments[:k], text[:start] + word + text[end:], *segments[k + 1 :]]
 
 
 # ------------------------------------------------------------------------- coverage, diversity

@@ -77,7 +77,7 @@ def test_a_partial_run_is_not_silently_overwritten(tmp_path):
 
 
 def test_resume_after_kill_gives_the_same_file(tmp_path):
-    n = "15000"
+    n = "40000"  # long enough (~2 s at ~20,000 samples/s) to be killed after the first checkpoint
     args = [sys.executable, "-m", "toolbench", "generate", "--tool", "all", "--n", n, "--seed", "3"]
     reference = tmp_path / "ref.jsonl"
     subprocess.run([*args, "--out", str(reference)], check=True, capture_output=True, timeout=300)

@@ -43,7 +43,7 @@ class PythonFormat:
         self.receiver = receiver
         self.reader = AstCallReader(self.context)
         self._by_format = {c.format: c for c in self.context.constructors.values()}
-        self._line_cache: dict[str, tuple[str, str]] = {}
+        self._line_cache: dict[str, _Line] = {}
 
     # ------------------------------------------------------------------ render
     def render(self, program: Program) -> str:
@@ -160,39 +160,104 @@ class PythonFormat:
     # does a program the full path would refuse for its size (it says why).
     _CACHE_MAX = 1 << 16
 
-    def _remember(self, line: str, call: Call) -> None:
-        try:
-            arguments = orjson.dumps(call.arguments).decode()  # str: exact size
-        except TypeError:  # not JSON orjson can write (an int beyond 64 bits): not remembered
-            return
-        if len(self._line_cache) >= self._CACHE_MAX:
-            self._line_cache.clear()
-        self._line_cache[line] = (call.name, arguments)
+    def _remember(self, line: str, call: Call, owned: bool = False) -> _Line | None:
+        """Remember the call `line` spells. `owned`: the cache may keep `call` itself (a call no
+        caller changes: `parse_shared`'s); otherwise it keeps a copy."""
+        entry = _Line.of(call, owned)
+        if entry is not None:
+            if len(self._line_cache) >= self._CACHE_MAX:
+                self._line_cache.clear()
+            self._line_cache[line] = entry
+        return entry
 
     def _parse_fast(self, body: str) -> Program | None:
+        found = self._read_fast(body, False, False)
+        return None if found is None else Program(found[0])
+
+    def parse_shared(self, text: str, canonical: bool = False) -> tuple[list[Call], str | None]:
+        """`parse(text)` for a reader that never changes the calls it gets (the generator, which
+        reads every label of every sample): the call of a remembered line whose arguments are
+        all scalars is one object shared by every program that has the line, not a fresh copy.
+        With `canonical`, also `render(program)`, from each line's remembered rendering (the
+        generator writes the gold program so). Raises what `parse` raises."""
+        check_length(text, "")
+        found = self._read_fast(text, True, canonical)
+        if found is not None:
+            return found
+        program = self.parse(text)
+        return program.root, (self.render(program) if canonical else None)
+
+    def _read_fast(self, body: str, shared: bool, canonical: bool) -> tuple[list[Call], str | None] | None:
+        """The calls of `body` when every line is remembered or in the narrow grammar (fresh
+        objects unless `shared`), and with `canonical` its rendering; None otherwise."""
         if len(body) > MAX_CODE_SYMBOLS or body.count("(") + body.count("[") + body.count("{") > MAX_NESTING:
             try:  # what the full path checks first: a program it refuses goes there
                 check_bounds(body)
             except CallParseError:
                 return None
-        calls = []
+        calls: list[Call] = []
+        texts: list[str] = []
         cache, specs = self._line_cache, self.context.specs
         for line in body.split("\n"):
             line = line.rstrip(" \t\r")  # blanks python ignores (a lone \r ends a line too)
             if not line:
                 continue
             hit = cache.get(line)
-            if hit is not None:
-                calls.append(Call.trusted(hit[0], orjson.loads(hit[1])))  # a fresh copy every time
-                continue
-            call = read_line(line, specs)
-            if call is None:
-                return None
-            self._remember(line, call)
-            calls.append(call)
+            if hit is None:
+                call = read_line(line, specs)
+                if call is None:
+                    return None
+                hit = self._remember(line, call, shared)
+                if hit is None:  # not remembered (an int beyond 64 bits in a nested value)
+                    calls.append(call)
+                    if canonical:
+                        texts.append(self.render_call(call))
+                    continue
+                calls.append(hit.call if shared and hit.call is not None else call)
+            else:
+                calls.append(hit.call if shared and hit.call is not None else hit.fresh())
+            if canonical:
+                text = hit.text
+                if text is None:
+                    text = hit.text = self.render_call(calls[-1])
+                texts.append(text)
         if not calls or len(calls) > MAX_CALLS:
             return None  # the full path says why
-        return Program(calls)
+        return calls, ("\n".join(texts) if canonical else None)
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+class _Line:
+    """A remembered line: its call. Arguments that are all scalars are kept as a Call of their
+    own (a shallow copy of its arguments is a fresh one; `parse_shared` hands out the Call
+    itself), others as JSON text, decoded afresh for every program (exact size, and no value
+    shared between programs). `text`: the call's canonical rendering, once asked for."""
+
+    __slots__ = ("name", "json", "call", "text")
+
+    def __init__(self, name: str, json: str | None, call: Call | None):
+        self.name, self.json, self.call = name, json, call
+        self.text: str | None = None
+
+    @classmethod
+    def of(cls, call: Call, owned: bool = False) -> _Line | None:
+        """The entry of a call (`owned`: it may keep `call` itself), or None for one that cannot
+        be remembered (a nested int beyond 64 bits, which orjson cannot write)."""
+        arguments = call.arguments
+        for value in arguments.values():
+            if type(value) not in _SCALARS:
+                try:
+                    return cls(call.name, orjson.dumps(arguments).decode(), None)  # str: exact size
+                except TypeError:
+                    return None
+        return cls(call.name, None, call if owned else Call.trusted(call.name, dict(arguments)))
+
+    def fresh(self) -> Call:
+        if self.call is not None:
+            return Call.trusted(self.name, dict(self.call.arguments))
+        return Call.trusted(self.name, orjson.loads(self.json))  # type: ignore[arg-type]
 
 
 # what `json.dumps(ensure_ascii=False)` escapes (quote, backslash, control characters), and lone

@@ -12,12 +12,15 @@ each stage can be timed (`StageClock`): `benchmarks/generate.py` prints the prof
 
 from __future__ import annotations
 
+import _random
 import hashlib
+import math
 import random
 import re
 import time
+from bisect import bisect
 from collections import defaultdict
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
@@ -27,11 +30,11 @@ import orjson
 from pydantic import BaseModel, Field
 
 from toolbench.calls import PythonFormat
-from toolbench.episode import Environment, ReplayPolicy, run_episode, single_shot_tools
+from toolbench.episode import FULL_REWARD, Environment, ReplayPolicy, run_episode, single_shot_tools
 from toolbench.errors import CallParseError, TemplateError, UserError
 from toolbench.executor import Execution, execute_validated, first_schema_error
-from toolbench.goals import Predicate, unmet
-from toolbench.records import Program
+from toolbench.goals import Predicate
+from toolbench.records import Call
 from toolbench.registry import get_tool, spec_index
 from toolbench.score import flatten_state
 from toolbench.templating import CompiledEntry, TemplateSet
@@ -44,8 +47,16 @@ def normalise_query(query: str) -> str:
     return _NOT_WORD.sub(" ", query.lower()).strip()
 
 
+# `normalise_query` on bytes: every byte but 0-9 and a-z becomes a space (a non-ASCII character
+# is one `?` byte after encoding, then a space, as the regular expression makes it one)
+_KEY_BYTES = bytes(c if 48 <= c <= 57 or 97 <= c <= 122 else 32 for c in range(256))
+
+
 def query_key(query: str) -> bytes:
-    return hashlib.blake2b(normalise_query(query).encode(), digest_size=8).digest()
+    """The dedupe key: 8 bytes of blake2b over `normalise_query(query)`, computed without the
+    regular expression (the key of every candidate)."""
+    words = query.lower().encode("ascii", "replace").translate(_KEY_BYTES).split()
+    return hashlib.blake2b(b" ".join(words), digest_size=8).digest()
 
 
 class GenerateConfig(BaseModel):
@@ -93,7 +104,7 @@ class StageClock:
         self.last = now
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     index: int
     line: bytes | None = None  # the sample as a JSONL line, when kept
@@ -102,58 +113,167 @@ class Candidate:
     split: str | None = None
 
 
-def program_dicts(program: Program) -> list[dict[str, Any]]:
-    return [{"name": call.name, "arguments": call.arguments} for call in program]
-
-
-def _run(program: Program, bad: Any, tool: str, simulator: type, setup: dict[str, Any] | None) -> Execution:
+def _run(
+    program: list[Call],
+    bad: Any,
+    tool: str,
+    simulator: type,
+    setup: dict[str, Any] | None,
+    state: bool = True,
+) -> Execution:
     """`execute(program)` given its first call that breaks the schema (`bad`, or None): the run
     stops before that call, and an error in an earlier call wins over it. `simulator`: the
-    tool's class."""
-    calls = program.root if bad is None else program.root[: bad.call_index]
-    execution = execute_validated(calls, tool, simulator, setup)
+    tool's class. `state`: whether a check reads the final state (a goal, or alternative labels
+    to compare with); without one, none is taken."""
+    calls = program if bad is None else program[: bad.call_index]
+    execution = execute_validated(calls, tool, simulator, setup, snapshot=True if state else None)
     if bad is not None and execution.ok:
         execution.errors.append(bad)
     return execution
 
 
-def _check(main: Execution, other: Execution | None, goal: list[Predicate] | None) -> str | None:
+# A goal as the generator checks it: one test per predicate, `goals.holds` with the predicate's
+# path split once (every label of every sample of a goal tool is checked against its goal).
+Test = Callable[[dict[str, Any]], bool]
+
+
+def _met(goal: tuple[Test, ...], state: dict[str, Any]) -> bool:
+    """Whether every predicate holds: `not unmet(goal, state)`."""
+    for test in goal:
+        if not test(state):
+            return False
+    return True
+
+
+def _test(predicate: Predicate) -> Test:
+    """`lambda state: goals.holds(predicate, state)`, the same verdict, the path split once."""
+    parts = tuple(predicate.path.split("."))
+    op, value = predicate.op, predicate.value
+    missing = _MISSING
+
+    def find(state: dict[str, Any]) -> Any:  # goals.lookup
+        node: Any = state
+        for part in parts:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                return missing
+        return node
+
+    if op == "absent":
+        return lambda state: (found := find(state)) is missing or found is None
+    if op == "exists":
+        return lambda state: (found := find(state)) is not missing and found is not None
+    if op == "eq":
+        return lambda state: (found := find(state)) is not missing and found == value
+    if op == "ne":
+        return lambda state: (found := find(state)) is not missing and found != value
+    if op == "in":
+        return lambda state: (
+            (found := find(state)) is not missing and isinstance(value, list) and found in value
+        )
+    return lambda state: (  # contains
+        (found := find(state)) is not missing and isinstance(found, (list, str)) and value in found
+    )
+
+
+_MISSING = object()
+
+
+def _check(main: Execution, other: Execution | None, goal: tuple[Test, ...] | None) -> str | None:
     """Why the gold label (`other` None) or an alternative label `other` fails, or None."""
     if other is None:
         if not main.ok:
             return main.errors[0].error_type
-        if goal is not None and unmet(goal, main.state):
+        if goal is not None and not _met(goal, main.state):
             return "goal:unmet"
         return None
     if not other.ok:
         return "label:disagree"
     if goal is not None:  # many action sequences reach one goal: each must reach it
-        return "label:disagree" if unmet(goal, other.state) else None
+        return None if _met(goal, other.state) else "label:disagree"
     if other.state != main.state and flatten_state(other.state) != flatten_state(main.state):
         return "label:disagree"
     return None
 
 
 def _check_episode(
-    programs: list[Program], tool: str, setup: dict[str, Any] | None, query: str
+    programs: list[list[Call]],
+    tool: str,
+    setup: dict[str, Any] | None,
+    query: str,
+    bad: list[Any] | None = None,
+    simulator: type | None = None,
 ) -> list[str] | str:
     """Replay each gold trajectory as an episode: every step must be accepted and the reward 1.
     Returns the first trajectory's observations (the tool turns of the sample), or why it is
-    rejected."""
+    rejected. `bad` (each program's first call that breaks the schema, or None) and `simulator`
+    (the tool's class) let a trajectory that succeeds take `_replay`; any other goes through
+    `run_episode`, which alone says what a failure is called."""
     observations: list[str] = []
     for k, program in enumerate(programs):
-        episode = run_episode([tool], setup, ReplayPolicy(program), query)
-        if episode.errors or not episode.success:
-            return (
-                "label:disagree"
-                if k
-                else (episode.errors[0].error_type if episode.errors else "episode:reward")
-            )
-        if len(episode.trajectory) != len(program):  # actions after the terminal one never ran
-            return "episode:after_end"
+        replayed = None
+        if bad is not None and simulator is not None and bad[k] is None:
+            replayed = _replay(program, simulator, setup.get(tool) if setup else None)
+        if replayed is None:
+            episode = run_episode([tool], setup, ReplayPolicy(program), query)
+            if episode.errors or not episode.success:
+                return (
+                    "label:disagree"
+                    if k
+                    else (episode.errors[0].error_type if episode.errors else "episode:reward")
+                )
+            if len(episode.trajectory) != len(program):  # actions after the terminal one never ran
+                return "episode:after_end"
+            replayed = [step.observation for step in episode.trajectory]
         if k == 0:
-            observations = [step.observation for step in episode.trajectory]
+            observations = replayed
     return observations
+
+
+def _replay(program: list[Call], simulator: type, setup: dict[str, Any] | None) -> list[str] | None:
+    """The observations of `run_episode` on this one environment when the episode succeeds, with
+    every action of `program` taken: each accepted (its schema was checked before), the
+    environment done after the last action and not before, within its step limit, reward 1.
+    None when it does not, or might not: the caller then runs the episode itself. (What this
+    skips is the episode's bookkeeping: Step records, its routing of calls between tools and a
+    second schema check of each call.)"""
+    try:
+        env = simulator(setup)
+    except Exception:  # noqa: BLE001 - the episode reports a refused setup
+        return None
+    last = len(program) - 1
+    if last < 0 or last >= env.max_steps:
+        return None
+    observations = []
+    for i, call in enumerate(program):
+        try:
+            result = getattr(env, call.name)(**call.arguments)
+        except Exception:  # noqa: BLE001 - a refused step: the episode words it
+            return None
+        observations.append(env.observe(call, result))
+        if env.is_done() != (i == last):
+            return None
+    try:
+        if env.reward() < FULL_REWARD:
+            return None
+    except Exception:  # noqa: BLE001 - as the episode would meet it
+        return None
+    return observations
+
+
+_NEW_RANDOM = random.Random.__new__
+_SEED = _random.Random.seed
+
+
+def seeded(seed: int) -> random.Random:
+    """`random.Random(seed)` for an int seed: the same state (`random.Random.seed` hands an int
+    to the C seeding as it is), without the two Python frames around it (every candidate
+    seeds one)."""
+    rng = _NEW_RANDOM(random.Random)
+    _SEED(rng, seed)
+    rng.gauss_next = None  # what Random.seed sets besides the state
+    return rng
 
 
 # Candidates taken through the stages together, so that each stage's code stays hot in the CPU's
@@ -162,25 +282,22 @@ def _check_episode(
 BATCH = 128
 
 
-class _Work:
-    """One candidate on its way through the stages."""
+class _Work(Candidate):
+    """One candidate on its way through the stages; the Candidate the factory returns (a
+    worker process sends it as a plain Candidate: `__reduce__`)."""
 
     __slots__ = (
-        "index", "rng", "tool", "entry", "slots", "paraphrase", "query", "key", "reject", "error",
-        "texts", "setup", "goal", "programs", "bad", "outcome", "line",
+        "rng", "tool", "entry", "slots", "paraphrase", "query", "error", "texts", "setup", "goal",
+        "programs", "bad", "outcome", "action",
     )  # fmt: skip
 
     def __init__(self, index: int):
         self.index = index
-        self.reject: str | None = None
+        self.line = self.key = self.reject = self.split = None
         self.error: Exception | None = None  # a template error: raised for the lowest index
-        self.line: bytes | None = None
-        self.key: bytes | None = None
 
-    def candidate(self) -> Candidate:
-        if self.line is not None:
-            return Candidate(self.index, line=self.line, key=self.key, split=self.entry.entry.split)
-        return Candidate(self.index, key=self.key, reject=self.reject)
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        return Candidate, (self.index, self.line, self.key, self.reject, self.split)
 
 
 class SampleFactory:
@@ -194,6 +311,7 @@ class SampleFactory:
         self.environments: dict[str, bool] = {}
         self.indexes: dict[str, Any] = {}
         self.classes: dict[str, type] = {}
+        self._choices: dict[str, tuple[list[CompiledEntry], list[float], float | None]] = {}
         for tool in config.tools:
             simulator = self.classes[tool] = get_tool(tool)
             if config.templates is None:
@@ -208,7 +326,9 @@ class SampleFactory:
             self.entries[tool] = entries
             self.weights[tool] = [e.entry.weight for e in entries]
             # what `rng.choices(entries, weights)` computes on every call, once: same draws
-            self.cum_weights[tool] = list(accumulate(self.weights[tool]))
+            self.cum_weights[tool] = cum = list(accumulate(self.weights[tool]))
+            total = cum[-1] + 0.0
+            self._choices[tool] = (entries, cum, total if 0.0 < total < math.inf else None)
             self.formats[tool] = PythonFormat(simulator.format_context())
             self.environments[tool] = issubclass(simulator, Environment)
             self.indexes[tool] = spec_index((tool,))
@@ -234,8 +354,7 @@ class SampleFactory:
                     f"--distractors {config.distractors}: allowed range is 0 to {most} (the other tools "
                     f"that can be offered beside {tool} share no function name with it)"
                 )
-        self._call_text: dict[tuple[str, bytes], str] = {}
-        self._predicates: dict[bytes, Predicate] = {}
+        self._tests: dict[bytes, Test] = {}  # a goal predicate's JSON -> its compiled test
         if clock is not None:
             clock.lap("startup")
 
@@ -275,7 +394,7 @@ class SampleFactory:
             failed = [w for w in works if w.error is not None]
             if failed:
                 raise failed[0].error  # type: ignore[misc]
-            candidates.extend(w.candidate() for w in works)
+            candidates.extend(works)
         return candidates
 
     # ------------------------------------------------------------------------ the stages
@@ -296,9 +415,9 @@ class SampleFactory:
         single = tools[0] if len(tools) == 1 else None
         keep_rng = bool(self.config.relevance or self.config.distractors)
         for w in works:
-            rng = w.rng = random.Random(base | w.index)  # one stream per (seed, index)
+            rng = w.rng = seeded(base | w.index)  # one stream per (seed, index)
             tool = w.tool = single if single is not None else tools[rng.randrange(len(tools))]
-            entry = w.entry = rng.choices(self.entries[tool], cum_weights=self.cum_weights[tool])[0]
+            entry = w.entry = self._pick(tool, rng)
             try:
                 w.slots, w.paraphrase = entry.draw(rng)
             except TemplateError as error:
@@ -306,6 +425,14 @@ class SampleFactory:
             if not keep_rng:  # only relevance and distractors draw again, when the sample is made
                 w.rng = None
         self._lap("slots")
+
+    def _pick(self, tool: str, rng: random.Random) -> CompiledEntry:
+        """`rng.choices(entries, cum_weights=...)[0]`: the same `random()` call and bisection,
+        without the checks `choices` repeats on every call (made once, in `__init__`)."""
+        entries, cum, total = self._choices[tool]
+        if total is None:
+            return rng.choices(entries, cum_weights=cum)[0]  # which raises choices' own error
+        return entries[bisect(cum, rng.random() * total, 0, len(cum) - 1)]
 
     def _render_queries(self, works: list[_Work]) -> None:
         for w in works:
@@ -352,7 +479,12 @@ class SampleFactory:
             if w.error is None:
                 python = self.formats[w.tool]
                 try:
-                    w.programs = [python.parse(text) for text in w.texts]
+                    w.programs = programs = []
+                    for k, text in enumerate(w.texts):  # the gold label's rendering comes too
+                        calls, action = python.parse_shared(text, not k)
+                        programs.append(calls)
+                        if not k:
+                            w.action = action
                 except CallParseError as error:
                     w.reject = error.error_type
         self._lap("parse")
@@ -381,14 +513,16 @@ class SampleFactory:
             tool = w.tool
             setup = w.setup = {tool: w.setup} if w.setup is not None else None
             if self.environments[tool]:
-                outcome = _check_episode(w.programs, tool, setup, w.query)
+                outcome = _check_episode(w.programs, tool, setup, w.query, w.bad, self.classes[tool])
                 if isinstance(outcome, str):
                     w.reject = outcome
                 else:
                     w.outcome = outcome
                 continue
             simulator = self.classes[tool]
-            main = _run(w.programs[0], w.bad[0], tool, simulator, setup)
+            # the gold label's final state is read only by a goal or to compare alternatives
+            needs_state = w.goal is not None or len(w.programs) > 1
+            main = _run(w.programs[0], w.bad[0], tool, simulator, setup, needs_state)
             if clock is not None:
                 clock.lap("execute")
             goal = self._goal(w.goal) if w.goal is not None else None
@@ -411,91 +545,73 @@ class SampleFactory:
 
     def _serialise(self, works: list[_Work]) -> None:
         config = self.config
+        seed, relevance, distractors = config.seed, config.relevance, config.distractors
         for w in works:
             if w.error is not None or w.reject is not None:
                 continue
-            tool, entry, programs, rng = w.tool, w.entry, w.programs, w.rng
+            tool, entry, programs = w.tool, w.entry, w.programs
+            template = entry.entry
             if self.environments[tool]:
-                category, results = "episode", w.outcome
+                category = "episode"
             else:
-                category = entry.entry.category or ("single" if len(programs[0]) == 1 else "multi_call")
-                results = w.outcome
-            setup = w.setup
-            offered = [tool]
-            labels = [program_dicts(p) for p in programs]
-            action, goal_json = self._action_text(self.formats[tool], programs[0]), w.goal
-            if config.relevance and rng.random() < config.relevance:
+                category = template.category or ("single" if len(programs[0]) == 1 else "multi_call")
+            results, setup, offered = w.outcome, w.setup, [tool]
+            labels = [[{"name": call.name, "arguments": call.arguments} for call in p] for p in programs]
+            action, goal_json = w.action, w.goal
+            if relevance and w.rng.random() < relevance:
                 others = self.others[tool]
-                offered = sorted(rng.sample(others, min(max(1, config.distractors), len(others))))
+                offered = sorted(w.rng.sample(others, min(max(1, distractors), len(others))))
                 category, labels, action, results, setup, goal_json = "relevance", [[]], "", [], None, None
-            elif config.distractors:
+            elif distractors:
                 others = self.others[tool]
-                offered = sorted([tool, *rng.sample(others, min(config.distractors, len(others)))])
+                offered = sorted([tool, *w.rng.sample(others, min(distractors, len(others)))])
                 if category != "episode":  # an episode offered more tools is still an episode
                     category = "multi_tool"
-            sample = {
-                "id": f"{tool}-{config.seed}-{w.index}",
-                "tool": tool,
-                "tools": offered,
-                "category": category,
-                "query": w.query,
-                "labels": labels,
-                "setup": setup,
-                "goal": goal_json,
-                "meta": {
-                    "template": entry.id,
-                    "paraphrase": w.paraphrase,
-                    "index": w.index,
-                    "seed": config.seed,
+            w.split = split = template.split
+            w.line = orjson.dumps(
+                {
+                    "id": f"{tool}-{seed}-{w.index}",
+                    "tool": tool,
+                    "tools": offered,
+                    "category": category,
+                    "query": w.query,
+                    "labels": labels,
+                    "setup": setup,
+                    "goal": goal_json,
+                    "meta": {
+                        "template": template.id,
+                        "paraphrase": w.paraphrase,
+                        "index": w.index,
+                        "seed": seed,
+                    },
+                    "split": split,
+                    "action": action,
+                    "results": results,
                 },
-                "split": entry.entry.split,
-                "action": action,
-                "results": results,
-            }
-            w.line = orjson.dumps(sample, option=orjson.OPT_APPEND_NEWLINE)
+                option=orjson.OPT_APPEND_NEWLINE,
+            )
             w.rng = w.outcome = w.programs = None  # type: ignore[assignment]
         self._lap("serialise")
 
-    def _goal(self, goal: list[dict[str, Any]]) -> list[Predicate]:
-        """The goal's predicates, validated (a memo: a template's goals repeat; Predicates are
-        never changed after validation)."""
-        predicates = []
-        memo = self._predicates
+    def _goal(self, goal: list[dict[str, Any]]) -> tuple[Test, ...]:
+        """The goal's predicates, validated and compiled, each remembered by its JSON (predicates
+        recur across goals, far more than whole goals do; a test is only called)."""
+        tests = []
+        memo = self._tests
         for raw in goal:
             try:
                 key = orjson.dumps(raw)
             except TypeError:  # not JSON orjson can write (e.g. an int beyond 64 bits): no memo
-                predicates.append(Predicate.model_validate(raw))
+                tests.append(_test(Predicate.model_validate(raw)))
                 continue
-            predicate = memo.get(key)
-            if predicate is None:
-                predicate = Predicate.model_validate(raw)
+            test = memo.get(key)
+            if test is None:
+                test = _test(Predicate.model_validate(raw))
                 if len(memo) >= _MEMO_MAX:
                     memo.clear()
-                memo[key] = predicate
-            predicates.append(predicate)
-        return predicates
-
-    def _action_text(self, python: PythonFormat, program: Program) -> str:
-        """`python.render(program)`, one line per call, each line remembered: the same calls
-        recur across thousands of samples. The key is the call's name and its arguments as JSON
-        bytes, which tell apart everything the rendering does (key order, 1 vs 1.0 vs true)."""
-        memo = self._call_text
-        lines = []
-        for call in program:
-            try:
-                key = (call.name, orjson.dumps(call.arguments))
-            except TypeError:  # e.g. an int beyond 64 bits: rendered without the memo
-                lines.append(python.render([call]))  # type: ignore[arg-type]
-                continue
-            text = memo.get(key)
-            if text is None:
-                text = python.render([call])  # type: ignore[arg-type]
-                if len(memo) >= _MEMO_MAX:
-                    memo.clear()
-                memo[key] = text
-            lines.append(text)
-        return "\n".join(lines)
+                memo[key] = test
+            tests.append(test)
+        return tuple(tests)
 
 
 _MEMO_MAX = 1 << 16

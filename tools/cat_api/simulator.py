@@ -34,7 +34,7 @@ from pydantic import Field
 
 from toolbench.errors import ToolError
 from toolbench.records import Call
-from toolbench.simulator import Simulator, function, stable_hash
+from toolbench.simulator import Simulator, canonical_order, function, stable_hash
 
 Category = Literal["hats", "space", "sunglasses", "boxes", "ties", "sinks", "clothes"]
 MimeType = Literal["jpg", "png", "gif"]
@@ -177,12 +177,17 @@ class CatApi(Simulator):
     def state(self) -> dict[str, Any]:
         # Lists are multisets to the scorer; sorting them as well makes the same calls in another
         # order give an equal dict, which lets the generator skip flattening to compare labels.
-        reads = self.reads if len(self.reads) < 2 else sorted(self.reads, key=repr)
+        return self._state(sorted(self.reads, key=repr) if len(self.reads) > 1 else list(self.reads))
+
+    def snapshot(self) -> dict[str, Any]:
+        return self._state(canonical_order(self.reads) if len(self.reads) > 1 else self.reads)
+
+    def _state(self, reads: list[dict[str, Any]]) -> dict[str, Any]:
         votes = list(self.added_votes.values())
         if len(votes) > 1:
             votes.sort(key=lambda v: (v["image_id"], v["value"]))
         return {
-            "reads": list(reads),
+            "reads": reads,
             "store_diff": {
                 "added_votes": votes,
                 "deleted_votes": sorted(self.deleted_votes),

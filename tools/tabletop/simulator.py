@@ -56,12 +56,70 @@ DEFAULT_SCENE: dict[str, Any] = {"blocks": ["red", "green", "blue"], "bowls": ["
 _POSITION_SET = frozenset(POSITIONS)
 
 
+_NORMS: dict[str, str] = {}  # name -> normalised (the same few dozen names recur in every scene)
+
+
 def _norm(name: str) -> str:
-    return " ".join(name.split()).lower()
+    """Case and spacing ignored; remembered for a str (a subclass may hash or compare
+    otherwise, another type fails as it did)."""
+    if type(name) is not str:
+        return " ".join(name.split()).lower()
+    found = _NORMS.get(name)
+    if found is None:
+        found = " ".join(name.split()).lower()
+        if len(_NORMS) >= 1 << 12:
+            _NORMS.clear()
+        _NORMS[name] = found
+    return found
 
 
 def _is_bowl(name: str) -> bool:
     return name.endswith(" bowl")
+
+
+_BOWLS: dict[str, str] = {}  # colour -> the bowl's name (the ten colours recur in every scene)
+_BLOCKS: dict[str, str] = {}
+
+
+def _names(colours: Any, kind: str, memo: dict[str, str]) -> list[str]:
+    """The normalised names of the `kind` ("bowl", "block") of each colour."""
+    names = []
+    for colour in colours:
+        name = memo.get(colour) if type(colour) is str else None
+        if name is None:
+            name = _norm(f"{colour} {kind}")
+            if type(colour) is str and len(memo) < 1 << 10:
+                memo[colour] = name
+        names.append(name)
+    return names
+
+
+def _lay_out(block_colours: Any, bowl_colours: Any, place: Any) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Every object of a scene on its support: the `place` rows, the rest on free table
+    positions in a fixed order (bowls first)."""
+    names = _names(bowl_colours, "bowl", _BOWLS) + _names(block_colours, "block", _BLOCKS)
+    if len(set(names)) != len(names):
+        raise ValueError(f"tabletop setup names an object twice: {names}")
+    if not place:  # no rows: each object, bowls first, on the next table position
+        count = len(POSITIONS)
+        return {name: POSITIONS[k % count] for k, name in enumerate(names)}, tuple(names)
+    on: dict[str, str] = {}
+    rows = [(_norm(obj), _norm(support)) for obj, support in place]
+    placed = {obj for obj, _ in rows}
+    if not placed <= set(names):
+        raise ValueError(f"tabletop setup places unknown objects: {sorted(placed - set(names))}")
+    used = {support for _, support in rows if support in _POSITION_SET}
+    free = [p for p in POSITIONS if p not in used] or list(POSITIONS)
+    k = 0
+    for name in names:  # bowls first, then blocks, each on the next free table position
+        if name not in placed:
+            on[name] = free[k % len(free)]
+            k += 1
+    for obj, support in rows:
+        if support not in _POSITION_SET and support not in on and support not in placed:
+            raise ValueError(f"tabletop setup puts {obj!r} on unknown {support!r}")
+        on[obj] = support
+    return on, tuple(names)
 
 
 class Tabletop(Simulator):
@@ -73,32 +131,16 @@ class Tabletop(Simulator):
 
     def reset(self, setup: dict[str, Any] | None = None) -> None:
         scene = DEFAULT_SCENE if setup is None else setup
-        self.on: dict[str, str] = {}
         self.said: list[str] = [str(m) for m in scene.get("said", [])]
-        bowls = [_norm(f"{c} bowl") for c in scene.get("bowls", [])]
-        blocks = [_norm(f"{c} block") for c in scene.get("blocks", [])]
-        names = [*bowls, *blocks]
-        if len(set(names)) != len(names):
-            raise ValueError(f"tabletop setup names an object twice: {names}")
-        rows = [(_norm(obj), _norm(support)) for obj, support in scene.get("place", [])]
-        placed = {obj for obj, _ in rows}
-        if not placed <= set(names):
-            raise ValueError(f"tabletop setup places unknown objects: {sorted(placed - set(names))}")
-        used = {support for _, support in rows if support in _POSITION_SET}
-        free = [p for p in POSITIONS if p not in used] or list(POSITIONS)
-        k = 0
-        for name in names:  # bowls first, then blocks, each on the next free table position
-            if name not in placed:
-                self.on[name] = free[k % len(free)]
-                k += 1
-        for obj, support in rows:
-            if support not in _POSITION_SET and support not in self.on and support not in placed:
-                raise ValueError(f"tabletop setup puts {obj!r} on unknown {support!r}")
-            self.on[obj] = support
-        self.objects: list[str] = names
+        on, objects = _lay_out(scene.get("blocks", []), scene.get("bowls", []), scene.get("place", []))
+        self.on: dict[str, str] = on
+        self.objects: list[str] = list(objects)
 
     def state(self) -> dict[str, Any]:
         return {"on": dict(self.on), "said": list(self.said)}
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"on": self.on, "said": self.said}
 
     # ----------------------------------------------------------------- rules
     def _object(self, name: str) -> str:

@@ -83,10 +83,20 @@ _HOTEL_NAMES = ("Grand", "Plaza", "Harbor View", "Central", "Riverside", "Park",
 _HOTEL_KINDS = ("Hotel", "Inn", "Suites", "Resort")
 
 
+# a price bound's key -> the key of the other bound of that price
+_OTHER_BOUND = {
+    f"{side}_{kind}_price": f"{other}_{kind}_price"
+    for kind in ("ticket", "room")
+    for side, other in (("min", "max"), ("max", "min"))
+}
+_BOUND_KEYS = {kind: (f"min_{kind}_price", f"max_{kind}_price") for kind in ("ticket", "room")}
+
+
 def _price_span(criteria: dict[str, Any], kind: str, floor: int, width: int) -> tuple[int, int]:
     """Whole-dollar prices inside the criteria's bounds: (lowest, number of possible prices)."""
-    high = criteria.get(f"max_{kind}_price")
-    low = math.ceil(criteria.get(f"min_{kind}_price", floor if high is None else min(floor, high)))
+    low_key, high_key = _BOUND_KEYS[kind]
+    high = criteria.get(high_key)
+    low = math.ceil(criteria.get(low_key, floor if high is None else min(floor, high)))
     high = low + width if high is None else max(math.floor(high), low)
     return low, high - low + 1
 
@@ -171,7 +181,7 @@ class TripBooking(Simulator):
     def _set_bound(self, function_name: str, part: str, key: str, value: float) -> None:
         self._check(function_name, part)
         lower = key.startswith("min_")
-        other = self.criteria.get(("max_" if lower else "min_") + key[4:])
+        other = self.criteria.get(_OTHER_BOUND[key])
         if other is not None and (value > other if lower else value < other):
             low, high = (value, other) if lower else (other, value)
             raise ToolError(
@@ -391,10 +401,13 @@ class TripBooking(Simulator):
         the generator makes, so it has to be cheap."""
         criteria = dict(_DEFAULTS[self.booking_type])
         criteria.update(self.criteria)
-        digest = stable_hash(
-            self.booking_type,
-            sorted((k, int(v) if type(v) is float and v.is_integer() else v) for k, v in criteria.items()),
-        )
+        if float in set(map(type, criteria.values())):  # 2.0 hashes as 2 (prices come as either)
+            items = sorted(
+                (k, int(v) if type(v) is float and v.is_integer() else v) for k, v in criteria.items()
+            )
+        else:  # the keys differ, so the pairs sort by key alone, as above
+            items = sorted(criteria.items())
+        digest = stable_hash(self.booking_type, items)
         found: dict[str, Any] = {}
         if TRIP in self.parts:
             mode = criteria["transportation"]

@@ -21,7 +21,23 @@ _DATE_PARTS = ("month", "day", "year")
 
 
 def parse_iso(value: Any) -> date | None:
-    """The date of a canonical ISO string "YYYY-MM-DD", or None for anything else."""
+    """The date of a canonical ISO string "YYYY-MM-DD", or None for anything else. Remembered
+    for a str (a few hundred dates recur in every generated sample; a date is immutable)."""
+    if type(value) is not str:
+        return _parse_iso(value)
+    if value in _DATES:
+        return _DATES[value]
+    found = _parse_iso(value)
+    if len(_DATES) >= 1 << 14:
+        _DATES.clear()
+    _DATES[value] = found
+    return found
+
+
+_DATES: dict[str, date | None] = {}
+
+
+def _parse_iso(value: Any) -> date | None:
     if not isinstance(value, str) or not _ISO.match(value):
         return None
     try:

@@ -132,6 +132,12 @@ _PLACED: dict[str, dict[str, Any]] = {
     else {"room": room, "inside": None, "on": parent}
     for parent, (room, _) in FURNITURE.items()
 }
+# `snapshot()`'s starting point: every object as `state()` shows it in the default house (the
+# furniture closed and off, each portable object in or on its first place), shared, never changed
+_WORLD: dict[str, dict[str, Any]] = {
+    **_FURNITURE_STATE,
+    **{name: _PLACED[parent] for name, parent in PORTABLE.items()},
+}
 
 
 def normalize(name: str) -> str:
@@ -168,10 +174,12 @@ class VirtualHome(Simulator):
         self.near: str | None = None
         self.sitting: str | None = None
         self.holding: list[str] = []
+        self.moved: set[str] = set()  # portable objects whose parent may differ from PORTABLE's
         for obj, where in setup.get("place", []):
             if obj not in PORTABLE or where not in FURNITURE or not self._receptacle(where):
                 raise ValueError(f"virtual_home setup: cannot place {obj!r} in or on {where!r}")
             self.parent[obj] = where
+            self.moved.add(obj)
         for key, target, kind in (
             ("open", self.opened, "openable"),
             ("switched_on", self.powered, "switchable"),
@@ -185,6 +193,7 @@ class VirtualHome(Simulator):
                 raise ValueError(f"virtual_home setup: cannot hold {obj!r}")
             self.holding.append(obj)
             self.parent[obj] = None
+            self.moved.add(obj)
 
     # ----------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:
@@ -198,6 +207,31 @@ class VirtualHome(Simulator):
         held = {"room": self.room, "inside": None, "on": None}
         for name, parent in self.parent.items():
             objects[name] = _PLACED[parent].copy() if parent is not None else held.copy()
+        agent = {
+            "room": self.room,
+            "near": self.near,
+            "holding": sorted(self.holding),
+            "sitting": self.sitting,
+        }
+        return {"agent": agent, "objects": objects}
+
+    def snapshot(self) -> dict[str, Any]:
+        """`state()` without its 65 dict copies: the default house's entries, shared, with new
+        ones for what was opened, switched on or moved (the generator takes one per label)."""
+        objects = dict(_WORLD)
+        for name in self.opened:
+            objects[name] = {**objects[name], "open": True}
+        for name in self.powered:
+            objects[name] = {**objects[name], "switched_on": True}
+        held = None
+        for name in self.moved:
+            parent = self.parent[name]
+            if parent is not None:
+                objects[name] = _PLACED[parent]
+            else:
+                if held is None:
+                    held = {"room": self.room, "inside": None, "on": None}
+                objects[name] = held
         agent = {
             "room": self.room,
             "near": self.near,
@@ -318,6 +352,7 @@ class VirtualHome(Simulator):
             self.near = parent
         self.holding.append(key)
         self.parent[key] = None
+        self.moved.add(key)
 
     @function
     def put(self, obj: Name, target: Name) -> None:
@@ -341,6 +376,7 @@ class VirtualHome(Simulator):
             raise ToolError("virtual_home:closed", f"the {_label(where)} is closed; open it first")
         self.holding.remove(key)
         self.parent[key] = where
+        self.moved.add(key)
 
     @function
     def open(self, obj: Name) -> None:

@@ -32,7 +32,7 @@ from pydantic import Field, WithJsonSchema
 
 from toolbench.errors import ToolError
 from toolbench.records import Call
-from toolbench.simulator import Simulator, function, stable_hash
+from toolbench.simulator import Simulator, canonical_order, function, stable_hash
 
 # ---------------------------------------------------------------------------------- types
 Units = Literal["standard", "metric", "imperial"]
@@ -135,10 +135,51 @@ def _convert(celsius: float, units: str) -> float:
 
 def _cell(lat: float, lon: float) -> tuple[int, float]:
     """(hash, base temperature in °C) of the 0.1° grid cell of a place: June, warmer nearer the
-    equator, colder in the southern winter."""
+    equator, colder in the southern winter. Remembered for float coordinates other than 0 (an
+    int, or -0.0, is a key equal to another value that hashes otherwise)."""
+    if type(lat) is not float or type(lon) is not float or not lat or not lon:
+        return _work_out_cell(lat, lon)
+    found = _CELLS.get((lat, lon))
+    if found is None:
+        found = _work_out_cell(lat, lon)
+        if len(_CELLS) >= 1 << 14:
+            _CELLS.clear()
+        _CELLS[(lat, lon)] = found
+    return found
+
+
+def _work_out_cell(lat: float, lon: float) -> tuple[int, float]:
     h = stable_hash(round(lat, 1), round(lon, 1))
     base = 33 - 0.3 * abs(lat) - (0.3 * abs(lat) if lat < 0 else 0) + (h % 121) / 10 - 6
     return h, base
+
+
+_CELLS: dict[tuple[float, float], tuple[int, float]] = {}
+# (kind, name or code, label or country) -> `_find_place` of a named place
+_PLACE_MEMO: dict[tuple[str | None, ...], tuple[dict[str, Any], tuple[float, float]]] = {}
+
+
+_NOW: dict[tuple[int, float, str], tuple[int, int, float, float, float]] = {}
+
+
+def _now(h: int, celsius: float, units: str) -> tuple[int, int, float, float, float]:
+    """The current weather of a grid cell (its hash and base temperature) in `units`: condition,
+    humidity, wind speed, temperature, feels-like temperature. Remembered: the same places come
+    back in thousands of requests, and `round` is slow."""
+    key = (h, celsius, units)
+    found = _NOW.get(key)
+    if found is None:
+        condition = _condition(h, celsius)
+        humidity = 25 + (h >> 11) % 71
+        wind = ((h >> 16) % 140) / 10
+        feels = celsius - wind / 4 if celsius < 18 else celsius + humidity / 40
+        if units == "imperial":
+            wind = round(wind * 2.237, 2)
+        found = (condition, humidity, wind, _convert(celsius, units), _convert(feels, units))
+        if len(_NOW) >= 1 << 14:
+            _NOW.clear()
+        _NOW[key] = found
+    return found
 
 
 def _condition(h: int, celsius: float) -> int:
@@ -150,7 +191,24 @@ def _condition(h: int, celsius: float) -> int:
     return index
 
 
+_NORM_CITIES: dict[str, str] = {}
+
+
 def _norm_city(city: str) -> str:
+    """`_normalise_city`, remembered (the same city names recur); only for a str (a subclass may
+    hash or compare otherwise, another type fails as it did)."""
+    if type(city) is not str:
+        return _normalise_city(city)
+    found = _NORM_CITIES.get(city)
+    if found is None:
+        found = _normalise_city(city)
+        if len(_NORM_CITIES) >= 1 << 14:
+            _NORM_CITIES.clear()
+        _NORM_CITIES[city] = found
+    return found
+
+
+def _normalise_city(city: str) -> str:
     parts = (" ".join(part.split()) for part in city.casefold().split(","))
     return ", ".join(part for part in parts if part)
 
@@ -170,25 +228,33 @@ def _match(city: str) -> list[dict[str, Any]]:
     return [p for p in candidates if all(q in (p["country"], p.get("state")) for q in qualifiers)]
 
 
-def _nearest(lat: float, lon: float, k: int, max_rings: int = 3) -> list[tuple[float, dict[str, Any]]]:
+# the (row, column) steps of each ring of cells around a point, in `_nearest`'s order
+_RINGS = tuple(
+    tuple(
+        (drow, dcol)
+        for drow in range(-ring, ring + 1)
+        for dcol in (range(-ring, ring + 1) if abs(drow) == ring else (-ring, ring))
+    )
+    for ring in range(4)
+)
+
+
+def _nearest(lat: float, lon: float, k: int) -> list[tuple[float, dict[str, Any]]]:
     """The k places closest to a point, closest first, as (approximate distance in km, place).
 
-    Searches rings of grid cells outwards until no unseen cell can hold a closer place; a point
-    far from every place (or near a pole) falls back to scanning them all."""
+    Searches rings of grid cells outwards (three at most) until no unseen cell can hold a closer
+    place; a point far from every place (or near a pole) falls back to scanning them all."""
     scale = math.cos(math.radians(lat))
     row0, col0 = int((lat + 90) // _CELL), int((lon + 180) // _CELL)
     found: list[tuple[float, int, dict[str, Any]]] = []
-    seen: set[tuple[int, int]] = set()
-    for ring in range(max_rings + 1):
-        for drow in range(-ring, ring + 1):
-            row = row0 + drow
-            cols = range(-ring, ring + 1) if abs(drow) == ring else (-ring, ring)
-            for dcol in cols:
-                key = (row, (col0 + dcol) % _COLS)
-                if key in seen:
-                    continue
-                seen.add(key)
-                for plat, plon, index, place in _GRID.get(key, ()):
+    grid = _GRID
+    for ring, cells in enumerate(_RINGS):
+        # the cells of this ring, once each (a ring is at most 7 < 36 columns wide: no wrap
+        # brings a column back), in the order the rows and columns are walked
+        for drow, dcol in cells:
+            cell = grid.get((row0 + drow, (col0 + dcol) % _COLS))
+            if cell is not None:
+                for plat, plon, index, place in cell:
                     dlon = abs(lon - plon)
                     if dlon > 180:
                         dlon = 360 - dlon
@@ -247,6 +313,10 @@ class Weather(Simulator):
         requests = self.requests if len(self.requests) < 2 else sorted(self.requests, key=repr)
         return {"requests": list(requests)}
 
+    def snapshot(self) -> dict[str, Any]:
+        requests = self.requests if len(self.requests) < 2 else canonical_order(self.requests)
+        return {"requests": requests}
+
     # ----------------------------------------------------------------- rules
     @staticmethod
     def _location(
@@ -301,6 +371,25 @@ class Weather(Simulator):
 
     @staticmethod
     def _place(location: dict[str, Any], city: str | None) -> tuple[dict[str, Any], tuple[float, float]]:
+        """`_find_place`, remembered for named places (a city, or a zip code: the same ones
+        recur in thousands of requests; coordinates are left to `_find_place`). The place is
+        only read."""
+        if "lat" in location:
+            return Weather._find_place(location, city)
+        if "city" in location:
+            key: tuple[str | None, ...] = ("city", location["city"], city)
+        else:
+            key = ("zip", location["zip_code"], location["country"])
+        found = _PLACE_MEMO.get(key)
+        if found is None:
+            found = Weather._find_place(location, city)
+            if len(_PLACE_MEMO) >= 1 << 14:
+                _PLACE_MEMO.clear()
+            _PLACE_MEMO[key] = found
+        return found
+
+    @staticmethod
+    def _find_place(location: dict[str, Any], city: str | None) -> tuple[dict[str, Any], tuple[float, float]]:
         """Where the weather is (a known place, or a stable made-up one for unknown names), and
         the anchor its weather is computed from: the named place within 60 km when there is one,
         so "Paris", zip 75001 in FR and (48.86, 2.35) all report the same weather."""
@@ -363,15 +452,8 @@ class Weather(Simulator):
             {"function": "current_weather", **location, "units": units, "lang": lang, "mode": mode}
         )
         place, anchor = self._place(location, city)
-        h, celsius = _cell(*anchor)
-        condition = _condition(h, celsius)
-        humidity = 25 + (h >> 11) % 71
-        wind = ((h >> 16) % 140) / 10
-        feels = celsius - wind / 4 if celsius < 18 else celsius + humidity / 40
-        if units == "imperial":
-            wind = round(wind * 2.237, 2)
+        condition, humidity, wind, temp, feels = _now(*_cell(*anchor), units)
         description = _DESCRIPTIONS[lang][condition]
-        temp = _convert(celsius, units)
         if mode == "xml":
             return (
                 f"<current><city name={_attr(place['name'])} country={_attr(place['country'])}>"
@@ -387,7 +469,7 @@ class Weather(Simulator):
             "coord": {"lat": place["lat"], "lon": place["lon"]},
             "weather": {"main": _MAIN[condition], "description": description},
             "temp": temp,
-            "feels_like": _convert(feels, units),
+            "feels_like": feels,
             "humidity": humidity,
             "wind_speed": wind,
             "units": units,

@@ -69,8 +69,21 @@ INDEX = SearchIndex(PRODUCTS)
 TITLE_KEYS: dict[str, str] = {p["id"]: " ".join(p["title"].split()).lower() for p in PRODUCTS}
 
 
+_NORMS: dict[str, str] = {}  # text -> normalised (ids, option names and values recur in every episode)
+
+
 def _norm(text: str) -> str:
-    return " ".join(text.split()).lower()
+    """Case and spacing ignored; remembered for a str (a subclass may hash or compare
+    otherwise, another type fails as it did)."""
+    if type(text) is not str:
+        return " ".join(text.split()).lower()
+    found = _NORMS.get(text)
+    if found is None:
+        found = " ".join(text.split()).lower()
+        if len(_NORMS) >= 1 << 14:
+            _NORMS.clear()
+        _NORMS[text] = found
+    return found
 
 
 # What the pages show of a product never changes: each product's option lookups and the text of
@@ -217,6 +230,27 @@ def _product_view(product: dict[str, Any]) -> dict[str, Any]:
         "features": list(product["attributes"]),
         "options": {k: list(v) for k, v in product["options"].items()},
     }
+
+
+class _Views(dict):  # type: ignore[type-arg]
+    """Product id -> `_product_view`, made on first use and shared, as cat_api shares its results:
+    a page returns references to it, never changed (a product page is shown several times per
+    episode, and the generator plays thousands)."""
+
+    def __missing__(self, pid: str) -> dict[str, Any]:
+        view = self[pid] = _product_view(BY_ID[pid])
+        return view
+
+
+class _Rows(dict):  # type: ignore[type-arg]
+    """Product id -> its row on a results page ({id, title, price}), made on first use, shared."""
+
+    def __missing__(self, pid: str) -> dict[str, Any]:
+        row = self[pid] = {"id": pid, "title": BY_ID[pid]["title"], "price": BY_ID[pid]["price"]}
+        return row
+
+
+_VIEWS, _ROWS = _Views(), _Rows()
 
 
 class WebShop(Environment):
@@ -375,14 +409,11 @@ class WebShop(Environment):
             "page": self.page_no + 1,
             "pages": self._pages(),
             "total": len(self.results),
-            "results": [
-                {"id": pid, "title": BY_ID[pid]["title"], "price": BY_ID[pid]["price"]}
-                for pid in self._shown()
-            ],
+            "results": [_ROWS[pid] for pid in self._shown()],
         }
 
     def _product_page(self) -> dict[str, Any]:
-        return {**_product_view(BY_ID[self.item or ""]), "selected": dict(self.selected)}
+        return {**_VIEWS[self.item or ""], "selected": dict(self.selected)}
 
     def observe(self, call: Call, result: Any) -> str:
         """The page as text: what WebShop shows its agent after each action."""

@@ -257,21 +257,25 @@ def shuffle(rng: random.Random, items: list[Any]) -> None:
         items[i], items[j] = items[j], items[i]
 
 
-def permutation(rng: random.Random, items: tuple[Any, ...] | list[Any]) -> list[Any]:
-    """`rng.sample(items, len(items))` (its pool branch, which a whole population always takes)."""
-    getrandbits = rng.getrandbits
-    pool = list(items)
+def _pool_draw(getrandbits: Callable[[int], int], pool: list[Any], k: int) -> list[Any]:
+    """`random.sample`'s pool branch: k draws from a shrinking copy of the population (`pool`,
+    consumed), each index by rejection on `getrandbits` exactly as `sample` draws it."""
     n = len(pool)
-    result = [None] * n
-    for i in range(n):
+    result = [None] * k
+    for i in range(k):
         m = n - i
-        k = m.bit_length()
-        j = getrandbits(k)
+        width = m.bit_length()
+        j = getrandbits(width)
         while j >= m:
-            j = getrandbits(k)
+            j = getrandbits(width)
         result[i] = pool[j]
         pool[j] = pool[m - 1]
     return result
+
+
+def permutation(rng: random.Random, items: tuple[Any, ...] | list[Any]) -> list[Any]:
+    """`rng.sample(items, len(items))` (its pool branch, which a whole population always takes)."""
+    return _pool_draw(rng.getrandbits, list(items), len(items))
 
 
 if not _EXACT:  # pragma: no cover - a Python whose Random draws otherwise: its own methods
@@ -374,18 +378,9 @@ def _sampler(items: list[Any], low_k: int, high_k: int) -> Callable[[random.Rand
         k = min(low_k + r, size)
         if k < 0:
             return rng.sample(items, k)  # sample's own error
-        result = [None] * k
         if size <= (21 + 4 ** math.ceil(math.log(k * 3, 4)) if k > 5 else 21):  # sample's pool branch
-            pool = list(items)
-            for i in range(k):
-                m = size - i
-                width = m.bit_length()
-                j = getrandbits(width)
-                while j >= m:
-                    j = getrandbits(width)
-                result[i] = pool[j]
-                pool[j] = pool[m - 1]
-            return result
+            return _pool_draw(getrandbits, list(items), k)
+        result = [None] * k
         selected: set[int] = set()  # its other branch: indices drawn again until new
         for i in range(k):
             j = getrandbits(size_bits)

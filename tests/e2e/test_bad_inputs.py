@@ -754,6 +754,11 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ["--tools", "'nosuch'"],
     ),
     (
+        "train-target-copy-prior-preset",
+        ["train", "target", "--out", "{d}/m", "--preset", "draft", "--copy-prior"],
+        ["--copy-prior with --preset draft", "needs >= 3 attention heads"],
+    ),
+    (
         "train-target-tokenizer-file",
         ["train", "target", "--out", "{d}/m", "--tokenizer", "{d}/notes.txt"],
         ["--tokenizer", "is a file"],

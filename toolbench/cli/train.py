@@ -186,15 +186,21 @@ def target_command(
     tools: Tools = ",".join(SFT_TOOLS),
     samples: Samples = 5000,
     pretrain_steps: Annotated[
-        int, typer.Option(help="Generic pretraining steps before SFT; 0: none (SFT from a new model).", min=0)
-    ] = 40,
+        int | None,
+        typer.Option(
+            help="Generic pretraining steps before SFT; 0: none (SFT from a new model). Default: 40, "
+            "or 0 with --copy-prior.",
+            min=0,
+        ),
+    ] = None,
     copy_prior: Annotated[
         bool,
         typer.Option(
             "--copy-prior",
             help="Start from weights that already copy spans from the request (an induction circuit "
-            "written into the initial weights; needs >= 3 heads, e.g. the target preset). Use with "
-            "--pretrain-steps 0: generic text wears the circuit away. README 'Train the embedded models'.",
+            "written into the initial weights; needs >= 3 heads, e.g. the target preset). No generic "
+            "stage unless --pretrain-steps says so: generic text wears the circuit away. README "
+            "'Train the embedded models'.",
         ),
     ] = False,
     epochs: Annotated[float, typer.Option(help="SFT epochs.", min=0.01)] = 1.0,
@@ -233,12 +239,14 @@ def target_command(
     from toolbench.distill.training.trainer import TrainConfig
 
     _preset(preset)
+    if copy_prior:
+        check_copy_prior(preset)
     names = _tools(tools)
     checked_model(str(tokenizer), "--tokenizer", marker=None, what="tokenizer")
     output_folder(out)
     checked_device(device)
-    if copy_prior:
-        check_copy_prior(preset)
+    if pretrain_steps is None:
+        pretrain_steps = 0 if copy_prior else 40
     generic = PretrainConfig(
         train=TrainConfig(
             max_steps=max(1, pretrain_steps),

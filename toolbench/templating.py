@@ -397,7 +397,7 @@ def _bounded_drawer(spec: SlotSpec, soft: bool) -> Callable[[random.Random, dict
     """`SlotSampler.draw` of an int or number slot with an `above` or `below` bound: a value on
     the grid between the bounds, the bound slot's value (plus or minus a step) tightening them.
     `soft`: a bound slot that was not drawn bounds nothing (a compose clause that is off); else
-    it must have been drawn. `_grid`'s draw, its loop inline."""
+    it must have been drawn. `_grid`'s draw, through `below`."""
     integral = spec.int_range is not None
     low0, high0 = spec.int_range if integral else spec.number  # type: ignore[misc]
     step, above, under = spec.step, spec.above, spec.below
@@ -414,12 +414,7 @@ def _bounded_drawer(spec: SlotSpec, soft: bool) -> Callable[[random.Random, dict
         steps = int((high - low) // step)
         if steps < 0:
             raise ValueError(f"empty range [{low}, {high}]")
-        n = steps + 1
-        bits = n.bit_length()
-        r = rng.getrandbits(bits)
-        while r >= n:
-            r = rng.getrandbits(bits)
-        value = low + step * r
+        value = low + step * below(rng, steps + 1)
         return int(value) if integral else round(value, 6)
 
     return draw

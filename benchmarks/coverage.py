@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import describe_machine  # noqa: E402
 
-from toolbench.generate import GenerateConfig, generate  # noqa: E402
-from toolbench.registry import resolve_tools  # noqa: E402
-from toolbench.templating import distinct_n, valid_function_sets  # noqa: E402
+from toolbench.core.registry import resolve_tools  # noqa: E402
+from toolbench.core.templating import distinct_n, valid_function_sets  # noqa: E402
+from toolbench.pipelines.generate import GenerateConfig, generate  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -25,7 +25,7 @@ from toolbench.distill.draft.distillation import DistillConfig, run_distill  # n
 from toolbench.distill.draft.scenarios import ScenarioConfig  # noqa: E402
 from toolbench.distill.draft.teacher_cache import CacheConfig  # noqa: E402
 from toolbench.distill.training.trainer import TrainConfig  # noqa: E402
-from toolbench.tables import markdown_table  # noqa: E402
+from toolbench.foundation.tables import markdown_table  # noqa: E402
 
 SETTINGS = [
     ("offline white-box FKL (cached top-k)", {}),

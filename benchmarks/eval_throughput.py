@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import describe_machine  # noqa: E402
 
-from toolbench.backends import BackendParams, BackendRequest, make_backend  # noqa: E402
-from toolbench.replay import gold_predictions  # noqa: E402
-from toolbench.results import parse_prediction, score_all  # noqa: E402
-from toolbench.tasks import builtin_task_files, load_tasks  # noqa: E402
+from toolbench.core.backends import BackendParams, BackendRequest, make_backend  # noqa: E402
+from toolbench.core.replay import gold_predictions  # noqa: E402
+from toolbench.pipelines.results import parse_prediction, score_all  # noqa: E402
+from toolbench.pipelines.tasks import builtin_task_files, load_tasks  # noqa: E402
 
 
 def start_server(model: Path) -> tuple[subprocess.Popen, str]:
@@ -115,7 +115,7 @@ def main() -> None:
     started = time.perf_counter()
     score_all(tasks, predictions)  # a fresh scorer: every gold label is executed in this pass too
     cold = len(tasks) / (time.perf_counter() - started)
-    from toolbench.score import Scorer
+    from toolbench.core.score import Scorer
 
     scorer = Scorer()
     score_all(tasks, predictions, scorer=scorer)

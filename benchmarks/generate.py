@@ -51,10 +51,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import describe_machine  # noqa: E402
 
-from toolbench.generate import GenerateConfig, SampleFactory, generate  # noqa: E402
-from toolbench.generate.engine import STAGES, StageClock  # noqa: E402
-from toolbench.registry import resolve_tools  # noqa: E402
-from toolbench.templating import ComposedEntry, make_environment  # noqa: E402
+from toolbench.core.registry import resolve_tools  # noqa: E402
+from toolbench.core.templating import ComposedEntry, make_environment  # noqa: E402
+from toolbench.pipelines.generate import GenerateConfig, SampleFactory, generate  # noqa: E402
+from toolbench.pipelines.generate.engine import STAGES, StageClock  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -122,8 +122,8 @@ def _cached(env: Any, source: str) -> Any:
 _PIPELINE_CHILD = """
 import sys
 from pathlib import Path
-from toolbench.generate import GenerateConfig, generate
-from toolbench.registry import get_tool
+from toolbench.pipelines.generate import GenerateConfig, generate
+from toolbench.core.registry import get_tool
 config = GenerateConfig.model_validate_json(sys.argv[1])
 for tool in config.tools:  # imported, as the bare render's factory imports it in this process
     get_tool(tool)
@@ -196,7 +196,7 @@ def before_rate(tree: Path, config: GenerateConfig) -> float:
 _MEMORY_CHILD = """
 import sys, tempfile, resource
 from pathlib import Path
-from toolbench.generate import GenerateConfig, generate
+from toolbench.pipelines.generate import GenerateConfig, generate
 config = GenerateConfig(tools=[sys.argv[1]], n=int(sys.argv[2]), seed=0, split=sys.argv[3])
 with tempfile.TemporaryDirectory() as folder:
     out = Path(folder) / "out.jsonl"

@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import describe_machine  # noqa: E402
 
-from toolbench.generate import GenerateConfig, generate  # noqa: E402
-from toolbench.registry import tool_names  # noqa: E402
+from toolbench.core.registry import tool_names  # noqa: E402
+from toolbench.pipelines.generate import GenerateConfig, generate  # noqa: E402
+from toolbench.pipelines.tasks import builtin_task_files, load_tasks  # noqa: E402
 from toolbench.retriever import demo_documents, make_retriever  # noqa: E402
 from toolbench.retriever.bm25 import tokenize  # noqa: E402
-from toolbench.tasks import builtin_task_files, load_tasks  # noqa: E402
 
 K = 3
 

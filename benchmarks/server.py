@@ -49,10 +49,11 @@ WORKLOADS = {"tools": 32, "short": 64}  # new tokens per request
 def workload(name: str, n: int) -> list[dict]:
     """n chat requests from the frozen single-tool test tasks (whose prompts with tools fit the tiny
     model's 4,096-token context), cycling through them."""
-    from toolbench.export import openai_tools
-    from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
-    from toolbench.registry import get_tool
-    from toolbench.tasks import builtin_task_files, load_tasks
+    from toolbench.core.chat_messages import openai_tools
+    from toolbench.core.prompts import DEFAULT_SYSTEM_PROMPT
+    from toolbench.core.registry import get_tool
+    from toolbench.core.task_files import load_tasks
+    from toolbench.pipelines.tasks import builtin_task_files
 
     tasks = [n.task for path in builtin_task_files() for n in load_tasks(path) if len(n.task.tools) == 1]
     tasks = tasks[:: max(1, len(tasks) // 400)]

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import describe_machine  # noqa: E402
 
-from toolbench.tables import markdown_table  # noqa: E402
+from toolbench.foundation.tables import markdown_table  # noqa: E402
 
 SFT_TOOLS = "cat_api,home_search,spreadsheet,trip_booking,weather"
 
@@ -92,7 +92,8 @@ def main() -> None:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from toolbench.devices import resolve_device
+    from toolbench.core.generation import stop_ids
+    from toolbench.core.prompts import DEFAULT_SYSTEM_PROMPT
     from toolbench.distill.speculative.acceptance import acceptance_by_class, acceptance_stats
     from toolbench.distill.speculative.acceptance_head import load_head
     from toolbench.distill.speculative.acceptance_train import draft_features, head_metrics
@@ -112,8 +113,7 @@ def main() -> None:
     )
     from toolbench.distill.speculative.token_classes import CLASSES, token_classes
     from toolbench.distill.training.models import parameter_count
-    from toolbench.generation import stop_ids
-    from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
+    from toolbench.foundation.devices import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)  # a shared machine: fewer threads than cores avoids spin-waits

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toolbench.errors import UserError
-from toolbench.io import file_sha256
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.io import file_sha256
 from toolbench.retriever.base import Hit, Retriever
 from toolbench.retriever.bm25 import BM25Retriever
 from toolbench.retriever.corpus import Document, api_documents, corpus_hash, demo_documents

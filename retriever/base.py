@@ -17,10 +17,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from toolbench.errors import UserError
-from toolbench.io import atomic_open, read_records, write_jsonl
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.io import atomic_open, read_records, write_jsonl
+from toolbench.foundation.runinfo import now, package_versions
 from toolbench.retriever.corpus import Document, corpus_hash
-from toolbench.runinfo import now, package_versions
 
 
 @dataclass

@@ -11,10 +11,10 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, Field
 
-from toolbench.errors import UserError
-from toolbench.io import iter_jsonl
-from toolbench.prompts import api_doc
-from toolbench.registry import get_tool
+from toolbench.core.prompts import api_doc
+from toolbench.core.registry import get_tool
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.io import iter_jsonl
 
 
 class Document(BaseModel):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from toolbench.errors import UserError
+from toolbench.foundation.errors import UserError
 from toolbench.retriever.base import Retriever
 from toolbench.retriever.corpus import Document
 

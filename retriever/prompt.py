@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolbench.chat_messages import demo_turns
-from toolbench.export import openai_tools
-from toolbench.generate.engine import normalise_query
-from toolbench.prompts import completion_prompt
-from toolbench.records import Call, FunctionSpec, Task
-from toolbench.registry import spec_index
+from toolbench.core.chat_messages import demo_turns, openai_tools
+from toolbench.core.prompts import completion_prompt
+from toolbench.core.registry import spec_index
+from toolbench.core.templating import normalise_query
+from toolbench.foundation.records import Call, FunctionSpec, Task
 from toolbench.retriever.base import Retriever
 from toolbench.retriever.corpus import Document
 
@@ -77,7 +76,7 @@ class PromptBuilder:
 
     def chat(self, task: Task) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(messages, tools) for a chat-completions request: demos as complete turns in the shape
-        every real chat template accepts (`toolbench.chat_messages`)."""
+        every real chat template accepts (`toolbench.core.chat_messages`)."""
         messages: list[dict[str, Any]] = []
         if self.system_prompt:
             messages.append({"role": "system", "content": self.system_prompt})

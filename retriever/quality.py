@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from toolbench.records import Task
+from toolbench.foundation.records import Task
 from toolbench.retriever.base import Retriever
 from toolbench.retriever.prompt import PromptBuilder
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from toolbench.records import Task
-from toolbench.tasks import load_tasks
+from toolbench.core.task_files import load_tasks
+from toolbench.foundation.records import Task
 
 REPO = Path(__file__).resolve().parent.parent
 HOME_TASKS = REPO / "tools" / "home_search" / "test.jsonl"
@@ -82,7 +82,7 @@ TINY_TOOLS = ["cat_api", "home_search", "spreadsheet", "trip_booking", "weather"
 def generic_cache(tmp_path_factory) -> Path:
     """A cache dir whose generic corpus is the first 300 stdlib documents (fast to train on)."""
     from toolbench.distill.training.corpus import generic_documents
-    from toolbench.io import write_jsonl
+    from toolbench.foundation.io import write_jsonl
 
     cache = tmp_path_factory.mktemp("toolbench-cache")
     write_jsonl(cache / "generic_corpus.jsonl", generic_documents()[:300])

@@ -8,7 +8,7 @@ import string
 import pytest
 from hypothesis import strategies as st
 
-from toolbench.records import Call, Program, Score
+from toolbench.foundation.records import Call, Program, Score
 
 # JSON values, call names and whole programs, for the call readers' property tests
 json_scalars = (

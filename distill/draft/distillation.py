@@ -45,7 +45,7 @@ from toolbench.distill.training.losses import (
     token_cross_entropy,
 )
 from toolbench.distill.training.trainer import IGNORE, TrainConfig
-from toolbench.errors import UserError
+from toolbench.foundation.errors import UserError
 
 
 def _default_train() -> TrainConfig:
@@ -187,7 +187,7 @@ class DistillLoss:
     answers are generated here by the target or, on on-policy steps, by the draft itself."""
 
     def __init__(self, config: DistillConfig, tokenizer: Any, target: Any | None, reference: Any | None):
-        from toolbench.generation import stop_ids
+        from toolbench.core.generation import stop_ids
 
         self.config, self.target, self.reference = config, target, reference
         self.pad_id = tokenizer.pad_token_id or 0
@@ -261,7 +261,7 @@ def prepared_prompts(
     """The scenario's prompt ids, made once into `folder/prompts.jsonl` (+ prompts.json: identity
     and counts) and read back by every later run and every other process."""
     from toolbench.distill.draft.scenarios import scenario_prompts
-    from toolbench.io import iter_jsonl, write_json, write_jsonl
+    from toolbench.foundation.io import iter_jsonl, write_json, write_jsonl
 
     meta_path, rows_path = folder / "prompts.json", folder / "prompts.jsonl"
     identity = _identity(config)
@@ -406,7 +406,7 @@ def run_distill(
             config.eval_per_tool,
             config.cache.max_new_tokens,
         )
-        from toolbench.io import write_json
+        from toolbench.foundation.io import write_json
 
         write_json(out / "alpha.json", summary["alpha"])
     return summary
@@ -420,11 +420,11 @@ def heldout_sequences(
 ) -> tuple[list[Prompt], list[list[int]], list[int]]:
     """(prompts, prompt + target greedy answer ids, prompt lengths) on the held-out test half; the
     target's answers are cached under the toolbench cache dir, keyed by the target's weights."""
+    from toolbench.core.generation import stop_ids
     from toolbench.distill.draft.scenarios import heldout_tasks, render, task_prompts
     from toolbench.distill.draft.teacher_cache import generate_batch
     from toolbench.distill.training.models import weights_fingerprint
-    from toolbench.generation import stop_ids
-    from toolbench.io import default_cache_dir, write_json
+    from toolbench.foundation.io import default_cache_dir, write_json
 
     prompts, ids = render(task_prompts(heldout_tasks(tools, per_tool)), tokenizer, 10_000)
     key = json.dumps([weights_fingerprint(target_path), tools, per_tool, max_new_tokens, ids])
@@ -456,14 +456,14 @@ def evaluate_alpha(
 ) -> dict[str, Any]:
     """Analytic α (mean over answer positions of Σ_v min(p, q), `draft.alpha.analytic_alpha`) of
     each named draft against the target, on the target's greedy answers to held-out prompts
-    (models on `device` in `dtype`, `toolbench.devices` names)."""
+    (models on `device` in `dtype`, `toolbench.foundation.devices` names)."""
     from collections import defaultdict
 
     import torch
 
-    from toolbench.devices import placement
     from toolbench.distill.draft.alpha import analytic_alpha
     from toolbench.distill.training.models import check_same_vocabulary, load_causal_lm, load_tokenizer
+    from toolbench.foundation.devices import placement
 
     device, torch_dtype = placement(device, dtype)
     tokenizer = load_tokenizer(target_path)

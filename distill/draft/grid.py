@@ -22,9 +22,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from toolbench.distill.training.align import SFT_TOOLS
-from toolbench.errors import UserError
-from toolbench.summaries import Claim, GridComparison, GridRow, GridSummary, HeldoutSet
-from toolbench.tables import markdown_table
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.summaries import Claim, GridComparison, GridRow, GridSummary, HeldoutSet
+from toolbench.foundation.tables import markdown_table
 
 
 class GridSetting(BaseModel):
@@ -170,8 +170,8 @@ def run_grid(config: GridConfig, out: Path, console: Any = None) -> GridSummary:
     """Distill every setting (resuming finished ones), score all by analytic α, write grid.json,
     grid.md and grid.png into `out`."""
     from toolbench.distill.draft.distillation import evaluate_alpha, run_distill
-    from toolbench.run_folder import write_run_folder
-    from toolbench.runinfo import finish_record, start_record
+    from toolbench.foundation.run_folder import write_run_folder
+    from toolbench.foundation.runinfo import finish_record, start_record
 
     record = start_record("distill-grid", config.model_dump(), seed=config.seed)
     out = Path(out)
@@ -279,7 +279,7 @@ def plot_grid(result: GridSummary, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from toolbench.io import atomic_open
+    from toolbench.foundation.io import atomic_open
 
     names = [row.name for row in result.rows]
     values = [row.alpha for row in result.rows]

@@ -26,8 +26,8 @@ from pydantic import BaseModel, Field
 
 from toolbench.distill.training.align import SFT_TOOLS
 from toolbench.distill.training.data import ConversationConfig
-from toolbench.errors import UserError
-from toolbench.records import Task
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.records import Task
 
 Scenario = Literal["I", "II", "III"]
 Half = Literal["train", "eval"]
@@ -57,8 +57,8 @@ class Prompt(BaseModel):
 
 
 def tool_schemas(tools: list[str]) -> list[dict[str, Any]]:
-    from toolbench.export import openai_tools
-    from toolbench.registry import spec_index
+    from toolbench.core.chat_messages import openai_tools
+    from toolbench.core.registry import spec_index
 
     return openai_tools(list(spec_index(tuple(tools)).specs.values()))
 
@@ -66,8 +66,8 @@ def tool_schemas(tools: list[str]) -> list[dict[str, Any]]:
 def frozen_test_tasks(tools: list[str], half: Half | None = None) -> list[Task]:
     """The tools' frozen test tasks; `half="train"` keeps even lines (scenario I's example),
     `half="eval"` odd lines (held-out α prompts), None all of them."""
-    from toolbench.registry import get_tool
-    from toolbench.tasks import load_tasks
+    from toolbench.core.registry import get_tool
+    from toolbench.core.task_files import load_tasks
 
     tasks = []
     for name in tools:
@@ -102,7 +102,7 @@ def real_prompts(config: ScenarioConfig) -> list[Prompt]:
     """Scenario I: the user's task file, or the even half of the test tasks."""
     if config.prompts is None:
         return task_prompts(frozen_test_tasks(config.tools, "train"))
-    from toolbench.tasks import load_tasks
+    from toolbench.core.task_files import load_tasks
 
     path = Path(config.prompts)
     if not path.is_file():
@@ -113,8 +113,8 @@ def real_prompts(config: ScenarioConfig) -> list[Prompt]:
 def template_prompts(config: ScenarioConfig, work: Path) -> list[Prompt]:
     """Scenario II: generator samples (train templates) as chat prompts, demos and tool turns kept."""
     from toolbench.distill.training.data import conversations
-    from toolbench.export import iter_samples
-    from toolbench.generate import GenerateConfig, generate
+    from toolbench.pipelines.export import iter_samples
+    from toolbench.pipelines.generate import GenerateConfig, generate
 
     path = work / f"scenario-II-{config.samples}-seed{config.seed}.jsonl"
     if not path.exists():
@@ -146,8 +146,8 @@ def magpie_prefix(tokenizer: Any, tools: list[dict[str, Any]]) -> str:
 def target_written_prompts(config: ScenarioConfig, target: Any, tokenizer: Any) -> tuple[list[Prompt], dict]:
     """Scenario III: queries sampled from the target after a user-turn opener, one tool per
     prompt (cycling through the tools); returns the prompts and drop counts."""
+    from toolbench.core.generation import stop_ids
     from toolbench.distill.draft.teacher_cache import generate_batch
-    from toolbench.generation import stop_ids
 
     tools = {name: tool_schemas([name]) for name in config.tools}
     prefixes = {

@@ -30,8 +30,8 @@ import torch
 from pydantic import BaseModel, Field
 
 from toolbench.distill.training.shards import INDEX, fill_shards, read_index, read_shards
-from toolbench.errors import UserError
-from toolbench.io import atomic_open
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.io import atomic_open
 
 
 class CacheConfig(BaseModel):
@@ -163,7 +163,7 @@ def build_cache(
 ) -> dict[str, Any]:
     """Fill `folder` with the target's answers and top-k log-probs for every prompt, shard by
     shard, skipping shards an earlier (killed) run finished. Returns the cost report."""
-    from toolbench.generation import stop_ids
+    from toolbench.core.generation import stop_ids
 
     identity = {
         **identity,

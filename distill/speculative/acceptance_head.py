@@ -35,7 +35,7 @@ import torch
 from pydantic import BaseModel, Field
 
 from toolbench.distill.training.models import weights_fingerprint
-from toolbench.errors import UserError
+from toolbench.foundation.errors import UserError
 
 PROBABILITY_FEATURES = ("top1_prob", "top1_minus_top2", "entropy")
 HEAD_FILE = "head.safetensors"
@@ -132,7 +132,7 @@ def save_head(folder: str | Path, head: AcceptanceHead, info: HeadInfo) -> None:
     """`head.safetensors` then `head.json` (written last: a folder with it is complete)."""
     from safetensors.torch import save
 
-    from toolbench.io import atomic_open, write_json
+    from toolbench.foundation.io import atomic_open, write_json
 
     folder = Path(folder)
     state = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}

@@ -63,7 +63,7 @@ from toolbench.distill.speculative.token_classes import CLASSES
 from toolbench.distill.training.align import SFT_TOOLS
 from toolbench.distill.training.models import weights_fingerprint
 from toolbench.distill.training.shards import INDEX, fill_shards, read_index, read_shards
-from toolbench.errors import UserError
+from toolbench.foundation.errors import UserError
 
 
 class HeadTrainConfig(BaseModel):
@@ -193,7 +193,7 @@ def draft_features(
 def _save_shard(path: Path, data: HeadData, first: int) -> int:
     from safetensors.torch import save
 
-    from toolbench.io import atomic_open
+    from toolbench.foundation.io import atomic_open
 
     tensors = {
         "hidden": data.hidden.contiguous(),
@@ -634,7 +634,7 @@ def head_prompts(
 ) -> tuple[list[str], list[list[int]]]:
     """(tools, prompt ids) of scenario II training prompts, made once into `folder`."""
     from toolbench.distill.draft.scenarios import ScenarioConfig, scenario_prompts
-    from toolbench.io import iter_jsonl, write_json, write_jsonl
+    from toolbench.foundation.io import iter_jsonl, write_json, write_jsonl
 
     scenario = ScenarioConfig(
         scenario="II",
@@ -674,10 +674,10 @@ def train_acceptance_head(config: HeadTrainConfig, out: Path, progress: bool = T
     """Collect (or reuse) the data, train the head, select thresholds, write the head folder."""
     from transformers.utils import logging as hf_logging
 
-    from toolbench.devices import resolve_device
     from toolbench.distill.speculative.spec_eval import load_pair
-    from toolbench.io import write_json
-    from toolbench.runinfo import finish_record, start_record
+    from toolbench.foundation.devices import resolve_device
+    from toolbench.foundation.io import write_json
+    from toolbench.foundation.runinfo import finish_record, start_record
 
     hf_logging.disable_progress_bar()
     out = Path(out)

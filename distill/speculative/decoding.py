@@ -45,7 +45,7 @@ from toolbench.distill.speculative.acceptance_head import (
     load_head,
     probability_features,
 )
-from toolbench.errors import UserError
+from toolbench.foundation.errors import UserError
 
 
 @dataclass(frozen=True)

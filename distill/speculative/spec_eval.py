@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from toolbench.devices import resolve_device
+from toolbench.core.generation import stop_ids
 from toolbench.distill.draft.alpha import analytic_alpha
 from toolbench.distill.speculative.acceptance import (
     AcceptanceStats,
@@ -34,12 +34,12 @@ from toolbench.distill.speculative.decoding import (
     target_decode,
 )
 from toolbench.distill.speculative.token_classes import CLASSES, token_classes
-from toolbench.errors import UserError
-from toolbench.generation import stop_ids
-from toolbench.io import atomic_open, write_jsonl
-from toolbench.run_folder import write_run_folder
-from toolbench.runinfo import finish_record, start_record
-from toolbench.summaries import (
+from toolbench.foundation.devices import resolve_device
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.io import atomic_open, write_jsonl
+from toolbench.foundation.run_folder import write_run_folder
+from toolbench.foundation.runinfo import finish_record, start_record
+from toolbench.foundation.summaries import (
     ClassFigures,
     PositionFigures,
     SpecFigures,
@@ -47,7 +47,7 @@ from toolbench.summaries import (
     SpecRunConfig,
     SpecSummary,
 )
-from toolbench.tables import markdown_table
+from toolbench.foundation.tables import markdown_table
 
 
 class SpecConfig(BaseModel):
@@ -106,10 +106,10 @@ class SpecSample(BaseModel):
 
 def load_pair(target: str, draft: str, device: str, dtype: str = "auto") -> tuple[Any, Any, Any]:
     """(target model, draft model, tokenizer), both models in eval mode on `device` (resolved) in
-    `dtype` (`toolbench.devices`); a draft whose vocabulary differs from the target's, or a folder
+    `dtype` (`toolbench.foundation.devices`); a draft whose vocabulary differs from the target's, or a folder
     that is not a causal LM, is a UserError."""
-    from toolbench.devices import resolve_dtype
     from toolbench.distill.training.models import check_same_vocabulary, load_causal_lm, load_tokenizer
+    from toolbench.foundation.devices import resolve_dtype
 
     torch_dtype = resolve_dtype(dtype, device)
     target_model = load_causal_lm(target, "target", torch_dtype)
@@ -122,7 +122,7 @@ def load_pair(target: str, draft: str, device: str, dtype: str = "auto") -> tupl
 def prompt_config(config: SpecConfig):
     """The `toolbench eval --mode chat` setting whose prompts a spec run decodes: which tasks, which
     demos, which system prompt (also how the CLI counts the prompts for its progress bar)."""
-    from toolbench.evaluate import EvalConfig
+    from toolbench.pipelines.evaluate import EvalConfig
 
     return EvalConfig(
         model=f"hf:{config.target}",
@@ -141,8 +141,8 @@ def prompt_config(config: SpecConfig):
 def chat_prompts(config: SpecConfig, tokenizer: Any) -> tuple[list[Any], list[list[int]]]:
     """(tasks, prompt ids): `toolbench eval --mode chat` prompts, rendered with the target's chat
     template (tools offered, generation prompt added)."""
-    from toolbench.evaluate import demo_index, select_tasks
-    from toolbench.io import default_cache_dir
+    from toolbench.foundation.io import default_cache_dir
+    from toolbench.pipelines.evaluate import demo_index, select_tasks
     from toolbench.retriever.prompt import PromptBuilder
 
     if not getattr(tokenizer, "chat_template", None):

@@ -1,7 +1,7 @@
 """Which kind of text each generated token is, so acceptance can be broken down by class.
 
 A function-calling answer in chat mode is free text and/or `<tool_call>{"name": …, "arguments":
-{…}}</tool_call>` blocks (the chat-native format, toolbench.calls.chat_native). A draft tends to be
+{…}}</tool_call>` blocks (the chat-native format, toolbench.core.calls.chat_native). A draft tends to be
 sure of the syntax and the argument keys and unsure of the values it must copy from the request;
 classing tokens shows exactly where it loses. Classes:
 

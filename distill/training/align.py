@@ -70,9 +70,9 @@ def drop_held_requests(source: Path, out: Path, tools: list[str]) -> int:
     its requests verbatim: "new values" must stay new). Returns how many were dropped."""
     import orjson
 
-    from toolbench.generate.engine import normalise_query
-    from toolbench.io import atomic_open
-    from toolbench.tasks import held_queries
+    from toolbench.core.templating import normalise_query
+    from toolbench.foundation.io import atomic_open
+    from toolbench.pipelines.tasks import held_queries
 
     held = held_queries(tools)
     dropped = 0
@@ -98,7 +98,7 @@ def align_target(
     from toolbench.distill.training.data import sft_examples
     from toolbench.distill.training.models import load_causal_lm, load_tokenizer, new_model, parameter_count
     from toolbench.distill.training.pretrain import pretrain
-    from toolbench.generate import GenerateConfig, generate
+    from toolbench.pipelines.generate import GenerateConfig, generate
 
     out = Path(out)
     stage_one = out / "pretrain"

@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from toolbench.errors import UserError
+from toolbench.foundation.errors import UserError
 
 ROPE_THETA = 1e6  # low-frequency pairs turn < 0.5 rad over 2,048 positions at head size 48-64
 HIGH_FREQUENCY = 0.05  # radians per position: pairs above this place the offset heads

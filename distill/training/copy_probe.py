@@ -21,7 +21,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from toolbench.records import Task
+from toolbench.foundation.records import Task
 
 
 def copyable_values(task: Task) -> list[str]:
@@ -58,8 +58,8 @@ class CopyProbe:
     """Callable on a model: {"copy_token_acc", "copy_value_acc"} over the prepared tasks."""
 
     def __init__(self, tokenizer: Any, tasks: Sequence[Task], batch_size: int = 16):
+        from toolbench.core.prompts import DEFAULT_SYSTEM_PROMPT
         from toolbench.distill.training.data import assistant_message, tokenize_conversation
-        from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
         from toolbench.retriever.prompt import PromptBuilder
 
         builder = PromptBuilder(None, 0, DEFAULT_SYSTEM_PROMPT)
@@ -110,7 +110,7 @@ class CopyProbe:
 
 def indist_probe(tokenizer: Any, tools: Sequence[str], per_tool: int = 8) -> CopyProbe | None:
     """The probe on the first `per_tool` frozen indist tasks of each tool that has them."""
-    from toolbench.tasks import load_tasks, tool_task_files
+    from toolbench.core.task_files import load_tasks, tool_task_files
 
     files = tool_task_files("indist")
     tasks = [n.task for tool in tools if tool in files for n in load_tasks(files[tool])[:per_tool]]

@@ -59,7 +59,7 @@ def generic_corpus(cache_dir: Path) -> list[str]:
     path = Path(cache_dir) / "generic_corpus.jsonl"
     if path.exists():
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    from toolbench.io import write_jsonl
+    from toolbench.foundation.io import write_jsonl
 
     documents = generic_documents()
     write_jsonl(path, documents)
@@ -68,10 +68,10 @@ def generic_corpus(cache_dir: Path) -> list[str]:
 
 def tool_documents(per_tool: int = 2000, seed: int = 0, tools: list[str] | None = None) -> Iterator[str]:
     """Generated requests + their calls + the tools' signatures, one document per sample."""
-    from toolbench.calls.chat_native import ChatNativeFormat
-    from toolbench.generate import GenerateConfig, SampleFactory
-    from toolbench.records import Program
-    from toolbench.registry import get_tool, tool_names
+    from toolbench.core.calls.chat_native import ChatNativeFormat
+    from toolbench.core.registry import get_tool, tool_names
+    from toolbench.foundation.records import Program
+    from toolbench.pipelines.generate import GenerateConfig, SampleFactory
 
     render = ChatNativeFormat().render
     for tool in tools or list(tool_names()):

@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from toolbench.distill.training.trainer import IGNORE
-from toolbench.records import Sample
+from toolbench.foundation.records import Sample
 
 
 def pack_blocks(documents: Iterable[str], tokenizer: Any, block_size: int) -> list[dict[str, list[int]]]:
@@ -60,9 +60,9 @@ class ConversationConfig(BaseModel):
 
 
 def assistant_message(sample: Sample) -> dict[str, Any]:
-    """The gold answer as chat templates take it (`toolbench.chat_messages`: arguments as objects)."""
-    from toolbench.chat_messages import assistant_calls, call_id
-    from toolbench.export import NO_CALL_REPLY
+    """The gold answer as chat templates take it (`toolbench.core.chat_messages`: arguments as objects)."""
+    from toolbench.core.chat_messages import assistant_calls, call_id
+    from toolbench.pipelines.export import NO_CALL_REPLY
 
     program = sample.labels[0]
     if not program:
@@ -72,7 +72,7 @@ def assistant_message(sample: Sample) -> dict[str, Any]:
 
 def conversations(samples: Sequence[Sample], samples_path: Path, config: ConversationConfig):
     """(messages, tools) per sample, demos retrieved like `toolbench eval` retrieves them."""
-    from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
+    from toolbench.core.prompts import DEFAULT_SYSTEM_PROMPT
     from toolbench.retriever import demo_documents, make_retriever
     from toolbench.retriever.prompt import PromptBuilder
 
@@ -121,7 +121,7 @@ def sft_examples(
 ) -> tuple[list[dict], dict]:
     """Tokenised SFT examples from a generated samples file (plus `echo` x as many echo
     conversations, see the module doc), and counts for the run record."""
-    from toolbench.export import iter_samples
+    from toolbench.pipelines.export import iter_samples
 
     samples = list(iter_samples(Path(samples_path)))
     examples, dropped = [], 0

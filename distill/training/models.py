@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from toolbench.errors import UserError
-from toolbench.generation import content_digest
+from toolbench.core.generation import content_digest
+from toolbench.foundation.errors import UserError
 
 
 class ModelPreset(BaseModel):

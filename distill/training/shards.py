@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from toolbench.errors import UserError
-from toolbench.io import write_json
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.io import write_json
 
 INDEX = "index.json"
 

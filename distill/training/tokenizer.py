@@ -49,7 +49,7 @@ def train_tokenizer(config: TokenizerConfig, out: Path, cache_dir: Path):
 
     from toolbench.distill.training.corpus import generic_corpus, tool_documents
     from toolbench.distill.training.models import save_tokenizer
-    from toolbench.io import atomic_dir
+    from toolbench.foundation.io import atomic_dir
 
     generic = generic_corpus(cache_dir)
     if config.generic_documents is not None:

@@ -29,8 +29,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from toolbench.io import atomic_dir, atomic_open, write_json
-from toolbench.runinfo import finish_record, start_record
+from toolbench.foundation.io import atomic_dir, atomic_open, write_json
+from toolbench.foundation.runinfo import finish_record, start_record
 
 IGNORE = -100
 LossFn = Callable[[Any, dict[str, Any]], tuple[Any, Any]]  # (model, batch) -> (loss sum, valid tokens)
@@ -172,7 +172,7 @@ class Trainer:
         self.run = start_record(f"train {name}", record or {}, seed=config.seed)
         per_epoch = len(examples) // config.batch_size
         if per_epoch == 0:
-            from toolbench.errors import UserError
+            from toolbench.foundation.errors import UserError
 
             raise UserError(
                 f"{name}: {len(examples)} examples are fewer than one batch of {config.batch_size}"

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import HOME_TASKS, run_cli
 from toolbench.cli.main import app
-from toolbench.errors import UserError
+from toolbench.foundation.errors import UserError
 
 pytestmark = pytest.mark.e2e
 
@@ -907,7 +907,7 @@ def test_a_config_constraint_names_the_option():
     """A value a configuration's own constraint refuses (a library caller, or an option Typer does
     not bound) is one line naming the option, also for a config with a field called `model`."""
     from toolbench.cli.options import config_from_options
-    from toolbench.evaluate import EvalConfig
+    from toolbench.pipelines.evaluate import EvalConfig
 
     config = config_from_options(EvalConfig, model="replay:x.jsonl", timeout=5.0)
     assert config.model == "replay:x.jsonl" and config.timeout == 5.0

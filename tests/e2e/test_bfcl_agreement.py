@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from toolbench.bfcl.importer import PYTHON_CATEGORIES, import_bfcl, open_data, placeholder_call
-from toolbench.records import Call, Program, Task
-from toolbench.score import Scorer
+from toolbench.core.score import Scorer
+from toolbench.foundation.records import Call, Program, Task
+from toolbench.pipelines.bfcl_import import PYTHON_CATEGORIES, import_bfcl, open_data, placeholder_call
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 

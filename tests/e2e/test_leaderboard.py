@@ -21,11 +21,11 @@ BLANK = "weather-test-0006"  # a `single` task: 6 single, 6 parallel and 8 multi
 
 
 def _predictions(folder: Path) -> dict[str, Path]:
-    from toolbench.io import write_jsonl
-    from toolbench.records import Prediction
-    from toolbench.registry import get_tool
-    from toolbench.replay import corrupt_predictions, gold_predictions
-    from toolbench.tasks import load_tasks
+    from toolbench.core.registry import get_tool
+    from toolbench.core.replay import corrupt_predictions, gold_predictions
+    from toolbench.core.task_files import load_tasks
+    from toolbench.foundation.io import write_jsonl
+    from toolbench.foundation.records import Prediction
 
     tasks = [n.task for tool in TOOLS for n in load_tasks(get_tool(tool).tasks_file())[:10]]
     gold = gold_predictions(tasks)

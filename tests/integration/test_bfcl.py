@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from tests.conftest import run_cli
-from toolbench.records import Call, Prediction, Program
-from toolbench.registry import task_formatter
-from toolbench.tasks import load_tasks
+from toolbench.core.registry import task_formatter
+from toolbench.core.task_files import load_tasks
+from toolbench.foundation.records import Call, Prediction, Program
 
 pytestmark = pytest.mark.integration
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "bfcl"

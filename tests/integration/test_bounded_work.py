@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from toolbench.errors import UserError
-from toolbench.generate import GenerateConfig, generate
-from toolbench.generate.engine import Candidate
-from toolbench.io import atomic_open, remove_stale_temps, temp_files
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.io import atomic_open, remove_stale_temps, temp_files
+from toolbench.pipelines.generate import GenerateConfig, generate
+from toolbench.pipelines.generate.engine import Candidate
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ def test_generate_fits_when_the_disk_does(tmp_path, monkeypatch):
 def test_export_refuses_an_output_the_disk_cannot_hold(tmp_path, monkeypatch):
     """The OpenAI export repeats the tool list in every record: its size is measured on the first
     samples and scaled to the whole source, then checked against the free space, before writing."""
-    from toolbench.export import export_file
+    from toolbench.pipelines.export import export_file
 
     source = tmp_path / "data.jsonl"
     generate(GenerateConfig(tools=["weather"], n=300, seed=0), source)
@@ -165,7 +165,7 @@ class _StubFactory:
 def test_tasks_make_stops_when_the_templates_run_dry(monkeypatch):
     """n beyond what the held-out templates give: stopped once STALLED_AFTER candidates in a row
     bring nothing new, with the count they gave, not searched for minutes (or forever)."""
-    import toolbench.tasks as tasks
+    import toolbench.pipelines.tasks as tasks
 
     monkeypatch.setattr(tasks, "SampleFactory", _StubFactory)
     progress: list[tuple[int, int]] = []
@@ -177,7 +177,7 @@ def test_tasks_make_stops_when_the_templates_run_dry(monkeypatch):
 
 
 def test_tasks_make_refuses_n_beyond_the_range():
-    from toolbench.tasks import MAX_TASKS, make_tasks
+    from toolbench.pipelines.tasks import MAX_TASKS, make_tasks
 
     with pytest.raises(UserError, match=f"--n {MAX_TASKS + 1}: a task file holds 1 to"):
         make_tasks("weather", MAX_TASKS + 1, 0)

@@ -156,7 +156,7 @@ def invoke(args: list[str]):
 
 
 def test_different_vocabularies_and_bad_settings_are_refused(pair, tiny_model_dir, tmp_path):
-    from toolbench.errors import UserError
+    from toolbench.foundation.errors import UserError
 
     result = invoke(cli_args((pair[0], tiny_model_dir), tmp_path / "x", tmp_path / "c", 2))
     assert isinstance(result.exception, UserError) and "different vocabularies" in str(result.exception)

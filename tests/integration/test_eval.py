@@ -99,9 +99,9 @@ def test_hf_backend_scores_garbage_as_parse_errors_and_caches_answers(tiny_model
 def _prompt_tokens(model_dir: Path, tools: list[str], limit: int) -> int:
     """The tokens of every completion prompt of an eval with k = 0 and the default system prompt,
     counted here with the model's tokenizer (no special tokens, as the model reads them)."""
-    from toolbench.evaluate import EvalConfig, select_tasks
-    from toolbench.generation import load_local_model
-    from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
+    from toolbench.core.generation import load_local_model
+    from toolbench.core.prompts import DEFAULT_SYSTEM_PROMPT
+    from toolbench.pipelines.evaluate import EvalConfig, select_tasks
     from toolbench.retriever.prompt import PromptBuilder
 
     builder = PromptBuilder(None, 0, DEFAULT_SYSTEM_PROMPT)
@@ -153,7 +153,7 @@ def stub_endpoint(usage: dict | None) -> Iterator[str]:
 
 
 def test_cost_counts_the_endpoints_usage_and_times_only_what_it_asked(tmp_path):
-    from toolbench.evaluate import EvalConfig, run_eval
+    from toolbench.pipelines.evaluate import EvalConfig, run_eval
 
     usage = {"prompt_tokens": 70, "completion_tokens": 3, "total_tokens": 73}
     common = {"tools": ["weather"], "limit": 4, "k_demos": 0, "cache_dir": str(tmp_path / "cache")}
@@ -396,7 +396,7 @@ def test_an_endpoint_that_refuses_every_request_stops_the_run_with_its_message(s
 
 
 def test_ablation_grid_makes_one_table(tmp_path):
-    from toolbench.generate import GenerateConfig, generate
+    from toolbench.pipelines.generate import GenerateConfig, generate
 
     demos = tmp_path / "demos.jsonl"
     generate(GenerateConfig(tools=["weather"], n=150, seed=1, split="train"), demos)

@@ -11,10 +11,10 @@ import datasets
 import orjson
 import pytest
 
-from toolbench.export import EXPORT_FORMATS, export_file
-from toolbench.generate import GenerateConfig, generate
-from toolbench.records import Sample
-from toolbench.registry import tool_names
+from toolbench.core.registry import tool_names
+from toolbench.foundation.records import Sample
+from toolbench.pipelines.export import EXPORT_FORMATS, export_file
+from toolbench.pipelines.generate import GenerateConfig, generate
 
 pytestmark = pytest.mark.integration
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from toolbench.errors import UserError
-from toolbench.executor import execute
-from toolbench.generate import GenerateConfig, generate
-from toolbench.generate.engine import normalise_query
-from toolbench.records import Sample
+from toolbench.core.executor import execute
+from toolbench.core.templating import normalise_query
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.records import Sample
+from toolbench.pipelines.generate import GenerateConfig, generate
 
 pytestmark = pytest.mark.integration
 CONFIG = GenerateConfig(tools=["home_search"], n=3000, seed=7)
@@ -152,7 +152,7 @@ def test_episode_generation_is_deterministic_and_every_gold_trajectory_succeeds(
     generate(config, tmp_path / "b.jsonl", workers=2, chunk_size=200)
     data = (tmp_path / "a.jsonl").read_bytes()
     assert data == (tmp_path / "b.jsonl").read_bytes()
-    from toolbench.episode import ReplayPolicy, run_episode
+    from toolbench.core.episode import ReplayPolicy, run_episode
 
     samples = [Sample.model_validate(orjson.loads(line)) for line in data.splitlines()]
     assert {s.category for s in samples} == {"episode"} and len({s.meta["template"] for s in samples}) == 14
@@ -162,7 +162,7 @@ def test_episode_generation_is_deterministic_and_every_gold_trajectory_succeeds(
 
 
 def test_a_profiled_run_times_every_stage_and_writes_the_same_bytes(generated, tmp_path):
-    from toolbench.generate.engine import STAGES, StageClock
+    from toolbench.pipelines.generate.engine import STAGES, StageClock
 
     clock = StageClock()
     report = generate(CONFIG, tmp_path / "p.jsonl", clock=clock)

@@ -22,13 +22,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from toolbench.backends.base import BackendParams, BackendRequest, BackendResponse
-from toolbench.cache import RequestCache, request_key
-from toolbench.evaluate import EvalConfig, run_eval, to_prediction
-from toolbench.io import iter_jsonl, read_records, write_jsonl
-from toolbench.records import Prediction, Score
-from toolbench.results import load_predictions, score_all
-from toolbench.score import Scorer
+from toolbench.core.backends.base import BackendParams, BackendRequest, BackendResponse
+from toolbench.core.cache import RequestCache, request_key
+from toolbench.core.score import Scorer
+from toolbench.foundation.io import iter_jsonl, read_records, write_jsonl
+from toolbench.foundation.records import Prediction, Score
+from toolbench.pipelines.evaluate import EvalConfig, run_eval, to_prediction
+from toolbench.pipelines.results import load_predictions, score_all
 
 pytestmark = pytest.mark.integration
 

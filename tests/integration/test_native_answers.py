@@ -8,12 +8,12 @@ import json
 
 import pytest
 
-from toolbench.categories import CATEGORIES, categories_dir
-from toolbench.records import Call, Program, Task
-from toolbench.registry import formatter, get_tool, tool_names
-from toolbench.results import score_text
-from toolbench.score import Scorer
-from toolbench.tasks import load_tasks
+from toolbench.core.registry import formatter, get_tool, tool_names
+from toolbench.core.score import Scorer
+from toolbench.core.task_files import load_tasks
+from toolbench.foundation.records import Call, Program, Task
+from toolbench.pipelines.categories import CATEGORIES, categories_dir
+from toolbench.pipelines.results import score_text
 
 pytestmark = pytest.mark.integration
 

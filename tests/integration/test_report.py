@@ -28,11 +28,11 @@ WEATHER_RIGHT = 3  # of the first 10 weather tasks, the target's replay gets the
 def _replays(folder: Path) -> tuple[Path, Path]:
     """Target: gold for cat_api, gold for 3 of 10 weather tasks (30%), no answer otherwise.
     Floor: the corrupted replay (intact, wrong value, missing call, broken syntax, in turn)."""
-    from toolbench.io import write_jsonl
-    from toolbench.records import Prediction
-    from toolbench.registry import get_tool
-    from toolbench.replay import corrupt_predictions, gold_predictions
-    from toolbench.tasks import load_tasks
+    from toolbench.core.registry import get_tool
+    from toolbench.core.replay import corrupt_predictions, gold_predictions
+    from toolbench.core.task_files import load_tasks
+    from toolbench.foundation.io import write_jsonl
+    from toolbench.foundation.records import Prediction
 
     tasks = {t: [n.task for n in load_tasks(get_tool(t).tasks_file())[:10]] for t in TOOLS}
     target = gold_predictions(tasks["cat_api"]) + gold_predictions(tasks["weather"][:WEATHER_RIGHT])
@@ -70,10 +70,10 @@ def _train(model_dir: Path, out: Path, name: str, seed: int) -> None:
 def run_folder(tmp_path_factory, tiny_model_dir, tiny_draft_dir) -> dict:
     from PIL import Image
 
+    from toolbench.core.prompts import DEFAULT_SYSTEM_PROMPT
     from toolbench.distill.speculative.spec_eval import SpecConfig, run_spec
-    from toolbench.evaluate import EvalConfig, run_eval, setting_name
-    from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
-    from toolbench.results import score_files
+    from toolbench.pipelines.evaluate import EvalConfig, run_eval, setting_name
+    from toolbench.pipelines.results import score_files
 
     tmp = tmp_path_factory.mktemp("report")
     run = tmp / "run"

@@ -31,8 +31,8 @@ from toolbench.app.server import (
     create_app,
     template_messages,
 )
-from toolbench.errors import UserError
-from toolbench.generation import GenerationParams, LocalModel, load_local_model
+from toolbench.core.generation import GenerationParams, LocalModel, load_local_model
+from toolbench.foundation.errors import UserError
 
 pytestmark = pytest.mark.integration
 
@@ -583,7 +583,7 @@ class StandInModel:
         return len(text.split())
 
     def generate(self, prompts: list[str], params: GenerationParams, batch_size: int = 8):
-        from toolbench.generation import Completion
+        from toolbench.core.generation import Completion
 
         assert batch_size == len(prompts)
         self.batches.append(tuple(prompts))

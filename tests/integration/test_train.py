@@ -47,7 +47,7 @@ def tiny_draft_args(tokenizer: Path, out: Path, cache: Path, steps: int, **extra
 def sft_data(tmp_path_factory, product_tokenizer_dir):
     from toolbench.distill.training.data import ConversationConfig, sft_examples
     from toolbench.distill.training.models import load_tokenizer
-    from toolbench.generate import GenerateConfig, generate
+    from toolbench.pipelines.generate import GenerateConfig, generate
 
     samples = tmp_path_factory.mktemp("sft") / "samples.jsonl"
     generate(GenerateConfig(tools=["weather", "cat_api"], n=96, seed=3, split="train"), samples)
@@ -59,7 +59,7 @@ def sft_data(tmp_path_factory, product_tokenizer_dir):
 def test_echo_conversations_repeat_the_request_and_train_only_the_repeat(sft_data):
     from toolbench.distill.training.data import ConversationConfig, echo_conversations, sft_examples
     from toolbench.distill.training.trainer import IGNORE
-    from toolbench.export import iter_samples
+    from toolbench.pipelines.export import iter_samples
 
     tokenizer, examples, stats, samples_path = sft_data
     samples = list(iter_samples(samples_path))

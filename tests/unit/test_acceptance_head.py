@@ -44,7 +44,7 @@ from toolbench.distill.speculative.decoding import (
     target_decode,
 )
 from toolbench.distill.training.models import weights_fingerprint
-from toolbench.errors import UserError
+from toolbench.foundation.errors import UserError
 
 VOCAB, HIDDEN = 96, 64
 PROMPTS = [[5], [17, 3, 44, 9, 12], [60, 61, 2, 8, 90, 33, 7, 7, 1], list(range(20, 37))]

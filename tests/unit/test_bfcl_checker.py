@@ -12,8 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from toolbench.bfcl.checker import check_value, normalise
-from toolbench.bfcl.importer import (
+from toolbench.core.bfcl_checker import check_value, normalise
+from toolbench.core.score import Scorer
+from toolbench.foundation.errors import CallParseError, UserError
+from toolbench.foundation.records import Call, FunctionSpec, Program, Task
+from toolbench.pipelines.bfcl_import import (
     PYTHON_CATEGORIES,
     concrete_answer,
     import_bfcl,
@@ -21,9 +24,6 @@ from toolbench.bfcl.importer import (
     open_data,
     placeholder_call,
 )
-from toolbench.errors import CallParseError, UserError
-from toolbench.records import Call, FunctionSpec, Program, Task
-from toolbench.score import Scorer
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "bfcl"
 

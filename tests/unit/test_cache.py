@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from toolbench.backends.base import BackendParams, BackendRequest, BackendResponse
-from toolbench.cache import RequestCache, cached_generate, request_key
-from toolbench.errors import UserError
-from toolbench.io import dumps, iter_jsonl, loads, read_records, write_json, write_jsonl
-from toolbench.records import Prediction
+from toolbench.core.backends.base import BackendParams, BackendRequest, BackendResponse
+from toolbench.core.cache import RequestCache, cached_generate, request_key
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.io import dumps, iter_jsonl, loads, read_records, write_json, write_jsonl
+from toolbench.foundation.records import Prediction
 
 # Every code point, surrogates (category Cs) included: st.characters() leaves them out by default.
 ANY_CHAR = st.characters(codec=None, exclude_categories=())

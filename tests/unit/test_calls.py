@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import json_values, programs
-from toolbench.calls import FormatContext, JsonFormat, PythonFormat, ValueConstructor, strip_fences
-from toolbench.errors import CallParseError
-from toolbench.records import Call, Program
+from toolbench.core.calls import FormatContext, JsonFormat, PythonFormat, ValueConstructor, strip_fences
+from toolbench.foundation.errors import CallParseError
+from toolbench.foundation.records import Call, Program
 from toolbench.tools.home_search import HomeSearch
 
 HOME = PythonFormat(HomeSearch.format_context())
@@ -74,7 +74,7 @@ def test_python_renders_declared_formats_through_their_constructor():
 
 
 def _spec(name, properties):
-    from toolbench.records import FunctionSpec
+    from toolbench.foundation.records import FunctionSpec
 
     return FunctionSpec(name=name, description="", parameters={"type": "object", "properties": properties})
 

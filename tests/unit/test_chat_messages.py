@@ -9,19 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from toolbench.chat_messages import (
+from toolbench.core.chat_messages import (
     call_id,
     demo_turns,
     has_parallel,
+    openai_tools,
     split_parallel,
     template_messages,
     template_safe_schema,
     wire_messages,
 )
-from toolbench.errors import UserError
-from toolbench.export import openai_tools
-from toolbench.records import Call
-from toolbench.registry import get_tool
+from toolbench.core.registry import get_tool
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.records import Call
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TWO = [
@@ -109,7 +109,7 @@ def strict_models(tiny_model_dir, tmp_path_factory):
 @pytest.mark.integration
 @pytest.mark.parametrize("allow_parallel", [True, False])
 def test_prompts_with_parallel_demos_render_through_a_strict_template(strict_models, allow_parallel):
-    from toolbench.generation import LocalModel
+    from toolbench.core.generation import LocalModel
 
     model = LocalModel(str(strict_models[allow_parallel]), device="cpu")
     assert model.allows_parallel_calls is allow_parallel
@@ -131,7 +131,7 @@ def test_prompts_with_parallel_demos_render_through_a_strict_template(strict_mod
 
 @pytest.mark.integration
 def test_a_template_that_still_refuses_is_one_line_with_its_message(strict_models):
-    from toolbench.generation import LocalModel
+    from toolbench.core.generation import LocalModel
 
     model = LocalModel(str(strict_models[True]), device="cpu")
     bad = [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]
@@ -161,7 +161,7 @@ class TemplateServer:
         self.asked = 0
 
     def generate(self, requests, params, on_done=None):
-        from toolbench.backends import BackendResponse
+        from toolbench.core.backends import BackendResponse
 
         answers = []
         for i, request in enumerate(requests):
@@ -178,8 +178,8 @@ class TemplateServer:
 
 
 def test_requests_a_server_refuses_for_parallel_demos_are_asked_again_split():
-    from toolbench.backends import BackendParams, BackendRequest
-    from toolbench.evaluate import check_refusals, retry_one_call_per_turn
+    from toolbench.core.backends import BackendParams, BackendRequest
+    from toolbench.pipelines.evaluate import check_refusals, retry_one_call_per_turn
 
     parallel = [*demo_turns("Paris and Rome", TWO, "d0"), {"role": "user", "content": "Lima?"}]
     single = [*demo_turns("Oslo", TWO[:1], "d1"), {"role": "user", "content": "Lima?"}]

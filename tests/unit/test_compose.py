@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 from jinja2 import nodes
 
-from toolbench.calls import PythonFormat
-from toolbench.errors import TemplateError
-from toolbench.executor import execute
-from toolbench.registry import get_tool
-from toolbench.templating import (
+from toolbench.core.calls import PythonFormat
+from toolbench.core.executor import execute
+from toolbench.core.registry import get_tool
+from toolbench.core.templating import (
     ComposedEntry,
     TemplateSet,
     _typo,
@@ -25,6 +24,7 @@ from toolbench.templating import (
     make_environment,
     valid_function_sets,
 )
+from toolbench.foundation.errors import TemplateError
 
 PY = PythonFormat(get_tool("home_search").format_context())
 COMPOSED_TOOLS = ["home_search", "trip_booking"]

@@ -9,7 +9,7 @@ import torch
 
 from toolbench.distill.training.align import AlignConfig
 from toolbench.distill.training.copy_prior import apply_copy_prior, config_overrides
-from toolbench.errors import UserError
+from toolbench.foundation.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from toolbench.distill.training.copy_probe import CopyProbe, copyable_values, indist_probe
-from toolbench.records import Call, Task
+from toolbench.foundation.records import Call, Task
 
 
 def _task(query: str, arguments: dict) -> Task:

@@ -1,5 +1,5 @@
 """The episode core: trajectory files, replay policies, step limits and how episodes are scored
-and summarised (the environment here is webshop; the rules live in toolbench.episode)."""
+and summarised (the environment here is webshop; the rules live in toolbench.core.episode)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import json
 import pytest
 
 from tests.unit.tools.test_webshop import GOLD, PY, TASK
-from toolbench.episode import ReplayPolicy, load_trajectories, run_episode, single_shot_tools
-from toolbench.errors import UserError
-from toolbench.registry import tool_names
-from toolbench.results import score_files
-from toolbench.score import Scorer, summarize
+from toolbench.core.episode import ReplayPolicy, load_trajectories, run_episode, single_shot_tools
+from toolbench.core.registry import tool_names
+from toolbench.core.score import Scorer, summarize
+from toolbench.foundation.errors import UserError
+from toolbench.pipelines.results import score_files
 
 
 def test_trajectory_file_replays_by_task_id(tmp_path):

@@ -1,4 +1,4 @@
-"""The fast reader of the templates' action grammar (`toolbench/calls/fast_python.py`) gives
+"""The fast reader of the templates' action grammar (`toolbench/core/calls/fast_python.py`) gives
 exactly what the full `ast` reader gives, or nothing (and the full reader decides).
 
 "Exactly": the same names, the same argument order and the same values of the same types
@@ -17,13 +17,13 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from toolbench.calls import FormatContext, PythonFormat
-from toolbench.calls.fast_python import read_line
-from toolbench.errors import CallParseError
-from toolbench.generate import GenerateConfig, SampleFactory
-from toolbench.generate.engine import _Work
-from toolbench.records import Call, FunctionSpec, Program
-from toolbench.registry import get_tool, tool_names
+from toolbench.core.calls import FormatContext, PythonFormat
+from toolbench.core.calls.fast_python import read_line
+from toolbench.core.registry import get_tool, tool_names
+from toolbench.foundation.errors import CallParseError
+from toolbench.foundation.records import Call, FunctionSpec, Program
+from toolbench.pipelines.generate import GenerateConfig, SampleFactory
+from toolbench.pipelines.generate.engine import _Work
 
 PROPERTY = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -305,7 +305,7 @@ def _string_reference(value: str) -> str:
 @PROPERTY
 @given(text_values)
 def test_strings_are_written_as_json_dumps_writes_them(value):
-    from toolbench.calls.python_format import _string
+    from toolbench.core.calls.python_format import _string
 
     assert _string(value) == _string_reference(value)
 

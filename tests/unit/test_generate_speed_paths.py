@@ -17,12 +17,9 @@ import pytest
 from jinja2 import meta
 from jsonschema import Draft202012Validator
 
-from toolbench.generate import GenerateConfig, SampleFactory
-from toolbench.generate.writer import KeySet
-from toolbench.records import Call
-from toolbench.registry import get_tool, tool_names
-from toolbench.simulator import compile_check
-from toolbench.templating import (
+from toolbench.core.registry import get_tool, tool_names
+from toolbench.core.simulator import compile_check
+from toolbench.core.templating import (
     SlotTemplate,
     TemplateSet,
     _json_lines_pool,
@@ -31,6 +28,9 @@ from toolbench.templating import (
     packaged_templates_root,
     plain,
 )
+from toolbench.foundation.records import Call
+from toolbench.pipelines.generate import GenerateConfig, SampleFactory
+from toolbench.pipelines.generate.writer import KeySet
 
 
 def _templates(entry) -> list[SlotTemplate]:
@@ -432,8 +432,8 @@ def test_weather_forecast_steps_as_before():
 
 
 def test_execute_validated_is_execute_of_validated_calls():
-    from toolbench.executor import execute, execute_validated
-    from toolbench.records import Call
+    from toolbench.core.executor import execute, execute_validated
+    from toolbench.foundation.records import Call
 
     tool = "cat_api"
     simulator = get_tool(tool)
@@ -454,8 +454,7 @@ def test_execute_validated_is_execute_of_validated_calls():
 
 
 def test_exact_draws_are_the_methods_of_random():
-    from toolbench.generate.engine import seeded
-    from toolbench.templating import (
+    from toolbench.core.templating import (
         SlotSampler,
         SlotSpec,
         _bounded_drawer,
@@ -466,6 +465,7 @@ def test_exact_draws_are_the_methods_of_random():
         permutation,
         shuffle,
     )
+    from toolbench.pipelines.generate.engine import seeded
 
     for x in (0, 1, 7, 2**32 - 1, 2**32, (5 << 40) | 123, (4294967295 << 40) | (2**40 - 1)):
         assert seeded(x).getstate() == random.Random(x).getstate()
@@ -503,7 +503,8 @@ def test_exact_draws_are_the_methods_of_random():
 def test_dedupe_key_is_blake2b_of_the_normalised_request():
     import hashlib
 
-    from toolbench.generate.engine import normalise_query, query_key
+    from toolbench.core.templating import normalise_query
+    from toolbench.pipelines.generate.engine import query_key
 
     rng = random.Random(0)
     alphabet = "abcXYZ019 ,.!?-'\"éÉİıKßﬁΣσ\u0307\u2028\t\n\ud800😀—"
@@ -516,7 +517,7 @@ def test_dedupe_key_is_blake2b_of_the_normalised_request():
 def test_capitalise_as_it_was():
     import re
 
-    from toolbench.templating import _capitalise, _Value
+    from toolbench.core.templating import _capitalise, _Value
 
     start_pattern = re.compile(r"([.!?]\s+)([a-z])")
 
@@ -587,8 +588,8 @@ def test_shared_parse_gives_the_calls_of_parse_and_the_canonical_rendering(tool)
 
 @pytest.mark.parametrize("tool", [t for t in tool_names() if t != "webshop"])
 def test_snapshot_is_the_state_the_scorer_compares(tool):
-    from toolbench.executor import execute_validated
-    from toolbench.score import flatten_state
+    from toolbench.core.executor import execute_validated
+    from toolbench.core.score import flatten_state
 
     factory = SampleFactory(GenerateConfig(tools=[tool], n=1, seed=6))
     simulator = factory.classes[tool]
@@ -609,8 +610,8 @@ def test_snapshot_is_the_state_the_scorer_compares(tool):
 
 
 def test_compiled_goal_tests_hold_where_the_predicates_do():
-    from toolbench.generate.engine import _test
-    from toolbench.goals import Predicate, holds
+    from toolbench.foundation.goals import Predicate, holds
+    from toolbench.pipelines.generate.engine import _test
 
     rng = random.Random(0)
     values = [None, 0, 1, 1.0, True, "x", "y", ["x"], ["x", "y"], {"a": 1}, "xy", []]
@@ -629,13 +630,13 @@ def test_compiled_goal_tests_hold_where_the_predicates_do():
 
 
 def test_an_episode_replayed_directly_ends_as_run_episode_says():
-    from toolbench.generate.engine import _check_episode
-    from toolbench.records import Call
+    from toolbench.foundation.records import Call
+    from toolbench.pipelines.generate.engine import _check_episode
 
     factory = SampleFactory(GenerateConfig(tools=["webshop"], n=1, seed=3))
     simulator = factory.classes["webshop"]
     index = factory.indexes["webshop"]
-    from toolbench.executor import first_schema_error
+    from toolbench.core.executor import first_schema_error
 
     rng = random.Random(0)
     outcomes: Counter = Counter()
@@ -691,7 +692,7 @@ def test_a_run_makes_no_reference_cycles():
     import gc
     import tempfile
 
-    from toolbench.generate import generate
+    from toolbench.pipelines.generate import generate
 
     def garbage(tool: str, n: int) -> int:
         gc.collect()
@@ -707,7 +708,7 @@ def test_a_run_makes_no_reference_cycles():
 def test_a_candidate_crosses_to_the_writer_as_a_plain_candidate():
     import pickle
 
-    from toolbench.generate.engine import Candidate
+    from toolbench.pipelines.generate.engine import Candidate
 
     factory = SampleFactory(GenerateConfig(tools=["cat_api"], n=1, seed=0))
     for made in factory.make_range(0, 20):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from toolbench.calls import PythonFormat
-from toolbench.goals import Predicate, holds, unmet
-from toolbench.records import Task
-from toolbench.score import Scorer
+from toolbench.core.calls import PythonFormat
+from toolbench.core.score import Scorer
+from toolbench.foundation.goals import Predicate, holds, unmet
+from toolbench.foundation.records import Task
 from toolbench.tools.home_search import HomeSearch
 
 STATE = {"w": {"on": {"red block": "blue bowl", "cube": None}, "said": ["done", "hi"], "n": 3}}
@@ -61,8 +61,8 @@ def test_execution_errors_come_before_goals():
 
 
 def test_verify_accepts_goal_labels_that_end_in_different_worlds(tmp_path):
-    from toolbench.io import write_jsonl
-    from toolbench.tasks import verify_tasks
+    from toolbench.core.task_files import verify_tasks
+    from toolbench.foundation.io import write_jsonl
 
     two_ways = TASK.model_copy(update={"labels": [PY.parse(GOLD), PY.parse(GOLD.replace("(2)", "(3)"))]})
     write_jsonl(tmp_path / "t.jsonl", [two_ways])
@@ -75,8 +75,8 @@ def test_verify_accepts_goal_labels_that_end_in_different_worlds(tmp_path):
 
 
 def test_a_refused_setup_is_an_execution_error():
-    from toolbench.executor import execute
-    from toolbench.records import Program
+    from toolbench.core.executor import execute
+    from toolbench.foundation.records import Program
 
     result = execute(Program([]), ["home_search"], {"home_search": {"criteria": 5}})
     assert [e.error_type for e in result.errors] == ["exec:setup"]

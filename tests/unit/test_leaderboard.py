@@ -26,10 +26,10 @@ from toolbench.app.leaderboard import (
     overall_score,
     paired_bootstrap,
 )
-from toolbench.errors import UserError
-from toolbench.io import write_json, write_jsonl
-from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
-from toolbench.summaries import CostSummary
+from toolbench.core.prompts import DEFAULT_SYSTEM_PROMPT
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.io import write_json, write_jsonl
+from toolbench.foundation.summaries import CostSummary
 
 SETTINGS = PromptSettings(mode="chat", k_demos=0, retriever="-", system_prompt="default", call_format="auto")
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from toolbench.distill.training.models import weights_fingerprint
-from toolbench.errors import UserError
+from toolbench.foundation.errors import UserError
 
 
 def test_weights_fingerprint_follows_the_weights_not_the_folder(tmp_path, tiny_draft_dir):

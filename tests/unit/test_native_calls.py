@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import identifiers, json_values, programs
-from toolbench.calls import (
+from toolbench.core.calls import (
     FORMATS,
     MAX_ANSWER_CHARS,
     MAX_CALLS,
@@ -29,8 +29,8 @@ from toolbench.calls import (
     PythonicFormat,
     get_format,
 )
-from toolbench.errors import CallParseError, UserError
-from toolbench.records import Call, Program
+from toolbench.foundation.errors import CallParseError, UserError
+from toolbench.foundation.records import Call, Program
 from toolbench.tools.home_search import HomeSearch
 
 AUTO = AutoFormat()

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from toolbench.errors import UserError
-from toolbench.generate import GenerateConfig, generate
-from toolbench.generate.engine import normalise_query
-from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
-from toolbench.records import Task
+from toolbench.core.prompts import DEFAULT_SYSTEM_PROMPT
+from toolbench.core.templating import normalise_query
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.records import Task
+from toolbench.pipelines.generate import GenerateConfig, generate
 from toolbench.retriever import RETRIEVERS, Document, demo_documents, file_sha256, make_retriever, open_index
 from toolbench.retriever.prompt import PromptBuilder
 from toolbench.retriever.quality import recall_at_k

@@ -50,7 +50,7 @@ def _worst_shapes() -> dict[str, str]:
     """The shapes that cost `ast` the most per character, each just under the token cap (a few
     just over it): nested and flat brackets, dicts, boolean chains, strings, f-strings, escaped
     quotes and unclosed literals (which once cost the scanner's regex ~130 bytes a character)."""
-    from toolbench.calls import MAX_CODE_SYMBOLS, MAX_NESTING
+    from toolbench.core.calls import MAX_CODE_SYMBOLS, MAX_NESTING
 
     t = MAX_CODE_SYMBOLS - 140
     depth = MAX_NESTING - 2
@@ -80,8 +80,8 @@ def test_python_readers_peak_memory_is_under_ten_times_the_answer():
     most 10x its size at peak, whatever its shape: the token cap is checked before `ast.parse`."""
     import tracemalloc
 
-    from toolbench.calls import MAX_ANSWER_CHARS, get_format
-    from toolbench.errors import CallParseError
+    from toolbench.core.calls import MAX_ANSWER_CHARS, get_format
+    from toolbench.foundation.errors import CallParseError
 
     peaks = {}
     outcomes = {}
@@ -113,7 +113,7 @@ def test_token_count_is_an_upper_bound_of_pythons_tokens():
     import io
     import tokenize
 
-    from toolbench.calls.ast_reader import count_tokens
+    from toolbench.core.calls.ast_reader import count_tokens
 
     sources = [
         "f(a=[1, 2, 3], b='x y z', c=\"q\")",

@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import assert_wrong
-from toolbench.calls import PythonFormat
-from toolbench.records import Program, Task
-from toolbench.results import score_text
-from toolbench.score import Scorer, aggregate, error_family, flatten_state, state_f1, summarize
+from toolbench.core.calls import PythonFormat
+from toolbench.core.score import Scorer, aggregate, error_family, flatten_state, state_f1, summarize
+from toolbench.foundation.records import Program, Task
+from toolbench.pipelines.results import score_text
 from toolbench.tools.home_search import HomeSearch
 
 PY = PythonFormat(HomeSearch.format_context())
@@ -185,14 +185,14 @@ json_values = st.recursive(
 def test_fast_state_encoding_equals_canonical_json(value):
     import json
 
-    from toolbench.score import _canonical, _encode
+    from toolbench.core.score import _canonical, _encode
 
     assert _encode(value) == json.dumps(_canonical(value), sort_keys=True)
 
 
 def test_lcs_and_executability():
-    from toolbench.records import Call
-    from toolbench.score import lcs_ratio
+    from toolbench.core.score import lcs_ratio
+    from toolbench.foundation.records import Call
 
     a, b, c = (Call(name=n, arguments={}) for n in "abc")
     assert lcs_ratio([a, b, c], [a, b, c]) == 1.0
@@ -215,7 +215,7 @@ def test_lcs_and_executability():
 
 
 def test_wilson_interval_matches_known_values_and_stays_in_bounds():
-    from toolbench.score import wilson_interval
+    from toolbench.core.score import wilson_interval
 
     low, high = wilson_interval(60, 120)
     assert abs(low - 0.4119) < 1e-3 and abs(high - 0.5881) < 1e-3  # ±9 points at 50% on 120 tasks
@@ -224,9 +224,9 @@ def test_wilson_interval_matches_known_values_and_stays_in_bounds():
 
 
 def test_corrupted_replays_are_diagnosed_as_what_was_done_to_them(home_tasks):
-    from toolbench.replay import corrupt_predictions
-    from toolbench.results import score_all
-    from toolbench.score import summarize
+    from toolbench.core.replay import corrupt_predictions
+    from toolbench.core.score import summarize
+    from toolbench.pipelines.results import score_all
 
     tasks = home_tasks[:40]
     predictions = {p.id: p for p in corrupt_predictions(tasks)}
@@ -256,8 +256,8 @@ def test_corrupted_replays_are_diagnosed_as_what_was_done_to_them(home_tasks):
     ],
 )
 def test_diagnose_names_the_first_thing_that_went_wrong(predicted, label, diagnosis):
-    from toolbench.records import Call, ExecError
-    from toolbench.score import diagnose
+    from toolbench.core.score import diagnose
+    from toolbench.foundation.records import Call, ExecError
 
     calls = [Call.trusted(n, a) for n, a in predicted]
     gold = [Call.trusted(n, a) for n, a in label]
@@ -265,7 +265,7 @@ def test_diagnose_names_the_first_thing_that_went_wrong(predicted, label, diagno
 
 
 def test_percentile_interpolates_between_order_statistics_like_numpy():
-    from toolbench.score import percentile
+    from toolbench.core.score import percentile
 
     assert percentile([40.0, 10.0, 30.0, 20.0], 0.5) == 25.0  # mean of the middle two
     assert percentile([float(v) for v in range(1, 101)], 0.95) == pytest.approx(95.05)
@@ -273,9 +273,9 @@ def test_percentile_interpolates_between_order_statistics_like_numpy():
 
 
 def test_cost_counts_cached_tokens_but_times_only_what_was_asked():
-    from toolbench.backends.base import BackendResponse
-    from toolbench.results import cost_cells
-    from toolbench.score import cost_summary
+    from toolbench.core.backends.base import BackendResponse
+    from toolbench.core.score import cost_summary
+    from toolbench.pipelines.results import cost_cells
 
     usage = {"prompt_tokens": 100, "completion_tokens": 10}
     answers = [

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from toolbench.distill.training.shards import INDEX, fill_shards
-from toolbench.errors import UserError
+from toolbench.foundation.errors import UserError
 
 
 class Killed(Exception):

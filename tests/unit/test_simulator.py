@@ -9,12 +9,12 @@ from typing import Annotated, Literal
 import pytest
 from pydantic import Field
 
-from toolbench import registry
-from toolbench.calls import PythonFormat
-from toolbench.errors import UserError
-from toolbench.executor import execute
-from toolbench.records import Call, Program
-from toolbench.simulator import Simulator, function, spec_from_method
+from toolbench.core import registry
+from toolbench.core.calls import PythonFormat
+from toolbench.core.executor import execute
+from toolbench.core.simulator import Simulator, function, spec_from_method
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.records import Call, Program
 from toolbench.tools.home_search import HomeSearch
 
 PY = PythonFormat(HomeSearch.format_context())
@@ -175,7 +175,7 @@ def test_unknown_tool_lists_the_known_ones():
 def test_third_party_tools_register_through_the_entry_point_group(tmp_path, monkeypatch):
     (tmp_path / "acme_tools.py").write_text(
         textwrap.dedent('''
-        from toolbench.simulator import Simulator, function
+        from toolbench.core.simulator import Simulator, function
 
         class Counter(Simulator):
             name = "counter"
@@ -216,8 +216,8 @@ def test_function_names_are_unique_across_builtin_tools():
     # only if so. Environments keep their paper's action names (webshop's `search`, like
     # home_search's): they are never offered as distractors, and the generator offers beside
     # them only tools whose names they do not share.
-    from toolbench.episode import is_environment, single_shot_tools
-    from toolbench.simulator import SpecIndex
+    from toolbench.core.episode import is_environment, single_shot_tools
+    from toolbench.core.simulator import SpecIndex
 
     single = single_shot_tools()
     index = SpecIndex([registry.get_tool(name) for name in single])
@@ -233,7 +233,7 @@ def test_function_names_are_unique_across_builtin_tools():
 
 
 def test_stable_hash_is_stable():
-    from toolbench.simulator import stable_hash
+    from toolbench.core.simulator import stable_hash
 
     assert (
         stable_hash("Paris", 3) == stable_hash("Paris", 3) == 1379883528

@@ -25,7 +25,7 @@ from toolbench.distill.speculative.decoding import (
     speculative_decode,
     target_decode,
 )
-from toolbench.errors import UserError
+from toolbench.foundation.errors import UserError
 
 VOCAB = 96
 PROMPTS = [[5], [17, 3, 44, 9, 12], [60, 61, 2, 8, 90, 33, 7, 7, 1], list(range(20, 37))]

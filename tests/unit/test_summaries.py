@@ -1,5 +1,5 @@
-"""The typed run summaries (`toolbench.summaries`) through their one writer and reader
-(`toolbench.run_folder`): each kind round-trips, keeps the keys its files have always had, reads
+"""The typed run summaries (`toolbench.foundation.summaries`) through their one writer and reader
+(`toolbench.foundation.run_folder`): each kind round-trips, keeps the keys its files have always had, reads
 files written before keys were added, and renders the exact Markdown its summary.md holds."""
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ import pytest
 
 from toolbench.distill.draft.grid import grid_markdown
 from toolbench.distill.speculative.spec_eval import markdown_report
-from toolbench.errors import UserError
-from toolbench.records import RunRecord
-from toolbench.results import run_markdown
-from toolbench.run_folder import read_run_file, write_run_folder
-from toolbench.summaries import (
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.records import RunRecord
+from toolbench.foundation.run_folder import read_run_file, write_run_folder
+from toolbench.foundation.summaries import (
     Aggregate,
     CellSummary,
     CostSummary,
@@ -27,6 +26,7 @@ from toolbench.summaries import (
     SpecRun,
     SpecSummary,
 )
+from toolbench.pipelines.results import run_markdown
 
 RECORD = RunRecord(
     command="eval", config={"model": "replay:x.jsonl"}, seed=0, started_at="2026-01-01T00:00:00+00:00"

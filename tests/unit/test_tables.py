@@ -1,4 +1,4 @@
-"""The one table renderer (`toolbench.tables`): the exact Markdown every summary.md, grid.md,
+"""The one table renderer (`toolbench.foundation.tables`): the exact Markdown every summary.md, grid.md,
 leaderboard.md and report.md is made of, and the same table on the console."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
-from toolbench.tables import alignments, markdown_table, rich_table
+from toolbench.foundation.tables import alignments, markdown_table, rich_table
 
 
 def test_markdown_table_is_an_unpadded_pipe_table():

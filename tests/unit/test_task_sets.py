@@ -6,13 +6,13 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from toolbench.core.registry import get_tool, tool_names
+from toolbench.core.task_files import load_tasks
+from toolbench.core.templating import TemplateSet, normalise_query
 from toolbench.distill.training.align import drop_held_requests
-from toolbench.errors import UserError
-from toolbench.evaluate import EvalConfig, select_tasks
-from toolbench.generate.engine import normalise_query
-from toolbench.registry import get_tool, tool_names
-from toolbench.tasks import TASK_SET_SEED, held_queries, load_tasks, make_tasks
-from toolbench.templating import TemplateSet
+from toolbench.foundation.errors import UserError
+from toolbench.pipelines.evaluate import EvalConfig, select_tasks
+from toolbench.pipelines.tasks import TASK_SET_SEED, held_queries, make_tasks
 
 
 def _split_of_templates(tool: str) -> dict[str, str]:

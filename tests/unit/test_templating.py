@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from toolbench.errors import TemplateError
-from toolbench.registry import get_tool
-from toolbench.templating import TemplateSet
+from toolbench.core.registry import get_tool
+from toolbench.core.templating import TemplateSet
+from toolbench.foundation.errors import TemplateError
 
 ENTRY = """\
 tool: home_search

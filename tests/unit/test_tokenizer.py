@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from toolbench.calls.chat_native import ChatNativeFormat
+from toolbench.core.calls.chat_native import ChatNativeFormat
+from toolbench.core.chat_messages import openai_tools
+from toolbench.core.registry import get_tool
 from toolbench.distill.training.data import tokenize_conversation
 from toolbench.distill.training.trainer import IGNORE
-from toolbench.export import openai_tools
-from toolbench.registry import get_tool
 
 CALL_TEXT = (
     '<tool_call>{"name": "set_min_price", "arguments": {"value": 1450000}}</tool_call>\n'

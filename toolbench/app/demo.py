@@ -24,10 +24,10 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 
 from toolbench.app.report import format_seconds
-from toolbench.errors import UserError
-from toolbench.run_folder import read_run_file, write_run_folder
-from toolbench.runinfo import finish_record, start_record
-from toolbench.summaries import DemoStep, DemoSummary
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.run_folder import read_run_file, write_run_folder
+from toolbench.foundation.runinfo import finish_record, start_record
+from toolbench.foundation.summaries import DemoStep, DemoSummary
 
 
 class DemoPreset(BaseModel):
@@ -113,7 +113,7 @@ class Demo:
     """The demo's steps over one run folder; `run()` executes the missing ones."""
 
     def __init__(self, out: Path, preset: DemoPreset, console: Console, cache_dir: Path | None = None):
-        from toolbench.io import default_cache_dir
+        from toolbench.foundation.io import default_cache_dir
 
         self.out = Path(out)
         self.preset = preset
@@ -193,9 +193,9 @@ class Demo:
         return [(0, True), (3, True), (0, False), (3, False)]
 
     def generate(self) -> None:
-        from toolbench.export import export_file, export_path
-        from toolbench.generate import GenerateConfig, generate
-        from toolbench.registry import tool_names
+        from toolbench.core.registry import tool_names
+        from toolbench.pipelines.export import export_file, export_path
+        from toolbench.pipelines.generate import GenerateConfig, generate
 
         data = self.out / "data.jsonl"
         generate(
@@ -207,10 +207,11 @@ class Demo:
         export_file(data, export_path(data, "openai"), "openai", split="train", multi_turn=True)
 
     def replays(self) -> None:
-        from toolbench.io import write_jsonl
-        from toolbench.replay import corrupt_predictions, gold_predictions
-        from toolbench.results import score_files
-        from toolbench.tasks import builtin_task_files, load_tasks, verify_tasks
+        from toolbench.core.replay import corrupt_predictions, gold_predictions
+        from toolbench.core.task_files import load_tasks, verify_tasks
+        from toolbench.foundation.io import write_jsonl
+        from toolbench.pipelines.results import score_files
+        from toolbench.pipelines.tasks import builtin_task_files
 
         files = builtin_task_files()
         for path in files:
@@ -271,9 +272,9 @@ class Demo:
         model.save_pretrained(str(folder))
 
     def _eval_config(self, model: str, k: int, system: bool, task_set: str = "test"):
+        from toolbench.core.prompts import DEFAULT_SYSTEM_PROMPT
         from toolbench.distill.training.align import SFT_TOOLS
-        from toolbench.evaluate import EvalConfig
-        from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
+        from toolbench.pipelines.evaluate import EvalConfig
 
         return EvalConfig(
             model=f"hf:{self.models / model}",
@@ -290,7 +291,7 @@ class Demo:
     def _eval_folder(self, model: str, k: int, system: bool, task_set: str = "test") -> Path:
         """OUT/eval/<model>/<setting> for the held-out tasks (the leaderboard's runs: one task set),
         OUT/eval-indist/<model>/<setting> for the in-distribution ones."""
-        from toolbench.evaluate import setting_name
+        from toolbench.pipelines.evaluate import setting_name
 
         root = self.out / ("eval" if task_set == "test" else f"eval-{task_set}")
         return root / model / setting_name(self._eval_config(model, k, system, task_set))
@@ -299,7 +300,7 @@ class Demo:
         return lambda: (self._eval_folder(model, k, system, task_set) / "summary.json").exists()
 
     def evaluate(self, model: str, k: int, system: bool, task_set: str = "test") -> None:
-        from toolbench.evaluate import run_eval, select_tasks
+        from toolbench.pipelines.evaluate import run_eval, select_tasks
 
         config = self._eval_config(model, k, system, task_set)
         with self._bar(f"{model}, k = {k} ({task_set})", len(select_tasks(config))) as advance:

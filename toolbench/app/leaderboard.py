@@ -39,14 +39,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from toolbench.app.pages import Figure, Section, Table, is_floor, model_label
 from toolbench.app.pages import render_html as render_page
-from toolbench.errors import UserError
-from toolbench.io import atomic_open, describe_validation_error
-from toolbench.records import RunRecord
-from toolbench.results import COST_HEADERS, cost_cells, percent
-from toolbench.run_folder import write_run_folder
-from toolbench.score import wilson_interval
-from toolbench.summaries import CostSummary
-from toolbench.tables import markdown_table
+from toolbench.core.score import wilson_interval
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.io import atomic_open, describe_validation_error
+from toolbench.foundation.records import RunRecord
+from toolbench.foundation.run_folder import write_run_folder
+from toolbench.foundation.summaries import CostSummary
+from toolbench.foundation.tables import markdown_table
+from toolbench.pipelines.results import COST_HEADERS, cost_cells, percent
 
 OUTPUT_NAMES = (
     "leaderboard.md",
@@ -88,7 +88,7 @@ class PromptSettings(BaseModel):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> PromptSettings:
-        from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
+        from toolbench.core.prompts import DEFAULT_SYSTEM_PROMPT
 
         text = config.get("system_prompt")
         if not text:
@@ -648,7 +648,7 @@ def make_leaderboard(
 ) -> Leaderboard:
     """Read the run folders, build the table, write it with its run record: the command's work,
     also called by `toolbench demo` on its own eval runs."""
-    from toolbench.runinfo import finish_record, start_record
+    from toolbench.foundation.runinfo import finish_record, start_record
 
     record = start_record(
         "leaderboard",

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolbench.tables import markdown_table
+from toolbench.foundation.tables import markdown_table
 
 FLOOR_WORDS = ("random", "untrained", "floor")
 NUMERIC = re.compile(r"^([-+−]?\d[\d,.]*( ?(%|×|s|min \d+ s))?( \(\d+/\d+\))?|-)$")

@@ -32,12 +32,11 @@ from toolbench.app.pages import (
     render_html,
     render_markdown,
 )
-from toolbench.errors import UserError
-from toolbench.io import atomic_open
-from toolbench.results import percent
-from toolbench.run_folder import run_file_from
-from toolbench.runinfo import now
-from toolbench.summaries import (
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.io import atomic_open
+from toolbench.foundation.run_folder import run_file_from
+from toolbench.foundation.runinfo import now
+from toolbench.foundation.summaries import (
     ClassFigures,
     EvalRun,
     EvalSummary,
@@ -47,6 +46,7 @@ from toolbench.summaries import (
     SpecRun,
     SpecSummary,
 )
+from toolbench.pipelines.results import percent
 
 SKIP_DIRS = {"checkpoints", "teacher-cache", "distill-cache", "__pycache__", "data"}
 SPEC_ORDER = {"before": 0, "after": 1}

@@ -1,7 +1,7 @@
 """`toolbench serve`: a local Hugging Face model behind the OpenAI HTTP API, so any OpenAI client
 (and toolbench's own `openai` backend) can be evaluated against it.
 
-Generation goes through `toolbench.generation.LocalModel`, the same code as the `hf:` backend, so for
+Generation goes through `toolbench.core.generation.LocalModel`, the same code as the `hf:` backend, so for
 the same messages, tools and settings the server's text equals the library's token for token.
 Tool calls are read from the text with the `auto` call reader (every family's native form) and
 returned as OpenAI `tool_calls`; text that does not parse is returned as plain content.
@@ -60,10 +60,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from toolbench.calls.auto import AutoFormat
-from toolbench.chat_messages import call_id
-from toolbench.errors import CallParseError, UserError
-from toolbench.generation import Completion, GenerationParams, LocalModel, load_local_model
+from toolbench.core.calls.auto import AutoFormat
+from toolbench.core.chat_messages import call_id
+from toolbench.core.generation import Completion, GenerationParams, LocalModel, load_local_model
+from toolbench.foundation.errors import CallParseError, UserError
 
 MAX_STOP_SEQUENCES = 4  # OpenAI's limit; each stop string also costs a stopping criterion per step
 
@@ -274,7 +274,7 @@ def _template_call(call: ToolCallIn, where: str) -> dict[str, Any]:
 def assistant_message(text: str, finish_reason: str, parse_tools: bool) -> tuple[dict[str, Any], str]:
     """The OpenAI assistant message (and finish_reason) for a model's text.
 
-    With tools on, the calls in the text, in whatever family's form (`toolbench.calls.auto`:
+    With tools on, the calls in the text, in whatever family's form (`toolbench.core.calls.auto`:
     `<tool_call>` blocks, Llama JSON, pythonic lists, `[TOOL_CALLS]`, …), become `tool_calls` (ids
     of 9 letters or digits, which every chat template accepts back; arguments a JSON string) and
     the remaining free text the content (null when empty). Text that fails to parse as calls is

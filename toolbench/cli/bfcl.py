@@ -1,4 +1,4 @@
-"""`toolbench tasks import-bfcl`: BFCL's Python categories as a task file (`toolbench.bfcl`)."""
+"""`toolbench tasks import-bfcl`: BFCL's Python categories as a task file (`toolbench.pipelines.bfcl_import`)."""
 
 from __future__ import annotations
 
@@ -36,9 +36,9 @@ def import_bfcl_command(
     """Import BFCL's single-turn Python categories as tasks that carry their own functions and
     acceptable answers, scored by BFCL's AST matching rules. Run them like any task file:
     `toolbench eval --tasks FILE --model ...`, `toolbench score --tasks FILE ...`."""
-    from toolbench.bfcl.importer import PYTHON_CATEGORIES, check_categories, import_bfcl, open_data
-    from toolbench.errors import UserError
-    from toolbench.io import write_jsonl
+    from toolbench.foundation.errors import UserError
+    from toolbench.foundation.io import write_jsonl
+    from toolbench.pipelines.bfcl_import import PYTHON_CATEGORIES, check_categories, import_bfcl, open_data
 
     names = list(PYTHON_CATEGORIES) if categories == "all" else split_names(categories, "--categories")
     duplicated = sorted({name for name in names if names.count(name) > 1})

@@ -43,8 +43,8 @@ from toolbench.cli.options import (
     output_folder,
     renamed,
 )
-from toolbench.errors import UserError
-from toolbench.tables import markdown_table
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.tables import markdown_table
 
 console = Console(highlight=False)
 distill_app = typer.Typer(
@@ -240,7 +240,7 @@ def eval_alpha(
     """Analytic α = mean Σ_v min(p_target, p_draft) over the target's greedy answers to held-out
     function-calling prompts (the odd lines of the tools' test sets: never a distillation prompt)."""
     from toolbench.distill.draft.distillation import evaluate_alpha
-    from toolbench.io import write_json
+    from toolbench.foundation.io import write_json
 
     checked_model(target, "--target")
     named = {}

@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 
 from toolbench.cli.options import Overwrite, Seed, claim_output
-from toolbench.errors import UserError
-from toolbench.tables import rich_table
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.tables import rich_table
 
 
 def leaderboard_command(

@@ -58,10 +58,10 @@ from toolbench.cli.options import (
     split_names,
 )
 from toolbench.cli.train import train_app
-from toolbench.errors import UserError
-from toolbench.export import Exporter, export_file, export_path
-from toolbench.summaries import CostSummary, EvalSummary
-from toolbench.tables import Align, markdown_table, rich_table
+from toolbench.foundation.errors import UserError
+from toolbench.foundation.summaries import CostSummary, EvalSummary
+from toolbench.foundation.tables import Align, markdown_table, rich_table
+from toolbench.pipelines.export import Exporter, export_file, export_path
 
 console = Console()
 err = Console(stderr=True)
@@ -104,7 +104,7 @@ def main() -> None:
 @tools_app.command("list")
 def tools_list() -> None:
     """List the registered tools: built-in ones and any registered through the `toolbench.tools` entry point."""
-    from toolbench.registry import get_tool, tool_names
+    from toolbench.core.registry import get_tool, tool_names
 
     rows = []
     for name in tool_names():
@@ -123,7 +123,7 @@ def tools_show(
     ] = False,
 ) -> None:
     """Show a tool's functions with the exact JSON schemas a model sees (and the executor enforces)."""
-    from toolbench.registry import get_tool
+    from toolbench.core.registry import get_tool
 
     sim = get_tool(name)
     if as_json:
@@ -224,9 +224,9 @@ def generate(
 
         toolbench generate --tools home_search --samples 20000 --seed 0 --out data/home_search.jsonl
     """
-    from toolbench.generate import GenerateConfig
-    from toolbench.generate import generate as run_generate
-    from toolbench.registry import resolve_tools
+    from toolbench.core.registry import resolve_tools
+    from toolbench.pipelines.generate import GenerateConfig
+    from toolbench.pipelines.generate import generate as run_generate
 
     if split not in ("all", "train", "test"):
         raise UserError(f"--split must be one of all, train, test; got {split!r}")
@@ -309,7 +309,7 @@ def export(
     conversations with function_call/observation turns. toolbench: prompt/completion with the
     ToolBench scaffold. Every export loads with `datasets.load_dataset("json", data_files=...)`.
     """
-    from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
+    from toolbench.core.prompts import DEFAULT_SYSTEM_PROMPT
 
     fmt = renamed(export_format, old_format)
     if split not in ("all", "train", "test"):
@@ -386,11 +386,14 @@ def tasks_make(
     overwrite: Overwrite = False,
 ) -> None:
     """Build a task file from a tool's templates (held-out or training ones), or a cross-tool category file."""
-    from toolbench.categories import CATEGORIES, make_category_tasks
-    from toolbench.io import write_jsonl
-    from toolbench.tasks import MAX_TASKS, TASK_SET_SEED, TASK_SETS, make_tasks
+    from toolbench.core.task_files import TASK_SETS
+    from toolbench.foundation.io import write_jsonl
+    from toolbench.pipelines.categories import CATEGORIES, make_category_tasks
+    from toolbench.pipelines.tasks import MAX_TASKS, TASK_SET_SEED, make_tasks
 
-    if n > MAX_TASKS:  # checked here, not by typer: the limit lives in toolbench.tasks (loaded only now)
+    if (
+        n > MAX_TASKS
+    ):  # checked here, not by typer: the limit lives in toolbench.pipelines.tasks (loaded only now)
         raise UserError(f"--n {n}: a task file holds 1 to {MAX_TASKS} tasks")
     if task_set not in TASK_SETS:
         raise UserError(f"--task-set must be one of {', '.join(TASK_SETS)}; got {task_set!r}")
@@ -430,7 +433,8 @@ def tasks_verify(
     ] = None,
 ) -> None:
     """Execute every gold label: each must score 1.0 on its own task, and a task's labels must agree."""
-    from toolbench.tasks import builtin_task_files, verify_tasks
+    from toolbench.core.task_files import verify_tasks
+    from toolbench.pipelines.tasks import builtin_task_files
 
     files = [checked_file(path, "--tasks") for path in tasks] if tasks else builtin_task_files()
     failed = False
@@ -475,9 +479,9 @@ def tasks_replay(
     old_format: OldFormat = None,
 ) -> None:
     """Write the gold labels as predictions: a sanity check for `score` (expect 100%, or 25% with --corrupt)."""
-    from toolbench.io import write_jsonl
-    from toolbench.replay import corrupt_predictions, gold_predictions
-    from toolbench.tasks import load_tasks
+    from toolbench.core.replay import corrupt_predictions, gold_predictions
+    from toolbench.core.task_files import load_tasks
+    from toolbench.foundation.io import write_jsonl
 
     checked_file(tasks, "--tasks")
     output_file(out)
@@ -513,8 +517,8 @@ def score(
     Success (ToolBench's rule): the best label's state F1 is 1, with a clean parse and execution.
     Also reported: AST match, and parse / tool-rule / crash error rates with their error types.
     """
-    from toolbench.io import iter_jsonl
-    from toolbench.results import score_files
+    from toolbench.foundation.io import iter_jsonl
+    from toolbench.pipelines.results import score_files
 
     checked_file(tasks, "--tasks")
     checked_file(predictions, "--predictions")
@@ -531,7 +535,7 @@ def score(
 
 def print_summary(summary: EvalSummary, title: str | None = None) -> None:
     """summary.md's tables on the console, then the error types."""
-    from toolbench.results import CELL_HEADERS, cell_rows, summary_header, summary_rows
+    from toolbench.pipelines.results import CELL_HEADERS, cell_rows, summary_header, summary_rows
 
     header = summary_header(summary)
     align: list[Align] = ["left", *["right"] * (len(header) - 1)]
@@ -545,7 +549,7 @@ def print_summary(summary: EvalSummary, title: str | None = None) -> None:
 
 def print_cost(cost: CostSummary | None) -> None:
     """One line under the table: what the run cost (requests, tokens, latency; summary.json's `cost`)."""
-    from toolbench.results import COST_HEADERS, cost_cells
+    from toolbench.pipelines.results import COST_HEADERS, cost_cells
 
     cells = cost_cells(cost)
     console.print(
@@ -557,7 +561,7 @@ def print_cost(cost: CostSummary | None) -> None:
 
 
 def _system_prompt(value: str) -> str | None:
-    from toolbench.prompts import DEFAULT_SYSTEM_PROMPT
+    from toolbench.core.prompts import DEFAULT_SYSTEM_PROMPT
 
     if value == "default":
         return DEFAULT_SYSTEM_PROMPT
@@ -588,7 +592,7 @@ def _task_selection(tools: str, tasks: list[Path] | None) -> dict:
 def _checked_model_spec(model: str, base_url: str | None) -> None:
     """eval's --model, checked by its form before anything loads: the backend prefix, a replay
     file that exists, an HF folder that holds a model, an openai model with its --base-url."""
-    from toolbench.backends import PREFIXES
+    from toolbench.core.backends import PREFIXES
 
     prefix, sep, rest = model.partition(":")
     if not sep or not rest or prefix not in PREFIXES:
@@ -686,7 +690,7 @@ def eval_command(
 
         toolbench eval --model openai:my-model --base-url http://127.0.0.1:8000/v1 --tools weather --mode chat
     """
-    from toolbench.evaluate import EvalConfig, run_eval, select_tasks, setting_name
+    from toolbench.pipelines.evaluate import EvalConfig, run_eval, select_tasks, setting_name
 
     if mode not in ("completion", "chat"):
         raise UserError(f"--mode must be completion or chat; got {mode!r}")
@@ -779,7 +783,7 @@ TASK_SET_TITLES = {"test": "held out", "indist": "in distribution"}
 
 def _print_ablation(results: dict[tuple, dict[str, EvalSummary]], out: Path, task_sets: list[str]) -> None:
     """The grid: one row per setting; with both task sets each cell is "held out / in distribution"."""
-    from toolbench.io import atomic_open
+    from toolbench.foundation.io import atomic_open
 
     tools = sorted({t for by_set in results.values() for s in by_set.values() for t in s.per_tool})
     unit = " / ".join(TASK_SET_TITLES[s] for s in task_sets)
@@ -887,7 +891,7 @@ def index_build(
     """Build a retrieval index over demos or API docs and save it to a folder."""
     import time
 
-    from toolbench.registry import resolve_tools
+    from toolbench.core.registry import resolve_tools
     from toolbench.retriever import api_documents, demo_documents, file_sha256, make_retriever
 
     if (demos is None) == (api_docs is None):
@@ -933,9 +937,9 @@ def index_evaluate(
     old_model: OldModel = None,
 ) -> None:
     """recall@k of demo retrieval on test queries: a top-k demo uses the gold label's function set."""
+    from toolbench.core.task_files import load_tasks, tool_task_files
     from toolbench.retriever import RETRIEVERS, demo_documents, make_retriever
     from toolbench.retriever.quality import recall_at_k
-    from toolbench.tasks import load_tasks, tool_task_files
 
     model = renamed(embedding_model, old_model)
     if retriever != "all" and retriever not in RETRIEVERS:
@@ -964,7 +968,7 @@ def retrieve(
     tool: Annotated[str | None, typer.Option(help="Only results of this tool.")] = None,
 ) -> None:
     """Show the top-k demos (or API docs) an index returns for a query."""
-    from toolbench.registry import tool_names
+    from toolbench.core.registry import tool_names
     from toolbench.retriever import open_index
 
     if not query.strip():
@@ -1089,7 +1093,7 @@ def spec(
         threads=threads,
         assisted=assisted,
     )
-    from toolbench.evaluate import select_tasks
+    from toolbench.pipelines.evaluate import select_tasks
 
     prompts = select_tasks(prompt_config(config))
     with _progress() as progress:  # one advance per prompt: target, speculative (and assisted) runs

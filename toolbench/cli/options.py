@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import BaseModel, ValidationError
 
-from toolbench.errors import UserError
+from toolbench.foundation.errors import UserError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -154,7 +154,7 @@ TrainDtype = Annotated[
 
 def checked_dtype(value: str) -> str:
     """A --dtype value, or a one-line error naming the choices."""
-    from toolbench.devices import DTYPE_CHOICES
+    from toolbench.foundation.devices import DTYPE_CHOICES
 
     if value not in DTYPE_CHOICES:
         raise UserError(f"--dtype {value!r}: expected one of {', '.join(DTYPE_CHOICES)}")
@@ -163,7 +163,7 @@ def checked_dtype(value: str) -> str:
 
 def checked_call_format(value: str) -> str:
     """A --call-format value, or a one-line error naming the readers."""
-    from toolbench.calls import FORMATS
+    from toolbench.core.calls import FORMATS
 
     if value not in FORMATS:
         raise UserError(f"--call-format {value!r}: expected one of {', '.join(FORMATS)}")
@@ -181,8 +181,8 @@ def claim_output(
     """Refuse, in one line, to write where it would destroy data: over one of the command's own
     inputs (always), or over an existing output unless --overwrite. A folder output counts as
     existing when it holds anything. Temporary files that a killed earlier run of this output left
-    beside it (`toolbench.io.temp_files`: our own naming, matched exactly) are removed first."""
-    from toolbench.io import remove_stale_temps
+    beside it (`toolbench.foundation.io.temp_files`: our own naming, matched exactly) are removed first."""
+    from toolbench.foundation.io import remove_stale_temps
 
     remove_stale_temps(path)
     for source in inputs:
@@ -225,14 +225,14 @@ def checked_tools(value: str, option: str = "--tool", categories: bool = False) 
     """Tool names (and, where `categories`, the cross-tool categories), or `all` alone: each name
     checked, an unknown one refused with the known ones listed. Returns the names as given
     (`['all']` for all)."""
-    from toolbench.registry import tool_names
+    from toolbench.core.registry import tool_names
 
     names = split_names(value, option)
     if names == ["all"]:
         return names
     known = list(tool_names())
     if categories:
-        from toolbench.tasks import CATEGORIES
+        from toolbench.pipelines.tasks import CATEGORIES
 
         known += list(CATEGORIES)
     for name in names:
@@ -250,7 +250,7 @@ def checked_tools(value: str, option: str = "--tool", categories: bool = False) 
 def checked_device(value: str) -> str:
     """A --device value by its form (auto, cpu, cuda, cuda:N, mps); whether it is present here
     is checked when a model is placed."""
-    from toolbench.devices import DEVICE_CHOICES
+    from toolbench.foundation.devices import DEVICE_CHOICES
 
     kind, colon, index = value.partition(":")
     if kind not in DEVICE_CHOICES or (colon and (kind != "cuda" or not index.isdigit())):

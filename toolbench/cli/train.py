@@ -37,7 +37,7 @@ from toolbench.cli.options import (
     renamed,
 )
 from toolbench.distill.training.align import SFT_TOOLS
-from toolbench.errors import UserError
+from toolbench.foundation.errors import UserError
 
 console = Console(highlight=False)
 train_app = typer.Typer(
@@ -49,7 +49,7 @@ CheckpointEvery = Annotated[int, typer.Option(help="Save a resumable checkpoint 
 
 
 def _cache(cache_dir: Path | None) -> Path:
-    from toolbench.io import default_cache_dir
+    from toolbench.foundation.io import default_cache_dir
 
     return Path(cache_dir) if cache_dir else default_cache_dir()
 
@@ -82,7 +82,7 @@ def _tools(value: str) -> list[str]:
     """--tools as names (`all` for every tool), each checked."""
     names = checked_tools(value, "--tools")
     if names == ["all"]:
-        from toolbench.registry import tool_names
+        from toolbench.core.registry import tool_names
 
         return tool_names()
     return names

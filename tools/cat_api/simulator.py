@@ -32,9 +32,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from toolbench.errors import ToolError
-from toolbench.records import Call
-from toolbench.simulator import Simulator, canonical_order, function, stable_hash
+from toolbench.core.simulator import Simulator, canonical_order, function, stable_hash
+from toolbench.foundation.errors import ToolError
+from toolbench.foundation.records import Call
 
 Category = Literal["hats", "space", "sunglasses", "boxes", "ties", "sinks", "clothes"]
 MimeType = Literal["jpg", "png", "gif"]

@@ -11,9 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from toolbench.errors import ToolError
-from toolbench.records import Call
-from toolbench.simulator import Simulator, function, stable_hash
+from toolbench.core.simulator import Simulator, function, stable_hash
+from toolbench.foundation.errors import ToolError
+from toolbench.foundation.records import Call
 
 HomeType = Literal["House", "Townhouse", "Condo", "Land", "Multi-family", "Mobile", "Co-op"]
 HOME_TYPES: tuple[str, ...] = HomeType.__args__  # type: ignore[attr-defined]

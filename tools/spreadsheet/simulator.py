@@ -27,9 +27,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, WithJsonSchema
 
-from toolbench.errors import ToolError, UserError
-from toolbench.records import Call
-from toolbench.simulator import Simulator, function
+from toolbench.core.simulator import Simulator, function
+from toolbench.foundation.errors import ToolError, UserError
+from toolbench.foundation.records import Call
 from toolbench.tools.spreadsheet import formula as fx
 
 MAX_ROWS = 1000

@@ -25,9 +25,9 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from toolbench.errors import ToolError
-from toolbench.records import Call
-from toolbench.simulator import Simulator, function
+from toolbench.core.simulator import Simulator, function
+from toolbench.foundation.errors import ToolError
+from toolbench.foundation.records import Call
 
 POSITIONS: tuple[str, ...] = (
     "top left corner",

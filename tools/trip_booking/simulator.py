@@ -21,10 +21,10 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from toolbench.calls import ValueConstructor
-from toolbench.errors import ToolError
-from toolbench.records import Call
-from toolbench.simulator import Simulator, function, stable_hash
+from toolbench.core.calls import ValueConstructor
+from toolbench.core.simulator import Simulator, function, stable_hash
+from toolbench.foundation.errors import ToolError
+from toolbench.foundation.records import Call
 from toolbench.tools.trip_booking.values import DATE, LOC, parse_iso
 
 BookingType = Literal["trip", "hotel", "trip_and_hotel"]

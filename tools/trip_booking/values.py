@@ -13,7 +13,7 @@ import re
 from datetime import date
 from typing import Any
 
-from toolbench.calls import PythonFormat, ValueConstructor
+from toolbench.core.calls import PythonFormat, ValueConstructor
 
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PLAIN = PythonFormat()  # no context: writes any JSON value as a python literal

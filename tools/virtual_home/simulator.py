@@ -12,7 +12,7 @@ Rules (error types `virtual_home:<rule>`): not_found (unknown object or room; fi
 in another room), not_near, not_held, closed (grab from or put into a closed container),
 hands_full, not_openable, not_switchable, not_grabbable, not_receptacle, not_sittable.
 
-Success is a goal on the final state (`toolbench.goals`), so the state is the world itself:
+Success is a goal on the final state (`toolbench.foundation.goals`), so the state is the world itself:
 `{"agent": {"room", "near", "holding", "sitting"}, "objects": {id: {"room", ...}}}`, each object
 with only the properties it has: `inside`/`on` for portable objects, `open` for containers that
 open, `switched_on` for devices. Names are matched case-insensitively, with spaces or hyphens for
@@ -25,9 +25,9 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from toolbench.errors import ToolError
-from toolbench.records import Call
-from toolbench.simulator import Simulator, function
+from toolbench.core.simulator import Simulator, function
+from toolbench.foundation.errors import ToolError
+from toolbench.foundation.records import Call
 
 ROOMS: tuple[str, ...] = ("kitchen", "living_room", "bedroom", "bathroom")
 

@@ -30,9 +30,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, WithJsonSchema
 
-from toolbench.errors import ToolError
-from toolbench.records import Call
-from toolbench.simulator import Simulator, canonical_order, function, stable_hash
+from toolbench.core.simulator import Simulator, canonical_order, function, stable_hash
+from toolbench.foundation.errors import ToolError
+from toolbench.foundation.records import Call
 
 # ---------------------------------------------------------------------------------- types
 Units = Literal["standard", "metric", "imperial"]

@@ -43,10 +43,10 @@ from typing import Annotated, Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolbench.episode import Environment
-from toolbench.errors import ToolError
-from toolbench.records import Call
-from toolbench.simulator import function
+from toolbench.core.episode import Environment
+from toolbench.core.simulator import function
+from toolbench.foundation.errors import ToolError
+from toolbench.foundation.records import Call
 from toolbench.tools.webshop.search import SearchIndex
 
 PAGE_SIZE = 10

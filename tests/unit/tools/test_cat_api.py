@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import assert_wrong
-from toolbench.calls import PythonFormat
-from toolbench.executor import execute
-from toolbench.records import Task
-from toolbench.score import Scorer, flatten_state
+from toolbench.core.calls import PythonFormat
+from toolbench.core.executor import execute
+from toolbench.core.score import Scorer, flatten_state
+from toolbench.foundation.records import Task
 from toolbench.tools.cat_api import BREEDS, IMAGES, TOOL, CatApi, make_catalog
 
 PY = PythonFormat(TOOL.format_context())

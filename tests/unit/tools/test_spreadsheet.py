@@ -9,15 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import assert_wrong
-from toolbench.calls import PythonFormat
-from toolbench.episode import single_shot_tools
-from toolbench.errors import ToolError
-from toolbench.executor import execute
-from toolbench.records import Task
-from toolbench.registry import spec_index, tool_names
-from toolbench.results import score_text
-from toolbench.score import Scorer, flatten_state
-from toolbench.tasks import verify_tasks
+from toolbench.core.calls import PythonFormat
+from toolbench.core.episode import single_shot_tools
+from toolbench.core.executor import execute
+from toolbench.core.registry import spec_index, tool_names
+from toolbench.core.score import Scorer, flatten_state
+from toolbench.core.task_files import verify_tasks
+from toolbench.foundation.errors import ToolError
+from toolbench.foundation.records import Task
+from toolbench.pipelines.results import score_text
 from toolbench.tools.spreadsheet import TABLES, TOOL, make_pools
 
 PY = PythonFormat(TOOL.format_context())

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from toolbench.calls import PythonFormat
-from toolbench.errors import ToolError
-from toolbench.executor import execute
-from toolbench.records import Task
-from toolbench.score import Scorer
+from toolbench.core.calls import PythonFormat
+from toolbench.core.executor import execute
+from toolbench.core.score import Scorer
+from toolbench.foundation.errors import ToolError
+from toolbench.foundation.records import Task
 from toolbench.tools.tabletop import POSITIONS, TOOL, Tabletop
 
 PY = PythonFormat(TOOL.format_context())

@@ -7,14 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from toolbench.calls import JsonFormat, PythonFormat
-from toolbench.errors import CallParseError
-from toolbench.executor import execute
-from toolbench.generate import GenerateConfig, SampleFactory
-from toolbench.records import Call, Program, Task
-from toolbench.results import score_text
-from toolbench.score import Scorer, flatten_state
-from toolbench.tasks import verify_tasks
+from toolbench.core.calls import JsonFormat, PythonFormat
+from toolbench.core.executor import execute
+from toolbench.core.score import Scorer, flatten_state
+from toolbench.core.task_files import verify_tasks
+from toolbench.foundation.errors import CallParseError
+from toolbench.foundation.records import Call, Program, Task
+from toolbench.pipelines.generate import GenerateConfig, SampleFactory
+from toolbench.pipelines.results import score_text
 from toolbench.tools.trip_booking import TOOL, TripBooking
 
 PY = PythonFormat(TOOL.format_context())

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from toolbench.calls import PythonFormat
-from toolbench.executor import execute
-from toolbench.records import Task
-from toolbench.score import Scorer
+from toolbench.core.calls import PythonFormat
+from toolbench.core.executor import execute
+from toolbench.core.score import Scorer
+from toolbench.foundation.records import Task
 from toolbench.tools.virtual_home import FURNITURE, PORTABLE, ROOMS, TOOL, VirtualHome
 
 PY = PythonFormat(TOOL.format_context())
@@ -95,8 +95,8 @@ def test_function_names_and_no_clash_with_other_tools():
         "switch_on",
         "walk_to",
     ]
-    from toolbench.episode import single_shot_tools
-    from toolbench.registry import spec_index
+    from toolbench.core.episode import single_shot_tools
+    from toolbench.core.registry import spec_index
 
     spec_index(tuple(single_shot_tools()))  # raises on a name offered by two tools
 

@@ -10,12 +10,12 @@ import random
 import pytest
 
 from tests.helpers import assert_wrong
-from toolbench.calls import PythonFormat
-from toolbench.executor import execute
-from toolbench.records import Call, Program, Task
-from toolbench.results import score_text
-from toolbench.score import Scorer, flatten_state
-from toolbench.templating import TemplateSet, load_yaml, packaged_templates_root
+from toolbench.core.calls import PythonFormat
+from toolbench.core.executor import execute
+from toolbench.core.score import Scorer, flatten_state
+from toolbench.core.templating import TemplateSet, load_yaml, packaged_templates_root
+from toolbench.foundation.records import Call, Program, Task
+from toolbench.pipelines.results import score_text
 from toolbench.tools.weather import PLACES, POSTCODES, Weather
 from toolbench.tools.weather import simulator as sim
 

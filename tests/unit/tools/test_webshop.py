@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from toolbench.calls import PythonFormat
-from toolbench.episode import Episode, ReplayPolicy, run_episode
-from toolbench.errors import CallParseError, UserError
-from toolbench.executor import execute
-from toolbench.records import Task
-from toolbench.score import Scorer
-from toolbench.tasks import load_tasks, verify_tasks
+from toolbench.core.calls import PythonFormat
+from toolbench.core.episode import Episode, ReplayPolicy, run_episode
+from toolbench.core.executor import execute
+from toolbench.core.score import Scorer
+from toolbench.core.task_files import load_tasks, verify_tasks
+from toolbench.foundation.errors import CallParseError, UserError
+from toolbench.foundation.records import Task
 from toolbench.tools.webshop import PRODUCTS, TOOL, WebShop
 from toolbench.tools.webshop.make_catalog import build_products
 from toolbench.tools.webshop.simulator import BY_ID, INDEX

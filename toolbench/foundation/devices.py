@@ -1,0 +1,62 @@
+"""Where a model runs and in what precision: one answer for every command that loads a model.
+
+`--device auto` picks CUDA, then Apple's MPS, then the CPU; `--dtype auto` picks bfloat16 on an
+accelerator that supports it (float16 on one that does not) and float32 on the CPU, where bf16
+matmuls are emulated and a 7B model in float32 is what people expect of a CPU run anyway.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from toolbench.foundation.errors import UserError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
+
+
+def resolve_device(device: str = "auto") -> str:
+    """A torch device string; an accelerator that was asked for but is absent is a UserError."""
+    import torch
+
+    kind = device.split(":", 1)[0]
+    if kind not in DEVICE_CHOICES:
+        raise UserError(f"--device {device!r}: expected one of {', '.join(DEVICE_CHOICES)} (or cuda:N)")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if _mps_available(torch):
+            return "mps"
+        return "cpu"
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: no CUDA device is visible here (try --device auto or cpu)")
+    if kind == "mps" and not _mps_available(torch):
+        raise UserError("--device mps: Apple's MPS backend is not available here (try --device auto or cpu)")
+    return device
+
+
+def _mps_available(torch: Any) -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend and backend.is_available())
+
+
+def resolve_dtype(dtype: str, device: str) -> Any:
+    """The torch dtype for weights on `device` (already resolved)."""
+    import torch
+
+    if dtype not in DTYPE_CHOICES:
+        raise UserError(f"--dtype {dtype!r}: expected one of {', '.join(DTYPE_CHOICES)}")
+    if dtype != "auto":
+        return getattr(torch, dtype)
+    kind = device.split(":", 1)[0]
+    if kind == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if kind == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def placement(device: str = "auto", dtype: str = "auto") -> tuple[str, Any]:
+    """(device, torch dtype), both resolved."""
+    resolved = resolve_device(device)
+    return resolved, resolve_dtype(dtype, resolved)

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
+from toolbench.distill.training.copy_prior import CIRCUIT
 from toolbench.distill.training.data import ConversationConfig
 from toolbench.distill.training.pretrain import PretrainConfig
 from toolbench.distill.training.trainer import TrainConfig, Trainer, is_trained
@@ -122,6 +123,8 @@ def align_target(
     else:
         model = load_causal_lm(stage_one)
     sft = config.sft.model_copy(update={"learning_rate": config.sft.learning_rate * config.sft_lr_scale})
+    if config.copy_prior and not sft.hold and sft.hold_steps + sft.release_steps:
+        sft = sft.model_copy(update={"hold": list(CIRCUIT)})
     info = {
         "stage": "sft",
         "config": config.model_dump(),

@@ -50,6 +50,10 @@ SHARPNESS = 10.0  # logit margin of an offset head for the right offset over the
 MATCH = 6.0  # scale of the induction heads' queries and keys
 COPY_SCALE = 3.0  # the copied token against the current one, in the residual stream
 FINAL_NORM = 4.0  # final RMSNorm weight: at the default embedding scale, confident guesses
+# The circuit's own weights, as parameter-name prefixes (the trainer's TrainConfig.hold): the
+# attention of layers 0 and 1. SFT's first steps wear it away unless they are held still and then
+# released slowly (README "Train the embedded models").
+CIRCUIT = ("model.layers.0.self_attn.", "model.layers.1.self_attn.")
 
 
 def config_overrides() -> dict[str, Any]:

@@ -57,6 +57,15 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(100, ge=1)
     log_every: int = Field(10, ge=1)
     probe_every: int = Field(50, ge=1, description="Steps between runs of the trainer's probe, if any.")
+    hold: list[str] = Field(
+        default_factory=list,
+        description="Name prefixes of parameters held still at the start, e.g. the copy prior's circuit "
+        "(copy_prior.CIRCUIT): weights written by hand that the first, noisy steps would wear away.",
+    )
+    hold_steps: int = Field(0, ge=0, description="Steps during which the held parameters do not move.")
+    release_steps: int = Field(
+        0, ge=0, description="Steps over which the held parameters' rate then ramps from 0 to the schedule's."
+    )
 
 
 def causal_lm_loss(model: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
@@ -120,6 +129,37 @@ def _lr_factor(step: int, total: int, config: TrainConfig) -> float:
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (
         1 + math.cos(math.pi * min(1.0, progress))
     )
+
+
+def _held_factor(step: int, config: TrainConfig) -> float:
+    """The held parameters' share of the rate: 0 while held, then a linear ramp to 1. A sudden
+    release at the full rate breaks a hand-written circuit as surely as no hold at all (README
+    "Train the embedded models"); so does freezing it with requires_grad, because Adam's moments then
+    start from nothing at the release. Here the gradients flow all along (the moments are warm when
+    the rate returns) and only the step size is zero."""
+    if step < config.hold_steps:
+        return 0.0
+    if config.release_steps == 0:
+        return 1.0
+    return min(1.0, (step - config.hold_steps + 1) / config.release_steps)
+
+
+def parameter_groups(model: Any, config: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW's groups: weight decay on matrices only, and the held parameters (`config.hold`)
+    apart, so their rate can follow `_held_factor`. Each group says whether it is held."""
+    named = list(model.named_parameters())
+    held = {name for name, _ in named if any(name.startswith(prefix) for prefix in config.hold)}
+    if config.hold and not held:
+        raise ValueError(f"TrainConfig.hold {config.hold} names no parameter of the model")
+    groups = []
+    for is_held in (False, True):
+        for decay in (True, False):
+            params = [p for n, p in named if (n in held) == is_held and (p.ndim >= 2) == decay]
+            if params:
+                groups.append(
+                    {"params": params, "weight_decay": config.weight_decay if decay else 0.0, "held": is_held}
+                )
+    return groups
 
 
 def latest_checkpoint(out: Path) -> Path | None:
@@ -226,19 +266,16 @@ class Trainer:
 
         acc, config = self.accelerator, self.config
         torch.manual_seed(config.seed)
-        decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2]
-        no_decay = [p for n, p in self.model.named_parameters() if p.ndim < 2]
-        optimizer = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": config.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=config.learning_rate,
-            betas=(0.9, 0.95),
-        )
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: _lr_factor(step, self.total_steps, config)
-        )
+        groups = parameter_groups(self.model, config)
+        optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, betas=(0.9, 0.95))
+
+        def factor(held: bool) -> Callable[[int], float]:
+            if held:
+                return lambda step: _lr_factor(step, self.total_steps, config) * _held_factor(step, config)
+            return lambda step: _lr_factor(step, self.total_steps, config)
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [factor(group["held"]) for group in groups])
+        held_group = next((i for i, group in enumerate(groups) if group["held"]), None)
         model, optimizer, scheduler = acc.prepare(self.model, optimizer, scheduler)
         start = 0
         checkpoint = latest_checkpoint(self.out) if resume else None
@@ -289,6 +326,7 @@ class Trainer:
                     "epoch": round(done / self.steps_per_epoch, 4),
                     "loss": round(sum(window) / len(window), 5),
                     "lr": scheduler.get_last_lr()[0],
+                    **({"held_lr": scheduler.get_last_lr()[held_group]} if held_group is not None else {}),
                     # training throughput: the probe's own time is not training
                     "tokens_per_second": round(
                         tokens_seen / max(1e-9, time.perf_counter() - started - self.probe_seconds), 1

@@ -759,6 +759,11 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ["--copy-prior with --preset draft", "needs >= 3 attention heads"],
     ),
     (
+        "train-target-hold-without-prior",
+        ["train", "target", "--out", "{d}/m", "--hold-steps", "40"],
+        ["--hold-steps and --release-steps", "add --copy-prior"],
+    ),
+    (
         "train-target-tokenizer-file",
         ["train", "target", "--out", "{d}/m", "--tokenizer", "{d}/notes.txt"],
         ["--tokenizer", "is a file"],

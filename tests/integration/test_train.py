@@ -194,3 +194,55 @@ def test_resume_after_kill_reaches_the_uninterrupted_weights(product_tokenizer_d
     assert a.keys() == b.keys()
     for key in a:
         assert (a[key] - b[key]).abs().max() < 1e-5, key
+
+
+def test_held_parameters_stay_still_then_ramp_back_in(sft_data, tmp_path):
+    """TrainConfig.hold (the copy prior's circuit): the named parameters do not move for hold_steps
+    (their gradients flow, their step size is zero), then their rate ramps up over release_steps;
+    every other parameter trains from the first step."""
+    import torch
+
+    from toolbench.distill.training.models import new_model
+    from toolbench.distill.training.trainer import TrainConfig, Trainer, parameter_groups
+
+    tokenizer, examples, _, _ = sft_data
+    model = new_model("tiny", tokenizer, seed=0)
+    held_prefix = "model.layers.0.self_attn."
+    config = TrainConfig(
+        max_steps=8,
+        batch_size=8,
+        learning_rate=3e-3,
+        warmup_steps=0,
+        min_lr_ratio=1.0,
+        dtype="float32",
+        probe_every=2,
+        log_every=1,
+        hold=[held_prefix],
+        hold_steps=4,
+        release_steps=4,
+    )
+    groups = parameter_groups(model, config)
+    held_names = {n for n, _ in model.named_parameters() if n.startswith(held_prefix)}
+    assert len(held_names) == 4  # q, k, v, o projections of layer 0 (no biases in this preset)
+    assert sum(len(g["params"]) for g in groups if g["held"]) == len(held_names)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    weight = lambda m, name: dict(m.named_parameters())[name].detach().clone()  # noqa: E731
+    held_name, free_name = f"{held_prefix}q_proj.weight", "model.layers.1.self_attn.q_proj.weight"
+    start = {name: weight(model, name) for name in (held_name, free_name)}
+    seen: dict[str, list[bool]] = {held_name: [], free_name: []}
+
+    def probe(probed_model) -> dict[str, float]:
+        for name in seen:
+            seen[name].append(not torch.equal(weight(probed_model, name), start[name]))
+        return {}
+
+    Trainer(model, tokenizer, examples, config, tmp_path / "held", progress=False, probe=probe).train()
+    # probed after steps 1, 2, 4, 6, 8: held still through step 4, moved by step 6
+    assert seen[held_name] == [False, False, False, True, True]
+    assert seen[free_name] == [True] * 5
+    log = [json.loads(line) for line in (tmp_path / "held" / "train_log.jsonl").read_text().splitlines()]
+    held_lr = [line["held_lr"] for line in log]  # the rate of the step after each line
+    assert held_lr[:3] == [0.0, 0.0, 0.0]
+    assert held_lr[3:7] == pytest.approx([3e-3 * k / 4 for k in (1, 2, 3, 4)], rel=0.02)
+    with pytest.raises(ValueError, match="names no parameter"):
+        parameter_groups(model, config.model_copy(update={"hold": ["model.nosuch."]}))

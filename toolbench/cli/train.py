@@ -203,6 +203,22 @@ def target_command(
             "'Train the embedded models'.",
         ),
     ] = False,
+    hold_steps: Annotated[
+        int | None,
+        typer.Option(
+            help="With --copy-prior: SFT steps during which the circuit's weights do not move "
+            "(default 80), so the first noisy steps cannot wear it away; then --release-steps.",
+            min=0,
+        ),
+    ] = None,
+    release_steps: Annotated[
+        int | None,
+        typer.Option(
+            help="With --copy-prior: steps over which the circuit's learning rate then ramps from 0 "
+            "to the schedule's (default 80; 0 = released at once, which breaks it).",
+            min=0,
+        ),
+    ] = None,
     epochs: Annotated[float, typer.Option(help="SFT epochs.", min=0.01)] = 1.0,
     sft_steps: Annotated[int | None, typer.Option(help="SFT steps (overrides --epochs).", min=1)] = None,
     batch_size: BatchSize = 16,
@@ -241,6 +257,8 @@ def target_command(
     _preset(preset)
     if copy_prior:
         check_copy_prior(preset)
+    elif hold_steps is not None or release_steps is not None:
+        raise UserError("--hold-steps and --release-steps hold the copy prior's circuit: add --copy-prior")
     names = _tools(tools)
     checked_model(str(tokenizer), "--tokenizer", marker=None, what="tokenizer")
     output_folder(out)
@@ -272,6 +290,8 @@ def target_command(
             checkpoint_every=checkpoint_every,
             device=device,
             dtype=checked_dtype(dtype),
+            hold_steps=(80 if hold_steps is None else hold_steps) if copy_prior else 0,
+            release_steps=(80 if release_steps is None else release_steps) if copy_prior else 0,
         ),
         sft_lr_scale=sft_lr_scale,
         echo=echo,

@@ -96,9 +96,17 @@ def conversations(samples: Sequence[Sample], samples_path: Path, config: Convers
 
 
 def tokenize_conversation(tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]]):
-    """{input_ids, labels} with labels = -100 everywhere but the assistant turns."""
+    """{input_ids, labels} with labels = -100 everywhere but the assistant turns. Quiet about
+    conversations past the tokenizer's model_max_length: the caller drops those over its own
+    max_length (`dropped_too_long` in the run record), so transformers' "indexing errors" warning
+    would only alarm."""
     out = tokenizer.apply_chat_template(
-        messages, tools=tools or None, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        messages,
+        tools=tools or None,
+        tokenize=True,
+        return_dict=True,
+        return_assistant_tokens_mask=True,
+        tokenizer_kwargs={"verbose": False},
     )
     ids, mask = list(out["input_ids"]), out["assistant_masks"]
     if not any(mask):

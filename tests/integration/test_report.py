@@ -232,3 +232,36 @@ def test_cli_prints_both_paths_and_refuses_an_empty_folder_in_one_line(tmp_path)
     (tmp_path / "demo.json").write_text(json.dumps({"steps": [], "total_seconds": 1.0}))
     result = run_cli("report", str(tmp_path), check=True)
     assert str(tmp_path / "report.md") in result.stdout and str(tmp_path / "report.html") in result.stdout
+
+
+def test_the_copy_probe_curve_names_the_step_copying_appears(tmp_path):
+    """A target's SFT log with copy-probe figures gives the "When copying appears" section: the
+    first probed step with half the value tokens right, the best, the last, and a plot."""
+    from toolbench.app.report import build_report
+
+    def write_log(folder: Path, tokens: list[float]) -> None:
+        folder.mkdir(parents=True)
+        lines = [
+            {"step": 1 + 50 * i, "loss": 1.0, "copy_token_acc": acc, "copy_value_acc": acc / 4}
+            for i, acc in enumerate(tokens)
+        ]
+        lines.insert(1, {"step": 10, "loss": 1.0})  # a plain log line between probes
+        (folder / "train_log.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    write_log(tmp_path / "models" / "target", [0.47, 0.09, 0.26, 0.55, 0.61])
+    write_log(tmp_path / "models" / "slow", [0.03, 0.07])
+    md, html = build_report(tmp_path)
+    text = md.read_text()
+    assert "## When copying appears" in text and "first probed step with 50% of value tokens right" in text
+    assert "| target | step 151 | 61.0% (step 201) | 61.0% / 15.2% |" in text
+    assert "| slow | not yet (2 probes, to step 51) | 7.0% (step 51) | 7.0% / 1.8% |" in text
+    assert (tmp_path / "report" / "copying.png").stat().st_size > 5000
+
+
+def test_no_copy_section_without_a_probe(tmp_path):
+    from toolbench.app.report import build_report
+
+    (tmp_path / "models" / "draft").mkdir(parents=True)
+    (tmp_path / "models" / "draft" / "train_log.jsonl").write_text('{"step": 1, "loss": 2.0}\n')
+    md, _ = build_report(tmp_path)
+    assert "When copying appears" not in md.read_text() and not (tmp_path / "report" / "copying.png").exists()

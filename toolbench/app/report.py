@@ -654,6 +654,66 @@ def loss_section(found: Found, run_dir: Path) -> Section:
     return section
 
 
+COPYING_AT = 0.5  # value tokens right (copy probe) at which the report says copying has appeared
+
+
+def copying_step(lines: list[dict]) -> int | None:
+    """The first probed step at which COPYING_AT of the value tokens are right, or None."""
+    return next((x["step"] for x in lines if x.get("copy_token_acc", 0.0) >= COPYING_AT), None)
+
+
+def copy_section(found: Found, run_dir: Path) -> Section | None:
+    """The copy probe's learning curve (distill/training/copy_probe.py): when a target starts to
+    copy argument values from the request, which its loss hardly shows."""
+    probed = [(folder, [x for x in lines if "copy_token_acc" in x]) for folder, lines, _ in found.logs]
+    probed = [(folder, lines) for folder, lines in probed if lines]
+    if not probed:
+        return None  # optional: only a target's SFT runs the probe
+    section = Section("When copying appears")
+    section.blocks.append(
+        "The copy probe, run while the target trains: on frozen in-distribution tasks (training "
+        "templates, new values), teacher-forced, the share of argument-value tokens the model "
+        "predicts right and of values with every token right (a call needs whole values). "
+        f"Copying counts as appeared at the first probed step with {COPYING_AT:.0%} of value tokens right."
+    )
+    curves, rows = [], []
+    models = run_dir / "models"
+    for folder, lines in probed:
+        where = _rel(folder, models) if models in folder.parents else _rel(folder, run_dir)
+        steps = [x["step"] for x in lines]
+        curves.append((f"{where}: value tokens", steps, [x["copy_token_acc"] for x in lines]))
+        curves.append((f"{where}: whole values", steps, [x.get("copy_value_acc", 0.0) for x in lines]))
+        best = max(lines, key=lambda x: x["copy_token_acc"])
+        appeared = copying_step(lines)
+        rows.append(
+            [
+                where,
+                f"step {appeared}"
+                if appeared is not None
+                else f"not yet ({len(lines)} probes, to step {steps[-1]})",
+                f"{best['copy_token_acc']:.1%} (step {best['step']})",
+                f"{lines[-1]['copy_token_acc']:.1%} / {lines[-1].get('copy_value_acc', 0.0):.1%}",
+            ]
+        )
+    section.blocks.append(
+        Figure(
+            "copying",
+            plots.step_curves(
+                curves,
+                title="Copy probe by step",
+                ylabel="right (teacher-forced, in distribution)",
+                share=True,
+                mark_at=COPYING_AT,
+            ),
+            f"Value tokens and whole values right by step; the dotted line is {COPYING_AT:.0%}.",
+        )
+    )
+    section.blocks.append(
+        Table(["model", "copying appears", "best value tokens", "last: value tokens / whole values"], rows)
+    )
+    return section
+
+
 def grid_section(found: Found, run_dir: Path) -> Section | None:
     if not found.grids:
         return None  # optional: `toolbench distill grid` is not part of every run
@@ -768,7 +828,11 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
         *(s for s in (leaderboard_section(found, run_dir),) if s is not None),
         spec_section(found),
         loss_section(found, run_dir),
-        *(s for s in (grid_section(found, run_dir), steps_section(found)) if s is not None),
+        *(
+            s
+            for s in (copy_section(found, run_dir), grid_section(found, run_dir), steps_section(found))
+            if s is not None
+        ),
         records_section(found, run_dir),
     ]
     title = f"toolbench report: {run_dir.resolve().name}"

@@ -149,23 +149,41 @@ def _log_tick(value: float, _: int) -> str:
 
 def loss_curves(curves: Sequence[tuple[str, Sequence[int], Sequence[float]]], *, title: str) -> bytes:
     """Every logged training loss on one plot; log-y when the losses span more than 5x."""
+    return step_curves(curves, title=title, ylabel="training loss per valid token")
+
+
+def step_curves(
+    curves: Sequence[tuple[str, Sequence[int], Sequence[float]]],
+    *,
+    title: str,
+    ylabel: str,
+    share: bool = False,
+    mark_at: float | None = None,
+) -> bytes:
+    """Figures logged by optimizer step, one line each. A `share` (0..1) is drawn in percent on a
+    0-100% axis, with a dotted line at `mark_at` if given; other figures go on a log axis when
+    they span more than 5x."""
     plt = _pyplot()
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
     figure, axis = plt.subplots(figsize=(7.5, 4.2))
     colours = iter(PALETTE * 4)
-    values = [v for _, _, losses in curves for v in losses]
-    for name, steps, losses in curves:
-        axis.plot(
-            steps, losses, lw=1.5, label=name, color=next(colours), marker="." if len(steps) < 15 else None
-        )
-    if values and min(values) > 0 and max(values) / min(values) > 5:
+    values = [v for _, _, ys in curves for v in ys]
+    for name, steps, ys in curves:
+        axis.plot(steps, ys, lw=1.5, label=name, color=next(colours), marker="." if len(steps) < 15 else None)
+    if share:
+        axis.set_ylim(0, 1)
+        axis.yaxis.set_major_formatter(PercentFormatter(1.0))
+        if mark_at is not None:
+            axis.axhline(mark_at, color="grey", lw=1, ls=":")
+        axis.set_ylabel(ylabel)
+    elif values and min(values) > 0 and max(values) / min(values) > 5:
         axis.set_yscale("log")
         for axis_ticks in (axis.yaxis.set_major_formatter, axis.yaxis.set_minor_formatter):
             axis_ticks(FuncFormatter(_log_tick))
-        axis.set_ylabel("training loss per valid token (log scale)")
+        axis.set_ylabel(f"{ylabel} (log scale)")
     else:
-        axis.set_ylabel("training loss per valid token")
+        axis.set_ylabel(ylabel)
     axis.set_xlabel("optimizer step (each model/stage counts from 0)")
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_title(title)

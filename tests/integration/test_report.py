@@ -100,12 +100,14 @@ def run_folder(tmp_path_factory, tiny_model_dir, tiny_draft_dir) -> dict:
     sys_on = setting_name(EvalConfig(model="x:y", k_demos=0, system_prompt=DEFAULT_SYSTEM_PROMPT))
     make_leaderboard([run / "eval" / m / sys_on for m in ("target", "random")], run / "leaderboard")
     spec = {}
+    spec_target = tmp / "target"  # named like the eval runs' model, so the report pairs α with its success
+    spec_target.symlink_to(tiny_model_dir, target_is_directory=True)
     for name, draft in (
         ("before", tiny_draft_dir),
         ("after", tiny_model_dir),
     ):  # after: the target drafts itself
         config = SpecConfig(
-            target=str(tiny_model_dir),
+            target=str(spec_target),
             draft=str(draft),
             tools=["tabletop", "virtual_home"],
             limit=1,
@@ -192,6 +194,9 @@ def test_tables_hold_the_numbers_that_went_in(run_folder):
     assert f"| {before.alpha:.3f} → 1.000 |" in text
     assert f"| {before.speedup:.2f}× → {after.speedup:.2f}× |" in text
     assert "| after | 2 | 20 | 3 | 1.000 | 1.000 | 4.00 |" in text
+    # the spec runs' target beside α: its success per setting (no in-distribution run here)
+    assert "| target | setting | held out: success % | in distribution: success % |" in text
+    assert "| target | k=0, sys off | 65.0 | - |" in text and "| target | k=0, sys on | 65.0 | - |" in text
     for stage in ("target (sft)", "target/pretrain (pretrain)"):
         assert f"| {stage} | 5 |" in text
     assert "| offline-fkl | offline white fkl | 40 | 0.512 |" in text  # the grid's rows, generically

@@ -470,7 +470,29 @@ def _class_alpha(stat: ClassFigures) -> float | None:
     return stat.alpha if stat.accepted + stat.rejected else None
 
 
-def spec_section(found: Found) -> Section:
+def target_success(found: Found, evals: list[EvalEntry]) -> Table | None:
+    """The tool success of the target(s) the spec runs decode with, held out and in distribution
+    per setting: acceptance against a target that fails its tasks measures agreement on wrong
+    answers, so α is read beside it. None when no eval run scored that target."""
+    targets = {model_label(str(data.run.config.get("target", ""))) for _, data in found.specs}
+    cells: dict[tuple[str, str], dict[str, MacroFigures]] = {}
+    for e in evals:
+        if e.model in targets and not e.floor:
+            cells.setdefault((e.model, e.base_setting), {})[e.task_set] = e.summary.macro
+    if not cells:
+        return None
+
+    def rate(macro: MacroFigures | None) -> str:
+        return "-" if macro is None else percent(macro.success)
+
+    rows = [
+        [model, setting, rate(sets.get("test")), rate(sets.get("indist"))]
+        for (model, setting), sets in sorted(cells.items())
+    ]
+    return Table(["target", "setting", "held out: success %", "in distribution: success %"], rows)
+
+
+def spec_section(found: Found, evals: list[EvalEntry]) -> Section:
     section = Section("Speculative decoding: acceptance and speed")
     runs = _ordered_specs(found)
     if not runs:
@@ -482,6 +504,12 @@ def spec_section(found: Found) -> Section:
             "accepted length; τ(α) = (1 − α^(γ+1))/(1 − α); analytic α = mean Σ min(p, q) on the "
             "target's outputs; speedup = speculative tokens/s ÷ target-only tokens/s, same prompts, same run."
         )
+        if (table := target_success(found, evals)) is not None:
+            section.blocks.append(
+                "The target's own tool success, beside which α is read (a draft that agrees with a "
+                "target that fails its tasks is fast at being wrong):"
+            )
+            section.blocks.append(table)
         section.blocks += _spec_blocks(runs)
     for folder, alpha in found.alphas:
         drafts = alpha["drafts"]
@@ -826,7 +854,7 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
         headline(found, evals),
         success_section(found, evals),
         *(s for s in (leaderboard_section(found, run_dir),) if s is not None),
-        spec_section(found),
+        spec_section(found, evals),
         loss_section(found, run_dir),
         *(
             s

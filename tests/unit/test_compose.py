@@ -25,10 +25,12 @@ from toolbench.core.templating import (
     valid_function_sets,
 )
 from toolbench.foundation.errors import TemplateError
+from toolbench.foundation.goals import Predicate, unmet
 
 PY = PythonFormat(get_tool("home_search").format_context())
-COMPOSED_TOOLS = ["home_search", "trip_booking"]
-# arguments whose values the request must spell exactly as the call does (names, places)
+COMPOSED_TOOLS = ["home_search", "trip_booking", "cat_api", "spreadsheet", "tabletop", "virtual_home", "weather"]
+# arguments whose values the request must spell exactly as the call does (names, places, ids,
+# cell addresses; see `_said` for the tools that name objects by their words)
 COPIED = {
     "set_location": {"value"},
     "set_max_commute_time": {"destination"},
@@ -36,7 +38,72 @@ COPIED = {
     "set_origin": {"value"},
     "set_destination": {"value"},
     "set_hotel_location": {"value"},
+    # cat_api
+    "search_images": {"breed_id"},
+    "get_image": {"image_id"},
+    "vote": {"image_id"},
+    "add_favourite": {"image_id"},
+    "delete_vote": {"vote_id"},
+    "delete_favourite": {"favourite_id"},
+    "search_breeds": {"q"},
+    # spreadsheet
+    "update_cell": {"cell", "value"},
+    "update": {"range", "values"},
+    "get_values": {"range"},
+    "set_format": {"range"},
+    "sort": {"column"},
+    "append_row": {"values"},
+    "insert_row": {"row", "values"},
+    "delete_rows": {"start", "end"},
+    "delete_columns": {"start", "end"},
+    # tabletop
+    "put_first_on_second": {"obj1", "obj2"},
+    "stack_objects": {"objects"},
+    "get_obj_pos": {"obj"},
+    "say": {"message"},
+    # virtual_home
+    "walk_to": {"target"},
+    "find": {"target"},
+    "grab": {"obj"},
+    "put": {"obj", "target"},
+    "open": {"obj"},
+    "close": {"obj"},
+    "switch_on": {"obj"},
+    "switch_off": {"obj"},
+    "sit": {"target"},
+    # weather
+    "current_weather": {"city"},
+    "forecast": {"city"},
+    "geocode": {"city"},
 }
+
+
+# valid function sets per tool (`SPACES` in benchmarks/coverage.py)
+VALID_SETS = {
+    "home_search": 4096,
+    "trip_booking": 1152,
+    "cat_api": 1023,
+    "spreadsheet": 511,
+    "tabletop": 31,
+    "virtual_home": 288,
+    "weather": 31,
+}
+
+
+def _said(value: object, query: str, tool: str) -> bool:
+    """Whether a copied value is in the request as the call writes it (virtual_home's requests
+    name an object by its id with spaces for underscores, "tv" as "TV")."""
+    text = str(value)
+    if tool == "virtual_home":
+        return text.replace("_", " ").casefold() in query.casefold()
+    return text in query
+
+
+def _items(value: object) -> list[object]:
+    if isinstance(value, list):
+        return [item for element in value for item in _items(element)]
+    return [value]
+
 
 TOY = """\
 tool: home_search
@@ -213,21 +280,27 @@ def test_shipped_compose_entries_execute_and_copy_values(tool):
         e for e in TemplateSet(tool, get_tool(tool).templates_dir()).entries if isinstance(e, ComposedEntry)
     ]
     assert entries and all(e.entry.split == "train" for e in entries)
+    space = VALID_SETS[tool]
     for entry in entries:
-        sets = set()
+        sets, shapes = set(), set()
         python = PythonFormat(get_tool(tool).format_context())
         for seed in range(150):
             rendered = entry.render(random.Random(seed))
             program = python.parse(rendered.actions[0])
-            result = execute(program, [tool])
+            result = execute(program, [tool], {tool: rendered.setup} if rendered.setup is not None else None)
             assert result.ok, (entry.id, rendered.query, rendered.actions[0], result.errors)
+            if rendered.goal is not None:  # a clause's goal holds after its program
+                goal = [Predicate.model_validate(p) for p in rendered.goal]
+                assert not unmet(goal, result.state), (entry.id, rendered.query, rendered.goal)
             sets.add(frozenset(call.name for call in program))
-            for call in program:  # every place name a call copies is in the request as it is
+            shapes.add(frozenset((call.name, *sorted(call.arguments)) for call in program))
+            for call in program:  # every name, id or address a call copies is in the request
                 for key, value in call.arguments.items():
                     if call.name in COPIED and key in COPIED[call.name]:
-                        for item in value if isinstance(value, list) else [value]:
-                            assert item in rendered.query, (rendered.query, call)
-        assert len(sets) > 40, entry.id
+                        for item in _items(value):
+                            assert _said(item, rendered.query, tool), (rendered.query, call)
+        # many function sets; an entry of one call varies its optional arguments instead
+        assert len(sets) > min(40, space // 2) or len(shapes) >= 15, entry.id
 
 
 def _frame(source: str) -> re.Pattern[str] | None:
@@ -251,3 +324,163 @@ def test_no_compose_request_has_a_held_out_phrasing(tool):
         for seed in range(300):
             query = entry.render(random.Random(seed)).query
             assert not any(frame.fullmatch(" ".join(query.split())) for frame in frames), query
+
+
+ARGUMENTS = """\
+tool: weather
+entries:
+  - id: toy_arguments
+    split: train
+    slots:
+      city: {choice: [Paris, Rome]}
+    queries:
+      - "{{ city }}: {{ items }}."
+    action: ""
+    compose:
+      count: [1, 4]
+      tail: API.geocode(city={{ city | py }})
+      paraphrase: {lower: 0, typo: 0}
+      clauses:
+        - id: now
+          queries: ["the weather now"]
+          action: API.current_weather(city={{ city | py }})
+        - id: forecast
+          queries: ["the forecast"]
+          action: API.forecast(city={{ city | py }})
+        - id: metric
+          into: [now, forecast]
+          queries: ["in Celsius"]
+          action: units="metric"
+        - id: steps
+          into: [forecast]
+          slots: {n: {int: [1, 5]}}
+          queries: ["{{ n }} steps"]
+          action: cnt={{ n }}
+        - id: limit
+          into: [tail]
+          slots: {k: {int: [1, 5]}}
+          queries: ["at most {{ k }} matches"]
+          action: limit={{ k }}
+        - id: air
+          last: true
+          queries: ["the air at 48.86, 2.35 last"]
+          action: API.air_pollution(lat=48.86, lon=2.35)
+"""
+
+
+def _toy(tmp_path: Path, tool: str, text: str) -> ComposedEntry:
+    folder = tmp_path / tool
+    folder.mkdir(exist_ok=True)
+    (folder / "t.yaml").write_text(text)
+    entry = TemplateSet(tool, folder).entries[0]
+    assert isinstance(entry, ComposedEntry)
+    return entry
+
+
+def test_argument_clauses_go_into_the_calls_they_name(tmp_path):
+    entry = _toy(tmp_path, "weather", ARGUMENTS)  # every request has a clause: no bare frame needed
+    python = PythonFormat(get_tool("weather").format_context())
+    seen = set()
+    for seed in range(300):
+        rendered = entry.render(random.Random(seed))
+        program = python.parse(rendered.actions[0])
+        assert execute(program, ["weather"]).ok, rendered.actions[0]
+        calls = {call.name: call.arguments for call in program}
+        weather = [calls[name] for name in ("current_weather", "forecast") if name in calls]
+        celsius = "in Celsius" in rendered.query
+        assert all((args.get("units") == "metric") == celsius for args in weather), rendered
+        if celsius:  # an argument comes only with a call it fits: one of them is on
+            assert weather
+        if "steps" in rendered.query:
+            assert calls["forecast"]["cnt"] == rendered.slots["n"]
+        assert calls["geocode"].get("limit") == rendered.slots.get("k")  # the entry's tail
+        assert program[-1].name == "geocode"
+        if "air_pollution" in calls:  # `last`: said after the others
+            assert rendered.query.endswith("the air at 48.86, 2.35 last.")
+        seen.add(frozenset((call.name, *sorted(call.arguments)) for call in program))
+    assert len(seen) > 15
+
+
+SETUP_AND_GOAL = """\
+tool: tabletop
+entries:
+  - id: toy_parts
+    split: train
+    setup: {blocks: [red, green, blue], bowls: [red]}
+    queries: ["{{ items }}"]
+    action: ""
+    compose:
+      count: [1, 2]
+      clauses:
+        - id: unstack
+          setup: {place: [["red block", "green block"]]}
+          queries: ["move the red block off the green block to the middle"]
+          action: API.put_first_on_second("red block", "middle")
+          goal: [{path: "tabletop.on.red block", op: eq, value: middle}]
+        - id: bowl
+          setup: {place: [["blue block", "top side"]], said: [hello]}
+          queries: ["put the blue block from the top side in the red bowl"]
+          action: API.put_first_on_second("blue block", "red bowl")
+          goal: [{path: "tabletop.on.blue block", op: eq, value: red bowl}]
+"""
+
+
+def test_clauses_add_their_setup_and_goal(tmp_path):
+    entry = _toy(tmp_path, "tabletop", SETUP_AND_GOAL)
+    seen = set()
+    for seed in range(60):
+        rendered = entry.render(random.Random(seed))
+        on = rendered.actions[0].count("API.")
+        places = [["red block", "green block"]] * ("middle" in rendered.actions[0])
+        places += [["blue block", "top side"]] * ("red bowl" in rendered.actions[0])
+        assert sorted(rendered.setup["place"]) == sorted(places) and len(rendered.goal) == on
+        assert rendered.setup["blocks"] == ["red", "green", "blue"]  # the entry's own setup
+        assert rendered.setup.get("said") == (["hello"] if "red bowl" in rendered.actions[0] else None)
+        result = execute(_tabletop(rendered.actions[0]), ["tabletop"], {"tabletop": rendered.setup})
+        assert result.ok and not unmet([Predicate.model_validate(p) for p in rendered.goal], result.state)
+        seen.add(on)
+    assert seen == {1, 2}
+
+
+def _tabletop(action: str):
+    return PythonFormat(get_tool("tabletop").format_context()).parse(action)
+
+
+def test_argument_clause_mistakes_are_template_errors(tmp_path):
+    with pytest.raises(TemplateError, match="names unknown clause 'later'"):
+        _toy(tmp_path, "weather", ARGUMENTS.replace("into: [forecast]", "into: [later]"))
+    with pytest.raises(TemplateError, match="names another `into` clause"):
+        _toy(tmp_path, "weather", ARGUMENTS.replace("into: [forecast]", "into: [metric]"))
+    with pytest.raises(TemplateError, match="can be neither tail nor required"):
+        _toy(tmp_path, "weather", ARGUMENTS.replace("into: [tail]", "into: [tail]\n          tail: true"))
+    with pytest.raises(TemplateError, match="needs a query without"):
+        _toy(tmp_path, "weather", ARGUMENTS.replace("count: [1, 4]", "count: [0, 4]"))
+
+
+def test_the_spreadsheet_compose_pool_describes_the_tables():
+    from toolbench.core.templating import load_yaml, plain
+    from toolbench.tools.spreadsheet import TABLES
+    from toolbench.tools.spreadsheet.formula import column_index, column_letters
+
+    records = plain(load_yaml(get_tool("spreadsheet").templates_dir() / "pools" / "compose_sheets.yaml"))
+    for record in records:
+        rows = TABLES[record["table"]]
+        header, width = rows[0], len(rows[0])
+        assert len(rows) >= 11  # rows 2-9 are edited and read, rows up to 10 deleted
+
+        def numeric(letters: str, rows=rows) -> bool:
+            return all(isinstance(row[column_index(letters)], (int, float)) for row in rows[1:])
+
+        assert (record["prev_col"], record["last_col"]) == (
+            column_letters(width - 2),
+            column_letters(width - 1),
+        )
+        for letters, name in zip(record["num"], record["numh"], strict=True):
+            assert header[column_index(letters)] == name and numeric(letters)
+        for letters, name, number in zip(record["sort"], record["sorth"], record["sortnum"], strict=True):
+            assert header[column_index(letters)] == name and numeric(letters) == number
+        assert all(len(row) == width for row in record["new"])
+        # the value grid (lo + k * step, k = 0..30) lies about where the column's values lie
+        low, high = record["lo"], record["lo"] + 30 * record["step"]
+        values = [row[column_index(record["num"][0])] for row in rows[1:]]
+        assert 0 <= low <= max(values) and min(values) <= high <= 4 * max(values), record["table"]

@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from toolbench.core.registry import get_tool, tool_names
-from toolbench.core.task_files import load_tasks
+from toolbench.core.task_files import load_tasks, tool_task_files
 from toolbench.core.templating import TemplateSet, normalise_query
 from toolbench.distill.training.align import drop_held_requests
 from toolbench.foundation.errors import UserError
@@ -29,9 +29,12 @@ def test_every_tool_ships_both_sets_from_the_right_templates(tool):
         assert all(t.id.startswith(f"{tool}-{task_set}-") for t in tasks)
 
 
-def test_the_frozen_indist_file_is_what_tasks_make_builds():
-    frozen = [n.task for n in load_tasks(get_tool("weather").tasks_file("indist"))]
-    assert make_tasks("weather", 120, TASK_SET_SEED["indist"], task_set="indist") == frozen
+@pytest.mark.parametrize("tool", sorted(tool_task_files("indist")))
+def test_the_frozen_indist_file_is_what_tasks_make_builds(tool):
+    """A change to a tool's training templates changes its `indist` set: remake the file with
+    `toolbench tasks make --tool TOOL --task-set indist --n 120 --seed 20261206`."""
+    frozen = [n.task for n in load_tasks(get_tool(tool).tasks_file("indist"))]
+    assert make_tasks(tool, 120, TASK_SET_SEED["indist"], task_set="indist") == frozen
 
 
 def test_indist_requests_are_new_to_each_other_and_to_the_test_set():

@@ -46,10 +46,15 @@ A compose entry (`compose:`) makes any combination of a tool's optional function
 Each sample turns on `required` and `count` optional clauses (by `weight`, honouring `requires`
 and `excludes`), draws only their slots (an `above`/`below` bound on a slot of a clause that is
 off is no bound), says them in a random order, and orders the action lines by `stage`, then by
-the request's order. `[[name]]` picks from a synonym pool (the file's `synonyms:`, the entry's,
-or the built-in `ask`, `stop`, `want`, `thanks`, `with`, `and`). Casing and one light typo
-change only literal text: what a `{{ hole }}` printed is never changed, so values the program
-copies appear in the request verbatim. All of it is drawn from the sample's RNG (`draw`).
+the request's order. More clause keys: `into: [clause ids or tail]` makes an optional argument,
+its action keyword arguments (`units="metric"`) added to the call of each named clause that is
+on (it is on only with one of them); `last: true` says it after the others ("then say ...");
+`setup:` is merged into the entry's setup (lists extended) and `goal:` adds predicates, both only
+while the clause is on. An entry whose `count` starts at 1 needs no frame without `{{ items }}`.
+`[[name]]` picks from a synonym pool (the file's `synonyms:`, the entry's, or the built-in `ask`,
+`stop`, `want`, `thanks`, `with`, `and`). Casing and one light typo change only literal text:
+what a `{{ hole }}` printed is never changed, so values the program copies appear in the request
+verbatim. All of it is drawn from the sample's RNG (`draw`).
 """
 
 from __future__ import annotations
@@ -485,6 +490,13 @@ class ClauseSpec(BaseModel):
     stage: int = 0  # action order: by stage, then in the order the request says the clauses
     tail: bool = False  # its action replaces the entry's `tail` (e.g. search(sort_by=...))
     weight: float = Field(1.0, gt=0)  # how often it is picked among the optional clauses
+    # an optional argument: its action is keyword arguments (`units="metric"`) added to the last
+    # call of each of these clauses that is on (`tail`: the entry's tail); it is on only with one
+    # of them (the first of them in the draw's order comes on with it if none is)
+    into: list[str] = Field(default_factory=list)
+    last: bool = False  # said after the clauses without `last` (e.g. "then say ...")
+    setup: dict[str, Any] | None = None  # merged into the entry's setup (lists are extended)
+    goal: list[dict[str, Any]] | None = None  # predicates added to the entry's goal
 
     @model_validator(mode="after")
     def _some_phrase(self) -> ClauseSpec:
@@ -1522,9 +1534,16 @@ class ComposedEntry(CompiledEntry):
             )
         index = {cid: k for k, cid in enumerate(ids)}
         for clause in compose.clauses:
-            for ref in (*clause.requires, *clause.excludes):
+            for ref in (*clause.requires, *clause.excludes, *(r for r in clause.into if r != "tail")):
                 if ref not in index:
                     raise TemplateError(f"{where}: clause '{clause.id}' names unknown clause '{ref}'")
+            if clause.into and (clause.tail or clause.id in compose.required):
+                raise TemplateError(
+                    f"{where}: clause '{clause.id}' has `into`: it can be neither tail nor required"
+                )
+            for ref in clause.into:
+                if ref != "tail" and compose.clauses[index[ref]].into:
+                    raise TemplateError(f"{where}: clause '{clause.id}' `into` names another `into` clause")
         for ref in compose.required:
             if ref not in index:
                 raise TemplateError(f"{where}: required clause '{ref}' is not a clause")
@@ -1554,6 +1573,7 @@ class ComposedEntry(CompiledEntry):
         self.core = compile_action("action", raw["action"], core_names)
         self.tail = compile_action("tail", (raw.get("compose") or {}).get("tail") or "", core_names)
         self.clauses: list[_Clause] = []
+        parts: list[tuple[Any, Any]] = []  # each clause's compiled setup and goal
         raw_clauses = (raw.get("compose") or {}).get("clauses") or []
         for clause, raw_clause in zip(compose.clauses, raw_clauses, strict=True):
             names = core_names | set(clause.slots)
@@ -1580,7 +1600,31 @@ class ComposedEntry(CompiledEntry):
                     compile_action(f"{label} action", raw_clause["action"], names),
                 )
             )
+            parts.append(
+                (
+                    None
+                    if clause.setup is None
+                    else _compile_setup(clause.setup, env, names, f"{where} {label} setup"),
+                    None
+                    if clause.goal is None
+                    else _compile_setup(clause.goal, env, names, f"{where} {label} goal"),
+                )
+            )
         n = len(self.clauses)
+        # What a clause adds beside its action lines (`into`, `last`, `setup`, `goal`); an entry
+        # with none of them draws and renders as it did before they existed. `arguments`: for an
+        # argument clause, the clauses it adds to and whether the entry's tail is one of them;
+        # `into`: what choosing it needs (one of those clauses on; nothing when the tail is one).
+        self.arguments = tuple(
+            (tuple(index[ref] for ref in c.into if ref != "tail"), "tail" in c.into) if c.into else None
+            for c in compose.clauses
+        )
+        self.into = tuple(() if args is None or args[1] else args[0] for args in self.arguments)
+        self.lasts = frozenset(k for k, c in enumerate(compose.clauses) if c.last)
+        self.clause_setups = tuple(_setup_renderer(st) if st is not None else None for st, _ in parts)
+        self.clause_goals = tuple(_setup_renderer(g) if g is not None else None for _, g in parts)
+        self.extras = any(self.arguments) or any(self.clause_setups) or any(self.clause_goals)
+        self.goal_list = entry.goal is not None or any(self.clause_goals)
         self.required = tuple(sorted(index[r] for r in compose.required))
         self.optional = tuple(k for k in range(n) if k not in self.required)
         low, high = compose.count if compose.count is not None else (0, len(self.optional))
@@ -1619,16 +1663,18 @@ class ComposedEntry(CompiledEntry):
         self.excluded = [frozenset(e) for e in excluded]
         # what turning a clause on rules out: what any clause it brings with it excludes
         self.blocked = [frozenset().union(*(self.excluded[j] for j in closure[k])) for k in range(n)]
-        self.simple = [closure[k] == {k} and not self.blocked[k] for k in range(n)]
+        self.simple = [closure[k] == {k} and not self.blocked[k] and not self.into[k] for k in range(n)]
         for k in self.required:
             if closure[k] & frozenset().union(*(excluded[j] for j in self.required)):
                 raise TemplateError(f"{where}: required clauses exclude each other")
         self.frames_any = tuple(range(len(self.frames)))
         self.frames_bare = tuple(k for k, f in enumerate(self.frames) if "items" not in f.specials)
         if not self.frames_bare:
-            raise TemplateError(
-                f"{where}: needs a query without {{{{ items }}}} for a request with no clause"
-            )
+            if self.count[0] == 0 and not self.required:
+                raise TemplateError(
+                    f"{where}: needs a query without {{{{ items }}}} for a request with no clause"
+                )
+            self.frames_bare = self.frames_any  # never used: every request has a clause
         self.paraphrase = compose.paraphrase
         self.synonyms = {**BUILTIN_SYNONYMS, **(synonyms or {}), **compose.paraphrase.synonyms}
         for fragment in [*self.frames, *(f for c in self.clauses for f in (*c.queries, *c.nouns))]:
@@ -1691,7 +1737,16 @@ class ComposedEntry(CompiledEntry):
                 picked += 1
                 continue
             together = on | closure[i]
-            if not blocked[i].isdisjoint(together):
+            targets = self.into[i]
+            if targets and together.isdisjoint(targets):  # an argument comes with a call it fits
+                for t in sorted(targets, key=order.index):
+                    with_target = together | closure[t]
+                    if (blocked[i] | blocked[t]).isdisjoint(with_target):
+                        together = with_target
+                        break
+                else:
+                    continue
+            elif not blocked[i].isdisjoint(together):
                 continue
             on = together
             picked += 1
@@ -1709,6 +1764,9 @@ class ComposedEntry(CompiledEntry):
             raise TemplateError(f"{self.path}:{self.line}: entry '{self.id}': {error}") from None
         said = active[:]
         shuffle(rng, said)
+        if self.lasts:
+            lasts = self.lasts
+            said = [k for k in said if k not in lasts] + [k for k in said if k in lasts]
         frames = self.frames_any if active else self.frames_bare
         frame = frames[below(rng, len(frames))]
         state: dict[str, str] = {}
@@ -1862,6 +1920,8 @@ class ComposedEntry(CompiledEntry):
     def render_program(
         self, slots: dict[str, Any]
     ) -> tuple[list[str], dict[str, Any] | None, list[dict[str, Any]] | None]:
+        if self.extras:
+            return self._render_with_extras(slots)
         try:
             lines = [self.core.render(slots).strip()]
             tail = self.tail
@@ -1878,6 +1938,47 @@ class ComposedEntry(CompiledEntry):
             raise self._failed(error) from None
         return ["\n".join([line for line in lines if line])], setup, goal
 
+    def _render_with_extras(
+        self, slots: dict[str, Any]
+    ) -> tuple[list[str], dict[str, Any] | None, list[dict[str, Any]] | None]:
+        """`render_program` of an entry whose clauses have `into`, `setup` or `goal`."""
+        plan = slots[_PLAN]
+        try:
+            arguments: dict[int, list[str]] = {}  # clause (-1: the tail) -> its added arguments
+            for k in plan:  # optional arguments, in the order the request says them
+                if self.arguments[k] is not None:
+                    targets, to_tail = self.arguments[k]
+                    text = self.clauses[k].action.render(slots).strip()
+                    for target in (*targets, -1) if to_tail else targets:
+                        if target == -1 or target in plan:
+                            arguments.setdefault(target, []).append(text)
+            lines = [self.core.render(slots).strip()]
+            tail = self.tail
+            tail_args = arguments.get(-1, [])
+            for k in plan:
+                clause = self.clauses[k]
+                if self.arguments[k] is not None:
+                    continue
+                if clause.spec.tail:
+                    tail, tail_args = clause.action, [*arguments.get(k, []), *tail_args]
+                else:
+                    line = clause.action.render(slots).strip()
+                    lines.append(_with_arguments(line, arguments[k]) if k in arguments else line)
+            line = tail.render(slots).strip()
+            lines.append(_with_arguments(line, tail_args) if tail_args else line)
+            setup = self._setup(slots) if self._setup is not None else None
+            goal = self._goal(slots) if self._goal is not None else None
+            if self.goal_list and goal is None:
+                goal = []
+            for k in plan:
+                if self.clause_setups[k] is not None:
+                    setup = _merge_setup(setup, self.clause_setups[k](slots))
+                if self.clause_goals[k] is not None:
+                    goal = [*goal, *self.clause_goals[k](slots)]  # type: ignore[misc]
+        except (UndefinedError, SecurityError, TypeError, ValueError) as error:
+            raise self._failed(error) from None
+        return ["\n".join([line for line in lines if line])], setup, goal
+
     def bare_sources(self, slots: dict[str, Any], paraphrase: int) -> list[str]:
         """The Jinja sources a plain template renderer would render for this sample (the frame,
         the first phrase of each clause that is on, the actions): the benchmark's floor."""
@@ -1889,6 +1990,28 @@ class ComposedEntry(CompiledEntry):
             *(c.action.source for c in on),
             self.tail.source,
         ]
+
+
+def _with_arguments(call: str, arguments: list[str]) -> str:
+    """`call` (its last line a call) with `arguments` (keyword-argument texts) added to it."""
+    if not call.endswith(")"):
+        raise ValueError(f"cannot add arguments {', '.join(arguments)} to {call!r}: not a call")
+    head = call[:-1].rstrip()
+    return f"{head}{'' if head.endswith('(') else ', '}{', '.join(arguments)})"
+
+
+def _merge_setup(setup: dict[str, Any] | None, extra: dict[str, Any]) -> dict[str, Any]:
+    """A setup with a clause's setup merged in: lists extended, mappings merged, else replaced."""
+    merged = dict(setup) if setup is not None else {}
+    for key, value in extra.items():
+        old = merged.get(key)
+        if isinstance(old, list) and isinstance(value, list):
+            merged[key] = [*old, *value]
+        elif isinstance(old, dict) and isinstance(value, dict):
+            merged[key] = _merge_setup(old, value)
+        else:
+            merged[key] = value
+    return merged
 
 
 _SENTENCE_START = re.compile(r"([.!?]\s+)([a-z])")

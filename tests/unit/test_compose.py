@@ -28,7 +28,15 @@ from toolbench.foundation.errors import TemplateError
 from toolbench.foundation.goals import Predicate, unmet
 
 PY = PythonFormat(get_tool("home_search").format_context())
-COMPOSED_TOOLS = ["home_search", "trip_booking", "cat_api", "spreadsheet", "tabletop", "virtual_home", "weather"]
+COMPOSED_TOOLS = [
+    "home_search",
+    "trip_booking",
+    "cat_api",
+    "spreadsheet",
+    "tabletop",
+    "virtual_home",
+    "weather",
+]
 # arguments whose values the request must spell exactly as the call does (names, places, ids,
 # cell addresses; see `_said` for the tools that name objects by their words)
 COPIED = {

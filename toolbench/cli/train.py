@@ -206,8 +206,9 @@ def target_command(
     hold_steps: Annotated[
         int | None,
         typer.Option(
-            help="With --copy-prior: SFT steps during which the circuit's weights do not move "
-            "(default 80), so the first noisy steps cannot wear it away; then --release-steps.",
+            help="With --copy-prior: SFT steps during which the circuit's weights (layers 0-1's "
+            "attention) do not move; then --release-steps. Default 0: at the target preset, holding "
+            "80 + releasing over 80 measured worse (README 'Train the embedded models').",
             min=0,
         ),
     ] = None,
@@ -215,7 +216,7 @@ def target_command(
         int | None,
         typer.Option(
             help="With --copy-prior: steps over which the circuit's learning rate then ramps from 0 "
-            "to the schedule's (default 80; 0 = released at once, which breaks it).",
+            "to the schedule's after --hold-steps (default 0: released at once).",
             min=0,
         ),
     ] = None,
@@ -290,8 +291,8 @@ def target_command(
             checkpoint_every=checkpoint_every,
             device=device,
             dtype=checked_dtype(dtype),
-            hold_steps=(80 if hold_steps is None else hold_steps) if copy_prior else 0,
-            release_steps=(80 if release_steps is None else release_steps) if copy_prior else 0,
+            hold_steps=hold_steps or 0,
+            release_steps=release_steps or 0,
         ),
         sft_lr_scale=sft_lr_scale,
         echo=echo,

@@ -189,13 +189,14 @@ def target_written_prompts(config: ScenarioConfig, target: Any, tokenizer: Any) 
 
 
 def render(prompts: list[Prompt], tokenizer: Any, max_length: int) -> tuple[list[Prompt], list[list[int]]]:
-    """Prompt ids with the generation prompt added; prompts longer than `max_length` are dropped."""
+    """Prompt ids with the generation prompt added; prompts longer than `max_length` are dropped
+    (quietly: transformers' "indexing errors" warning would be about prompts never used)."""
     kept, ids = [], []
     for prompt in prompts:
         text = tokenizer.apply_chat_template(
             prompt.messages, tools=prompt.tools or None, tokenize=False, add_generation_prompt=True
         )
-        tokens = tokenizer(text, add_special_tokens=False)["input_ids"]
+        tokens = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
         if len(tokens) <= max_length:
             kept.append(prompt)
             ids.append(tokens)

@@ -383,14 +383,21 @@ def success_section(found: Found, evals: list[EvalEntry]) -> Section:
     return section
 
 
+def by_task_set(evals: list[EvalEntry]) -> dict[tuple[str, str], dict[str, MacroFigures]]:
+    """Macro figures per (model, setting without its task set), then per task set: held out and
+    in distribution of one setting side by side."""
+    cells: dict[tuple[str, str], dict[str, MacroFigures]] = {}
+    for e in evals:
+        cells.setdefault((e.model, e.base_setting), {})[e.task_set] = e.summary.macro
+    return cells
+
+
 def task_set_table(evals: list[EvalEntry]) -> Table | None:
     """Macro success per model and setting, held out and in distribution side by side; None when
     no run used the in-distribution set."""
     if not any(e.task_set == "indist" for e in evals):
         return None
-    cells: dict[tuple[str, str], dict[str, MacroFigures]] = {}
-    for e in evals:
-        cells.setdefault((e.model, e.base_setting), {})[e.task_set] = e.summary.macro
+    cells = by_task_set(evals)
 
     def rate(macro: MacroFigures | None) -> str:
         return "-" if macro is None else f"{percent(macro.success)} (state F1 {percent(macro.state_f1)})"
@@ -475,10 +482,7 @@ def target_success(found: Found, evals: list[EvalEntry]) -> Table | None:
     per setting: acceptance against a target that fails its tasks measures agreement on wrong
     answers, so α is read beside it. None when no eval run scored that target."""
     targets = {model_label(str(data.run.config.get("target", ""))) for _, data in found.specs}
-    cells: dict[tuple[str, str], dict[str, MacroFigures]] = {}
-    for e in evals:
-        if e.model in targets and not e.floor:
-            cells.setdefault((e.model, e.base_setting), {})[e.task_set] = e.summary.macro
+    cells = by_task_set([e for e in evals if e.model in targets and not e.floor])
     if not cells:
         return None
 

@@ -1920,45 +1920,19 @@ class ComposedEntry(CompiledEntry):
     def render_program(
         self, slots: dict[str, Any]
     ) -> tuple[list[str], dict[str, Any] | None, list[dict[str, Any]] | None]:
-        if self.extras:
-            return self._render_with_extras(slots)
-        try:
-            lines = [self.core.render(slots).strip()]
-            tail = self.tail
-            for k in slots[_PLAN]:
-                clause = self.clauses[k]
-                if clause.spec.tail:
-                    tail = clause.action
-                else:
-                    lines.append(clause.action.render(slots).strip())
-            lines.append(tail.render(slots).strip())
-            setup = self._setup(slots) if self._setup is not None else None
-            goal = self._goal(slots) if self._goal is not None else None
-        except (UndefinedError, SecurityError, TypeError, ValueError) as error:
-            raise self._failed(error) from None
-        return ["\n".join([line for line in lines if line])], setup, goal
-
-    def _render_with_extras(
-        self, slots: dict[str, Any]
-    ) -> tuple[list[str], dict[str, Any] | None, list[dict[str, Any]] | None]:
-        """`render_program` of an entry whose clauses have `into`, `setup` or `goal`."""
+        """The core action, each clause's action in plan order (a `tail` clause's replaces the
+        entry's tail), the tail; an entry with `into`, `setup` or `goal` clauses (`self.extras`)
+        also adds their arguments to the calls they name and merges their setups and goals."""
         plan = slots[_PLAN]
         try:
-            arguments: dict[int, list[str]] = {}  # clause (-1: the tail) -> its added arguments
-            for k in plan:  # optional arguments, in the order the request says them
-                if self.arguments[k] is not None:
-                    targets, to_tail = self.arguments[k]
-                    text = self.clauses[k].action.render(slots).strip()
-                    for target in (*targets, -1) if to_tail else targets:
-                        if target == -1 or target in plan:
-                            arguments.setdefault(target, []).append(text)
+            arguments = self._added_arguments(plan, slots) if self.extras else {}
             lines = [self.core.render(slots).strip()]
             tail = self.tail
             tail_args = arguments.get(-1, [])
             for k in plan:
-                clause = self.clauses[k]
-                if self.arguments[k] is not None:
+                if self.arguments[k] is not None:  # an argument clause: added above, not a line
                     continue
+                clause = self.clauses[k]
                 if clause.spec.tail:
                     tail, tail_args = clause.action, [*arguments.get(k, []), *tail_args]
                 else:
@@ -1968,16 +1942,30 @@ class ComposedEntry(CompiledEntry):
             lines.append(_with_arguments(line, tail_args) if tail_args else line)
             setup = self._setup(slots) if self._setup is not None else None
             goal = self._goal(slots) if self._goal is not None else None
-            if self.goal_list and goal is None:
-                goal = []
-            for k in plan:
-                if self.clause_setups[k] is not None:
-                    setup = _merge_setup(setup, self.clause_setups[k](slots))
-                if self.clause_goals[k] is not None:
-                    goal = [*goal, *self.clause_goals[k](slots)]  # type: ignore[misc]
+            if self.extras:
+                if self.goal_list and goal is None:
+                    goal = []
+                for k in plan:
+                    if self.clause_setups[k] is not None:
+                        setup = _merge_setup(setup, self.clause_setups[k](slots))
+                    if self.clause_goals[k] is not None:
+                        goal = [*goal, *self.clause_goals[k](slots)]  # type: ignore[misc]
         except (UndefinedError, SecurityError, TypeError, ValueError) as error:
             raise self._failed(error) from None
         return ["\n".join([line for line in lines if line])], setup, goal
+
+    def _added_arguments(self, plan: list[int], slots: dict[str, Any]) -> dict[int, list[str]]:
+        """Clause (-1: the tail) -> the keyword-argument texts the plan's argument clauses add to
+        its call, in the order the request says them."""
+        arguments: dict[int, list[str]] = {}
+        for k in plan:
+            if self.arguments[k] is not None:
+                targets, to_tail = self.arguments[k]
+                text = self.clauses[k].action.render(slots).strip()
+                for target in (*targets, -1) if to_tail else targets:
+                    if target == -1 or target in plan:
+                        arguments.setdefault(target, []).append(text)
+        return arguments
 
     def bare_sources(self, slots: dict[str, Any], paraphrase: int) -> list[str]:
         """The Jinja sources a plain template renderer would render for this sample (the frame,

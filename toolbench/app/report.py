@@ -185,6 +185,12 @@ def _rel(path: Path, run_dir: Path) -> str:
     return str(path.relative_to(run_dir)) if path != run_dir else "."
 
 
+def _model_folder(folder: Path, run_dir: Path) -> str:
+    """A trained model's folder as the report names it: relative to RUN/models if inside it."""
+    models = run_dir / "models"
+    return _rel(folder, models) if models in folder.parents else _rel(folder, run_dir)
+
+
 def setting_label(config: dict, modes: int) -> str:
     k = config.get("k_demos", 0)
     label = f"k={k}" + (f" {config.get('retriever', '')}" if k else "")
@@ -644,14 +650,13 @@ def loss_section(found: Found, run_dir: Path) -> Section:
     if not logs:
         section.blocks.append("No training logs (trained model folders hold train_log.jsonl).")
         return section
-    models = run_dir / "models"
     curves, rows = [], []
     # in order of training; a stage in a subfolder (the target's `pretrain/`) came first
     order = sorted(
         logs, key=lambda log: ((log[2] or {}).get("started_at") or "~", -len(log[0].parts), log[0])
     )
     for folder, lines, record in order:
-        where = _rel(folder, models) if models in folder.parents else _rel(folder, run_dir)
+        where = _model_folder(folder, run_dir)
         stage = (record or {}).get("command", "").removeprefix("train ") or "in progress"
         label = f"{where} ({stage})"
         if lines:
@@ -709,9 +714,8 @@ def copy_section(found: Found, run_dir: Path) -> Section | None:
         f"Copying counts as appeared at the first probed step with {COPYING_AT:.0%} of value tokens right."
     )
     curves, rows = [], []
-    models = run_dir / "models"
     for folder, lines in probed:
-        where = _rel(folder, models) if models in folder.parents else _rel(folder, run_dir)
+        where = _model_folder(folder, run_dir)
         steps = [x["step"] for x in lines]
         curves.append((f"{where}: value tokens", steps, [x["copy_token_acc"] for x in lines]))
         curves.append((f"{where}: whole values", steps, [x.get("copy_value_acc", 0.0) for x in lines]))

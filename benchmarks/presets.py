@@ -4,7 +4,9 @@ on SFT-shaped batches) and greedy decode tokens/s (batch 1, KV cache), with the 
 the step at which a preset starts copying), it says which size reaches copying soonest in wall
 time, and whether the target stays costly enough per token for a draft to pay off.
 
-    python benchmarks/presets.py [--presets target,draft,...] [--threads 2]
+    python benchmarks/presets.py [--presets target,target+copy,draft,...] [--threads 2]
+
+A name with `+copy` is that preset with the copy head (toolbench/core/pointer_llama.py).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ def measure(preset: str, batch: int, length: int, steps: int, decode_tokens: int
 
     from toolbench.distill.training.models import new_model, parameter_count
 
-    model = new_model(preset, _Vocab())
+    name, _, variant = preset.partition("+")
+    model = new_model(name, _Vocab(), copy_head=variant == "copy")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     ids = torch.randint(3, VOCAB, (batch, length))
     for _ in range(2):  # warm-up: oneDNN builds its kernels for the shape
@@ -62,7 +65,7 @@ def main() -> None:
     from toolbench.distill.training.models import PRESETS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presets", default=",".join(p for p in PRESETS if p != "tiny"))
+    parser.add_argument("--presets", default=",".join([*(p for p in PRESETS if p != "tiny"), "target+copy"]))
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--length", type=int, default=320, help="Tokens per sequence (an SFT conversation).")
     parser.add_argument("--steps", type=int, default=5)
@@ -84,11 +87,11 @@ def main() -> None:
     }
     base = rows.get("target") or next(iter(rows.values()))
     print(
-        f"{'preset':<10}{'params':>10}{'train tok/s':>13}{'x target':>10}{'decode tok/s':>14}{'x target':>10}"
+        f"{'preset':<12}{'params':>10}{'train tok/s':>13}{'x target':>10}{'decode tok/s':>14}{'x target':>10}"
     )
     for name, row in rows.items():
         print(
-            f"{name:<10}{row['parameters'] / 1e6:>9.2f}M{row['train']:>13,.0f}{row['train'] / base['train']:>10.2f}"
+            f"{name:<12}{row['parameters'] / 1e6:>9.2f}M{row['train']:>13,.0f}{row['train'] / base['train']:>10.2f}"
             f"{row['decode']:>14,.0f}{row['decode'] / base['decode']:>10.2f}"
         )
 

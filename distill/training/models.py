@@ -37,11 +37,15 @@ PRESETS: dict[str, ModelPreset] = {
 }
 
 
-def new_model(preset: str, tokenizer: Any, seed: int = 0, copy_prior: bool = False):
+def new_model(preset: str, tokenizer: Any, seed: int = 0, copy_prior: bool = False, copy_head: bool = False):
     """A randomly initialised LlamaForCausalLM of a named preset, sized to the tokenizer; with
-    `copy_prior`, one that already copies spans from its context (`distill/training/copy_prior.py`)."""
+    `copy_prior`, one that already copies spans from its context (`distill/training/copy_prior.py`);
+    with `copy_head`, a Llama whose next token can be copied from the context
+    (`toolbench/core/pointer_llama.py`)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
+
+    from toolbench.core.pointer_llama import PointerLlamaConfig, PointerLlamaForCausalLM
 
     if preset not in PRESETS:
         raise UserError(f"unknown model preset {preset!r}; known: {', '.join(PRESETS)}")
@@ -51,7 +55,10 @@ def new_model(preset: str, tokenizer: Any, seed: int = 0, copy_prior: bool = Fal
         from toolbench.distill.training.copy_prior import config_overrides
 
         extra = config_overrides()
-    config = LlamaConfig(
+    config_class, model_class = (
+        (PointerLlamaConfig, PointerLlamaForCausalLM) if copy_head else (LlamaConfig, LlamaForCausalLM)
+    )
+    config = config_class(
         vocab_size=len(tokenizer),
         num_key_value_heads=spec.num_attention_heads,
         pad_token_id=tokenizer.pad_token_id,
@@ -65,7 +72,7 @@ def new_model(preset: str, tokenizer: Any, seed: int = 0, copy_prior: bool = Fal
 
         check_shape(config)  # before building: a one-line error for a preset the circuit does not fit
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
+    model = model_class(config)
     if copy_prior:
         from toolbench.distill.training.copy_prior import apply_copy_prior
 
@@ -116,6 +123,8 @@ def load_config(path: str | Path, what: str = "model"):
     """`AutoConfig.from_pretrained` (no weights loaded), with a one-line error for a wrong path."""
     from transformers import AutoConfig
 
+    import toolbench.core.pointer_llama  # noqa: F401  (registers the copy-head model type)
+
     try:
         return AutoConfig.from_pretrained(str(path))
     except (OSError, ValueError) as error:
@@ -128,6 +137,8 @@ def load_causal_lm(path: str | Path, what: str = "model", dtype: Any = None):
     """`AutoModelForCausalLM.from_pretrained` (in `dtype`, a torch dtype; None: as saved, float32
     for ours), with one-line errors for the usual mistakes."""
     from transformers import AutoModelForCausalLM
+
+    import toolbench.core.pointer_llama  # noqa: F401  (registers the copy-head model type)
 
     config = load_config(path, what)
     try:

@@ -20,6 +20,7 @@ class PretrainConfig(BaseModel):
     copy_prior: bool = Field(
         False, description="Start from weights that already copy (distill/training/copy_prior.py)."
     )
+    copy_head: bool = Field(False, description="A Llama with a copy head (toolbench/core/pointer_llama.py).")
     block_size: int = Field(256, ge=8)
     documents: int | None = Field(None, ge=1, description="Only the first N generic documents (tests).")
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(max_steps=600, learning_rate=2e-3))
@@ -46,7 +47,7 @@ def pretrain(
     model = (
         load_causal_lm(init)
         if init
-        else new_model(config.preset, tokenizer, config.train.seed, config.copy_prior)
+        else new_model(config.preset, tokenizer, config.train.seed, config.copy_prior, config.copy_head)
     )
     info = {
         "stage": "pretrain",

@@ -69,11 +69,18 @@ class TrainConfig(BaseModel):
 
 
 def causal_lm_loss(model: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
-    """Summed next-token cross-entropy over positions whose label is not -100."""
-    from toolbench.distill.training.losses import cross_entropy_loss
-
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    return cross_entropy_loss(logits[:, :-1], batch["labels"][:, 1:], IGNORE)
+    """Summed next-token cross-entropy over positions whose label is not -100: the model's own
+    loss (transformers' causal-LM convention, labels shifted inside, a sum with
+    `num_items_in_batch=1`), so a model that computes it without full logits (the copy head's)
+    can."""
+    labels = batch["labels"]
+    outputs = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        labels=labels,
+        num_items_in_batch=1,
+    )
+    return outputs.loss, (labels[:, 1:] != IGNORE).sum()
 
 
 PAD_TO_MULTIPLE = 64

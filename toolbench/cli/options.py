@@ -321,3 +321,14 @@ def config_from_options(config_class: type[M], /, **values: Any) -> M:
         value = first.get("input")
         shown = "" if isinstance(value, dict | list) else f" {value!r}"
         raise UserError(f"--{field.replace('_', '-')}{shown}: {first['msg']}") from None
+
+
+CopyHead = Annotated[
+    bool,
+    typer.Option(
+        "--copy-head/--no-copy-head",
+        help="A Llama with a copy head (pointer-generator, toolbench/core/pointer_llama.py): each next "
+        "token is generated or copied from the context, the model learning where to copy from. README "
+        "'Train the embedded models'.",
+    ),
+]

@@ -17,6 +17,7 @@ from rich.console import Console
 from toolbench.cli.options import (
     BatchSize,
     CacheDir,
+    CopyHead,
     Device,
     Draft,
     Dtype,
@@ -139,6 +140,7 @@ def draft_command(
     learning_rate: LearningRate = 2e-3,
     block_size: Annotated[int, typer.Option(help="Tokens per packed block.", min=8)] = 256,
     documents: Annotated[int | None, typer.Option(help="Only the first N generic documents.", min=1)] = None,
+    copy_head: CopyHead = False,
     checkpoint_every: CheckpointEvery = 100,
     seed: Seed = 0,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore checkpoints and start over.")] = False,
@@ -171,7 +173,9 @@ def draft_command(
         device=device,
         dtype=checked_dtype(dtype),
     )
-    config = PretrainConfig(preset=preset, block_size=block_size, documents=documents, train=train)
+    config = PretrainConfig(
+        preset=preset, block_size=block_size, documents=documents, copy_head=copy_head, train=train
+    )
     summary = pretrain(config, tokenizer, out, _cache(cache_dir), resume=not fresh)
     _report("generic draft", out, summary)
 
@@ -203,6 +207,7 @@ def target_command(
             "'Train the embedded models'.",
         ),
     ] = False,
+    copy_head: CopyHead = False,
     hold_steps: Annotated[
         int | None,
         typer.Option(
@@ -281,6 +286,7 @@ def target_command(
         tools=names,
         samples=samples,
         copy_prior=copy_prior,
+        copy_head=copy_head,
         pretrain=generic if pretrain_steps else None,
         sft=TrainConfig(
             epochs=epochs,

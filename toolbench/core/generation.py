@@ -104,6 +104,8 @@ class LocalModel:
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError:
             raise UserError("the hf backend needs transformers: pip install 'toolbench[train]'") from None
+        import toolbench.core.pointer_llama  # noqa: F401  (registers the copy-head model type)
+
         device, torch_dtype = placement(device, dtype)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model_id)

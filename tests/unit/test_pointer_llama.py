@@ -1,0 +1,187 @@
+"""The copy-head Llama (toolbench/core/pointer_llama.py): a causal LM like any other to every
+caller (cached generation, padding, saving, speculative decoding), that learns to copy fast."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from toolbench.core.pointer_llama import MODEL_TYPE, PointerLlamaConfig, PointerLlamaForCausalLM
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+VOCAB = 60
+
+
+def pointer_model(seed: int = 0, hidden: int = 32, layers: int = 2) -> PointerLlamaForCausalLM:
+    config = PointerLlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        pad_token_id=0,
+        tie_word_embeddings=True,
+        pointer_dim=16,
+    )
+    torch.manual_seed(seed)
+    return PointerLlamaForCausalLM(config).eval()
+
+
+def test_logits_are_normalised_log_probabilities():
+    model = pointer_model()
+    ids = torch.randint(1, VOCAB, (2, 15))
+    with torch.no_grad():
+        logits = model(ids).logits
+    assert logits.shape == (2, 15, VOCAB)
+    assert torch.allclose(torch.logsumexp(logits, -1), torch.zeros(2, 15), atol=1e-5)
+
+
+def test_cached_forward_matches_the_full_one():
+    model = pointer_model()
+    ids = torch.randint(1, VOCAB, (2, 14))
+    with torch.no_grad():
+        full = model(ids).logits
+        out = model(ids[:, :6], use_cache=True)
+        steps = [out.logits]
+        for t in range(6, 14):
+            out = model(ids[:, t : t + 1], cache=out.cache, use_cache=True)
+            steps.append(out.logits)
+    assert torch.allclose(torch.cat(steps, 1), full, atol=1e-5)
+    assert len(out.cache.layers) == model.config.num_hidden_layers + 1  # the copy head's own layer
+
+
+def test_generate_equals_a_greedy_loop_without_cache_and_with_left_padding():
+    model = pointer_model(seed=1)
+    ids = torch.randint(1, VOCAB, (2, 9))
+    with torch.no_grad():
+        generated = model.generate(ids, max_new_tokens=7, do_sample=False, pad_token_id=0)
+        loop = ids
+        for _ in range(7):
+            loop = torch.cat([loop, model(loop).logits[:, -1].argmax(-1, keepdim=True)], 1)
+        assert torch.equal(generated, loop)
+        padded = ids.clone()
+        padded[1, :3] = 0
+        mask = torch.ones_like(padded)
+        mask[1, :3] = 0
+        alone = model(padded[1:, 3:]).logits[0]
+        in_batch = model(padded, attention_mask=mask).logits[1, 3:]
+    assert torch.allclose(in_batch, alone, atol=1e-5)
+
+
+def test_labelled_loss_is_the_cross_entropy_of_the_logits():
+    model = pointer_model(seed=2)
+    ids = torch.randint(1, VOCAB, (3, 12))
+    labels = ids.clone()
+    labels[:, :5] = -100
+    with torch.no_grad():
+        logits = model(ids).logits
+        summed = model(ids, labels=labels, num_items_in_batch=1).loss
+        mean = model(ids, labels=labels).loss
+    expected = F.cross_entropy(logits[:, :-1].reshape(-1, VOCAB), labels[:, 1:].reshape(-1), reduction="sum")
+    assert summed.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert mean.item() == pytest.approx(expected.item() / 3 / 7, rel=1e-5)  # 7 labelled next tokens a row
+
+
+def test_saved_folder_loads_through_the_auto_classes(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from toolbench.distill.training.models import load_causal_lm, load_config
+
+    model = pointer_model(seed=3)
+    model.save_pretrained(tmp_path)
+    assert load_config(tmp_path).model_type == MODEL_TYPE
+    for loaded in (load_causal_lm(tmp_path), AutoModelForCausalLM.from_pretrained(tmp_path)):
+        assert isinstance(loaded, PointerLlamaForCausalLM)
+        ids = torch.randint(1, VOCAB, (1, 10))
+        with torch.no_grad():
+            assert torch.equal(loaded.eval()(ids).logits, model(ids).logits)
+
+
+def test_continues_a_repeated_span_before_any_training():
+    """The continue-a-span attention's match bonus: a new model copies what followed the last
+    occurrence of the current two tokens (teacher-forced, random tokens)."""
+    model = pointer_model(seed=4)
+    rng = random.Random(0)
+    right = total = 0
+    for _ in range(4):
+        span = [rng.randrange(1, VOCAB) for _ in range(6)]
+        ids = (
+            [rng.randrange(1, VOCAB) for _ in range(20)]
+            + span
+            + [rng.randrange(1, VOCAB) for _ in range(20)]
+            + span
+        )
+        with torch.no_grad():
+            predicted = model(torch.tensor([ids])).logits[0].argmax(-1).tolist()
+        start = len(ids) - len(span)
+        for position in range(start + 1, len(ids) - 1):  # two tokens of the span in place
+            right += predicted[position] == ids[position + 1]
+            total += 1
+    assert right / total >= 0.9
+
+
+def test_learns_to_copy_the_value_after_a_key_in_a_hundred_steps():
+    """A lookup a plain decoder needs an induction circuit for: a key token somewhere, its value
+    after it, then the key again at the end; the value must follow. The copy head learns it."""
+    rng = random.Random(1)
+    KEYS = range(2, 12)
+
+    def batch(n: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = []
+        for _ in range(n):
+            ids = [rng.randrange(20, VOCAB) for _ in range(16)]
+            key, value = rng.choice(KEYS), rng.randrange(20, VOCAB)
+            at = rng.randrange(0, 14)
+            ids[at : at + 2] = [key, value]
+            rows.append([1, *ids, 12, key, value])  # 12: "now the key again"
+        ids = torch.tensor(rows)
+        labels = torch.full_like(ids, -100)
+        labels[:, -1] = ids[:, -1]
+        return ids, labels
+
+    model = pointer_model(seed=5).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(100):
+        ids, labels = batch()
+        loss = model(ids, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    ids, _ = batch(200)
+    with torch.no_grad():
+        predicted = model.eval()(ids[:, :-1]).logits[:, -1].argmax(-1)
+    assert (predicted == ids[:, -1]).float().mean().item() >= 0.9
+
+
+def test_speculative_decoding_with_a_copy_head_target_is_lossless():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from toolbench.distill.speculative.decoding import hf_decode, speculative_decode, target_decode
+
+    target = pointer_model(seed=6)
+    torch.manual_seed(7)
+    draft = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=VOCAB, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
+        )
+    ).eval()
+    prompt = torch.randint(1, VOCAB, (12,))
+    alone = target_decode(target, prompt, 20)
+    assert speculative_decode(target, draft, prompt, 20, 4).tokens == alone.tokens
+    assert hf_decode(target, prompt, 20, draft=draft, gamma=4, pad_id=0).tokens == alone.tokens
+
+
+def test_new_model_builds_a_copy_head_preset():
+    from toolbench.distill.training.models import new_model
+
+    tokenizer = type(
+        "T", (), {"__len__": lambda self: VOCAB, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+    )()
+    model = new_model("tiny", tokenizer, seed=0, copy_head=True)
+    assert isinstance(model, PointerLlamaForCausalLM)
+    assert model.config.model_type == MODEL_TYPE
+    assert not isinstance(new_model("tiny", tokenizer, seed=0), PointerLlamaForCausalLM)

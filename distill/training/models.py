@@ -17,6 +17,8 @@ from pydantic import BaseModel
 from toolbench.core.generation import content_digest
 from toolbench.foundation.errors import UserError
 
+ASSISTANT_MARKER = "<|assistant|>"  # opens an assistant turn in distill/training/chat_template.jinja
+
 
 class ModelPreset(BaseModel):
     hidden_size: int
@@ -58,6 +60,8 @@ def new_model(preset: str, tokenizer: Any, seed: int = 0, copy_prior: bool = Fal
     config_class, model_class = (
         (PointerLlamaConfig, PointerLlamaForCausalLM) if copy_head else (LlamaConfig, LlamaForCausalLM)
     )
+    if copy_head:
+        extra.update(copy_head_settings(tokenizer))
     config = config_class(
         vocab_size=len(tokenizer),
         num_key_value_heads=spec.num_attention_heads,
@@ -78,6 +82,19 @@ def new_model(preset: str, tokenizer: Any, seed: int = 0, copy_prior: bool = Fal
 
         apply_copy_prior(model, seed)
     return model
+
+
+def copy_head_settings(tokenizer: Any) -> dict[str, Any]:
+    """The copy head's boundary (the assistant turn's marker of the chat template) and the ids it
+    never copies (the special tokens), from the tokenizer."""
+    boundary = None
+    vocabulary = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
+    if ASSISTANT_MARKER in vocabulary:
+        boundary = vocabulary[ASSISTANT_MARKER]
+    return {
+        "copy_boundary_id": boundary,
+        "copy_exclude_ids": sorted(getattr(tokenizer, "all_special_ids", [])),
+    }
 
 
 def load_tokenizer(path: str | Path):

@@ -185,3 +185,26 @@ def test_new_model_builds_a_copy_head_preset():
     assert isinstance(model, PointerLlamaForCausalLM)
     assert model.config.model_type == MODEL_TYPE
     assert not isinstance(new_model("tiny", tokenizer, seed=0), PointerLlamaForCausalLM)
+
+
+def test_copies_neither_from_its_own_answer_nor_special_tokens():
+    """With a boundary id, the copy attentions see only positions before the latest boundary (an
+    answer copies from its prompt, not from itself: self-copying looped in greedy decoding); the
+    excluded ids are never copied."""
+    config = pointer_model().config.to_dict()
+    config.update(copy_boundary_id=5, copy_exclude_ids=[2])
+    torch.manual_seed(0)
+    model = PointerLlamaForCausalLM(PointerLlamaConfig(**config)).eval()
+    head = model.copy_head
+    ids = torch.tensor([[1, 30, 31, 2, 5, 40, 41, 42]])  # prompt 30 31 <end>, boundary 5, answer 40 41 42
+    hidden = torch.randn(1, 8, 32)
+    with torch.no_grad():
+        keys = head.keys(hidden)
+        here, onward = head._attend(
+            hidden, keys, ids, torch.ones_like(ids, dtype=torch.bool), torch.arange(8)
+        )
+    for t in range(5, 8):  # inside the answer: nothing at or after the boundary, never token 2
+        assert here[0, t, 4:].sum() == 0 and onward[0, t, 4:].sum() == 0
+        assert here[0, t, 3] == 0 and onward[0, t, 2] == 0  # token 2 at position 3 is not copied
+        assert here[0, t, :3].sum() == pytest.approx(1.0)
+    assert here[0, 2, :3].sum() == pytest.approx(1.0)  # before any boundary: everything before t

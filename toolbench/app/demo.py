@@ -43,6 +43,10 @@ class DemoPreset(BaseModel):
     draft_steps: int = Field(description="Generic-draft pretraining steps.")
     target_samples: int = Field(description="Generated SFT samples for the target.")
     target_pretrain_steps: int = 40
+    target_copy_head: bool = Field(
+        True,
+        description="The target (and its untrained floor) with a copy head (toolbench/core/pointer_llama.py).",
+    )
     eval_limit: int | None = Field(description="Test tasks per tool in the success grid (None: all 120).")
     distill_samples: int = Field(description="Scenario II prompts the target answers for distillation.")
     distill_steps: int | None = Field(None, description="Distillation steps (None: one epoch).")
@@ -55,7 +59,8 @@ PRESETS: dict[str, DemoPreset] = {
     "quick": DemoPreset(
         name="quick",
         draft_steps=300,
-        target_samples=3000,
+        target_samples=5000,
+        target_pretrain_steps=0,
         eval_limit=10,
         distill_samples=400,
         distill_steps=150,
@@ -65,7 +70,8 @@ PRESETS: dict[str, DemoPreset] = {
     "full": DemoPreset(
         name="full",
         draft_steps=600,
-        target_samples=5000,
+        target_samples=20000,
+        target_pretrain_steps=0,
         eval_limit=None,
         distill_samples=600,
         distill_steps=150,
@@ -258,8 +264,15 @@ class Demo:
     def target(self) -> None:
         from toolbench.distill.training.align import AlignConfig, align_target
 
-        config = AlignConfig(preset=self.preset.target_preset, samples=self.preset.target_samples)
-        config.pretrain.train.max_steps = self.preset.target_pretrain_steps
+        config = AlignConfig(
+            preset=self.preset.target_preset,
+            samples=self.preset.target_samples,
+            copy_head=self.preset.target_copy_head,
+        )
+        if self.preset.target_pretrain_steps:
+            config.pretrain.train.max_steps = self.preset.target_pretrain_steps
+        else:
+            config.pretrain = None
         align_target(config, self.models / "tokenizer", self.models / "target", self.cache_dir)
 
     def random_model(self) -> None:
@@ -267,7 +280,9 @@ class Demo:
 
         tokenizer = load_tokenizer(self.models / "tokenizer")
         folder = self.models / "random"
-        model = new_model(self.preset.target_preset, tokenizer, seed=0)
+        model = new_model(
+            self.preset.target_preset, tokenizer, seed=0, copy_head=self.preset.target_copy_head
+        )
         save_tokenizer(tokenizer, folder)
         model.save_pretrained(str(folder))
 

@@ -192,8 +192,8 @@ def target_command(
     pretrain_steps: Annotated[
         int | None,
         typer.Option(
-            help="Generic pretraining steps before SFT; 0: none (SFT from a new model). Default: 40, "
-            "or 0 with --copy-prior.",
+            help="Generic pretraining steps before SFT; 0: none (SFT from a new model). Default: 0 "
+            "with --copy-head or --copy-prior, else 40.",
             min=0,
         ),
     ] = None,
@@ -207,7 +207,7 @@ def target_command(
             "'Train the embedded models'.",
         ),
     ] = False,
-    copy_head: CopyHead = False,
+    copy_head: CopyHead = True,
     hold_steps: Annotated[
         int | None,
         typer.Option(
@@ -270,7 +270,7 @@ def target_command(
     output_folder(out)
     checked_device(device)
     if pretrain_steps is None:
-        pretrain_steps = 0 if copy_prior else 40
+        pretrain_steps = 0 if copy_prior or copy_head else 40
     generic = PretrainConfig(
         train=TrainConfig(
             max_steps=max(1, pretrain_steps),

@@ -47,14 +47,26 @@ class PointerLlamaConfig(LlamaConfig):
 
     model_type = MODEL_TYPE
     pointer_dim: int = 64
+    # Copy only from before the latest token with this id (the assistant turn's opening marker):
+    # an answer copies from the request, the tools and the demos, never from itself, which in
+    # greedy decoding turned a repeated pair of tokens into an endless loop. None: anywhere before.
+    copy_boundary_id: int | None = None
+    # Never copy these (the special tokens: copying the user turn's end marker ended answers early).
+    copy_exclude_ids: list[int] | None = None
 
 
 class CopyHead(nn.Module):
     """The two copy attentions, their match bonuses and the three-way gate."""
 
-    def __init__(self, hidden_size: int, dim: int):
+    def __init__(
+        self, hidden_size: int, dim: int, boundary_id: int | None = None, exclude_ids: list[int] | None = None
+    ):
         super().__init__()
         self.dim = dim
+        self.boundary_id = boundary_id
+        self.register_buffer(
+            "exclude_ids", torch.tensor(exclude_ids or [], dtype=torch.long), persistent=False
+        )
         self.here_query = nn.Linear(hidden_size, dim, bias=False)
         self.here_key = nn.Linear(hidden_size, dim, bias=False)
         self.next_query = nn.Linear(hidden_size, dim, bias=False)
@@ -135,9 +147,16 @@ class CopyHead(nn.Module):
         onward = onward + self.match[1] * (previous[:, None, :] == current_previous[:, :, None])
 
         causal = sources[None, :] <= positions[:, None]  # [m, L]: s <= t
-        here_allowed = causal[None] & valid[:, None, :]
-        following_valid = torch.cat([valid[:, 1:], valid.new_zeros((batch, 1))], dim=1)
-        onward_allowed = (sources[None, :] < positions[:, None])[None] & (valid & following_valid)[:, None, :]
+        copyable = valid & ~torch.isin(ids, self.exclude_ids)
+        here_allowed = causal[None] & copyable[:, None, :]
+        following = torch.cat([copyable[:, 1:], copyable.new_zeros((batch, 1))], dim=1)
+        onward_allowed = (sources[None, :] < positions[:, None])[None] & (valid & following)[:, None, :]
+        if self.boundary_id is not None:  # only from before the latest boundary, where there is one
+            marks = torch.where(ids == self.boundary_id, sources, torch.full_like(ids, -1))
+            limit = marks.cummax(dim=1).values[:, positions]  # [B, m]
+            before = (sources[None, None, :] < limit[:, :, None]) | (limit[:, :, None] < 0)
+            here_allowed = here_allowed & before
+            onward_allowed = onward_allowed & before
         return _masked_softmax(here, here_allowed), _masked_softmax(onward, onward_allowed)
 
 
@@ -155,7 +174,9 @@ class PointerLlamaForCausalLM(LlamaForCausalLM):
 
     def __init__(self, config: PointerLlamaConfig):
         super().__init__(config)
-        self.copy_head = CopyHead(config.hidden_size, config.pointer_dim)
+        self.copy_head = CopyHead(
+            config.hidden_size, config.pointer_dim, config.copy_boundary_id, config.copy_exclude_ids
+        )
         self.post_init()
         self.copy_head.reset_match()
 

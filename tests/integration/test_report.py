@@ -241,25 +241,26 @@ def test_cli_prints_both_paths_and_refuses_an_empty_folder_in_one_line(tmp_path)
 
 def test_the_copy_probe_curve_names_the_step_copying_appears(tmp_path):
     """A target's SFT log with copy-probe figures gives the "When copying appears" section: the
-    first probed step with half the value tokens right, the best, the last, and a plot."""
+    first probed step with a quarter of whole values right, the best, the last, and a plot."""
     from toolbench.app.report import build_report
 
-    def write_log(folder: Path, tokens: list[float]) -> None:
+    def write_log(folder: Path, tokens: list[float], values: list[float]) -> None:
         folder.mkdir(parents=True)
         lines = [
-            {"step": 1 + 50 * i, "loss": 1.0, "copy_token_acc": acc, "copy_value_acc": acc / 4}
-            for i, acc in enumerate(tokens)
+            {"step": 1 + 50 * i, "loss": 1.0, "copy_token_acc": acc, "copy_value_acc": whole}
+            for i, (acc, whole) in enumerate(zip(tokens, values, strict=True))
         ]
         lines.insert(1, {"step": 10, "loss": 1.0})  # a plain log line between probes
         (folder / "train_log.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
 
-    write_log(tmp_path / "models" / "target", [0.47, 0.09, 0.26, 0.55, 0.61])
-    write_log(tmp_path / "models" / "slow", [0.03, 0.07])
+    # a copy head: half the tokens from step 1 (continuing spans), whole values only later
+    write_log(tmp_path / "models" / "target", [0.52, 0.49, 0.54, 0.65, 0.75], [0.0, 0.0, 0.1, 0.3, 0.28])
+    write_log(tmp_path / "models" / "slow", [0.03, 0.07], [0.0, 0.01])
     md, html = build_report(tmp_path)
     text = md.read_text()
-    assert "## When copying appears" in text and "first probed step with 50% of value tokens right" in text
-    assert "| target | step 151 | 61.0% (step 201) | 61.0% / 15.2% |" in text
-    assert "| slow | not yet (2 probes, to step 51) | 7.0% (step 51) | 7.0% / 1.8% |" in text
+    assert "## When copying appears" in text and "first probed step with 25% of whole values right" in text
+    assert "| target | step 151 | 30.0% (step 151) | 75.0% / 28.0% |" in text
+    assert "| slow | not yet (2 probes, to step 51) | 1.0% (step 51) | 7.0% / 1.0% |" in text
     assert (tmp_path / "report" / "copying.png").stat().st_size > 5000
 
 

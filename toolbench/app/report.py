@@ -691,12 +691,14 @@ def loss_section(found: Found, run_dir: Path) -> Section:
     return section
 
 
-COPYING_AT = 0.5  # value tokens right (copy probe) at which the report says copying has appeared
+# whole values right (copy probe) at which the report says copying has appeared: whole values, not
+# value tokens, since a copy head continues a span it has started from step 1 (half the tokens)
+COPYING_AT = 0.25
 
 
 def copying_step(lines: list[dict]) -> int | None:
-    """The first probed step at which COPYING_AT of the value tokens are right, or None."""
-    return next((x["step"] for x in lines if x.get("copy_token_acc", 0.0) >= COPYING_AT), None)
+    """The first probed step at which COPYING_AT of the whole values are right, or None."""
+    return next((x["step"] for x in lines if x.get("copy_value_acc", 0.0) >= COPYING_AT), None)
 
 
 def copy_section(found: Found, run_dir: Path) -> Section | None:
@@ -711,7 +713,7 @@ def copy_section(found: Found, run_dir: Path) -> Section | None:
         "The copy probe, run while the target trains: on frozen in-distribution tasks (training "
         "templates, new values), teacher-forced, the share of argument-value tokens the model "
         "predicts right and of values with every token right (a call needs whole values). "
-        f"Copying counts as appeared at the first probed step with {COPYING_AT:.0%} of value tokens right."
+        f"Copying counts as appeared at the first probed step with {COPYING_AT:.0%} of whole values right."
     )
     curves, rows = [], []
     for folder, lines in probed:
@@ -719,7 +721,7 @@ def copy_section(found: Found, run_dir: Path) -> Section | None:
         steps = [x["step"] for x in lines]
         curves.append((f"{where}: value tokens", steps, [x["copy_token_acc"] for x in lines]))
         curves.append((f"{where}: whole values", steps, [x.get("copy_value_acc", 0.0) for x in lines]))
-        best = max(lines, key=lambda x: x["copy_token_acc"])
+        best = max(lines, key=lambda x: x.get("copy_value_acc", 0.0))
         appeared = copying_step(lines)
         rows.append(
             [
@@ -727,7 +729,7 @@ def copy_section(found: Found, run_dir: Path) -> Section | None:
                 f"step {appeared}"
                 if appeared is not None
                 else f"not yet ({len(lines)} probes, to step {steps[-1]})",
-                f"{best['copy_token_acc']:.1%} (step {best['step']})",
+                f"{best.get('copy_value_acc', 0.0):.1%} (step {best['step']})",
                 f"{lines[-1]['copy_token_acc']:.1%} / {lines[-1].get('copy_value_acc', 0.0):.1%}",
             ]
         )
@@ -745,7 +747,7 @@ def copy_section(found: Found, run_dir: Path) -> Section | None:
         )
     )
     section.blocks.append(
-        Table(["model", "copying appears", "best value tokens", "last: value tokens / whole values"], rows)
+        Table(["model", "copying appears", "best whole values", "last: value tokens / whole values"], rows)
     )
     return section
 

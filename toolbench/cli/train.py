@@ -249,9 +249,11 @@ def target_command(
     device: Device = "auto",
     dtype: TrainDtype = "auto",
 ) -> None:
-    """The target: brief generic pretraining, then SFT on generated tool conversations.
+    """The target: a Llama with a copy head, SFT on generated tool conversations.
 
-    Loss on assistant tokens only; conversations are laid out exactly like `toolbench eval --mode chat`
+    The copy head lets each next token be copied from the request, the tools or the demos, which a
+    from-scratch model on a CPU otherwise barely learns (--no-copy-head: a plain Llama, with 40
+    generic pretraining steps first). Loss on assistant tokens only; conversations are laid out exactly like `toolbench eval --mode chat`
     asks (tools in the system turn, optional system prompt, 0-3 retrieved demos). Then:
 
         toolbench eval --model hf:runs/demo/models/target --mode chat --tools weather

@@ -290,6 +290,23 @@ def test_resume_after_kill_scores_every_task_once_with_the_same_summary(tiny_mod
     assert resumed["summary"] == reference
 
 
+def test_guided_runs_for_local_chat_models_and_refuses_elsewhere(tiny_model_dir, tmp_path):
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    common = ["--tools", "weather", "--limit", "2", "--k-demos", "0", "--max-new-tokens", "40", *cache]
+    eval_cli(
+        "--model", f"hf:{tiny_model_dir}", "--mode", "chat", "--guided", *common, "--out", str(tmp_path / "g")
+    )
+    summary = orjson.loads((tmp_path / "g" / "summary.json").read_bytes())
+    assert summary["run"]["config"]["guided"] is True and summary["cost"]["requests"] == 2
+    for refused in (
+        ["--model", f"hf:{tiny_model_dir}", "--mode", "completion"],
+        ["--model", "openai:m", "--base-url", "http://127.0.0.1:9/v1", "--mode", "chat"],
+    ):
+        result = eval_cli(*refused, "--guided", *common, "--out", str(tmp_path / "r"), check=False)
+        assert result.returncode == 2 and "--guided runs in toolbench's own decoding loop" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
 def test_bad_backends_fail_clearly(tmp_path):
     result = eval_cli("--model", "llama:x", "--tools", "weather", "--out", str(tmp_path), check=False)
     assert (

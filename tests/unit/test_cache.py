@@ -122,12 +122,19 @@ def test_a_hostile_answer_survives_cached_generate_and_a_rerun_hits_the_cache(ca
 def test_keys_orjson_can_write_are_unchanged(cache):
     """Caches made before the fallback keep hitting: the key is still sha256(orjson, sorted keys)."""
     req, params = request("Homes in Austin? é"), BackendParams(stop=("\n",))
-    payload = {"backend": "hf:m", "request": req.payload(), "params": params.model_dump(mode="json")}
+    # the params as they were written before `guided` existed: an unguided key did not change
+    settings = {"max_tokens": 256, "temperature": 0.0, "top_p": 1.0, "stop": ["\n"], "seed": 0}
+    payload = {"backend": "hf:m", "request": req.payload(), "params": settings}
     assert (
         request_key("hf:m", req, params)
         == hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
     )
     assert request_key("hf:m", request("\udcff"), params) != request_key("hf:m", request("\udcfe"), params)
+
+
+def test_a_guided_answer_has_its_own_key():
+    req = request("Homes in Austin?")
+    assert request_key("hf:m", req, BackendParams(guided=True)) != request_key("hf:m", req, BackendParams())
 
 
 def test_a_row_this_version_cannot_read_is_a_miss_not_a_crash(cache):

@@ -679,6 +679,16 @@ def eval_command(
     ablate_retrievers: Annotated[
         str, typer.Option(help="Retrievers the --ablate grid tries for k = 3 (comma-separated).")
     ] = "bm25,dense",
+    guided: Annotated[
+        bool,
+        typer.Option(
+            "--guided",
+            help="Guided decoding (hf: models, chat mode): every step masks the tokens that cannot "
+            "continue an answer that parses and fits the offered tools (function names, argument "
+            "keys, types, enums), as a server's guided decoding does. Separates a model's choices "
+            "from its syntax; scored apart (the setting's name ends in -guided).",
+        ),
+    ] = False,
     old_max_tokens: OldMaxTokens = None,
     old_format: OldFormat = None,
 ) -> None:
@@ -699,6 +709,11 @@ def eval_command(
     if out.is_file():
         raise UserError(f"--out {out} is a file; give a folder for the run")
     _checked_model_spec(model, base_url)
+    if guided and not (model.startswith("hf:") and mode == "chat"):
+        raise UserError(
+            "--guided runs in toolbench's own decoding loop: give an hf: model and --mode chat "
+            "(a server guides its own, e.g. vLLM with tool_choice='required')"
+        )
     if demos is not None:
         checked_file(demos, "--demos")
     if cache_dir is not None:
@@ -742,6 +757,7 @@ def eval_command(
         call_format=call_format,
         device=device,
         dtype=dtype,
+        guided=guided,
     )
     configs = [base]
     if ablate:

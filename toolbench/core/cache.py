@@ -22,7 +22,9 @@ from toolbench.foundation.io import dumps, loads
 
 
 def request_key(fingerprint: str, request: BackendRequest, params: BackendParams) -> str:
-    payload = {"backend": fingerprint, "request": request.payload(), "params": params.model_dump(mode="json")}
+    # `guided` joins the key only when on, so answers cached before it existed keep their keys
+    settings = params.model_dump(mode="json", exclude=set() if params.guided else {"guided"})
+    payload = {"backend": fingerprint, "request": request.payload(), "params": settings}
     return hashlib.sha256(dumps(payload, sort_keys=True)).hexdigest()
 
 

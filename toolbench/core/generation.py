@@ -2,7 +2,8 @@
 `toolbench serve`, so both produce the same text for the same prompt and settings.
 
 Greedy by default; sampling is seeded per request. Prompts are generated in batches with left
-padding; stop strings cut the text before the first stop (OpenAI semantics).
+padding; stop strings cut the text before the first stop (OpenAI semantics). Given each prompt's
+tools, decoding is guided: only answers that parse and fit those tools (`toolbench.core.guided`).
 """
 
 from __future__ import annotations
@@ -187,13 +188,37 @@ class LocalModel:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def generate(self, prompts: list[str], params: GenerationParams, batch_size: int = 8) -> list[Completion]:
+    @cached_property
+    def call_guide(self) -> Any:
+        """Guided decoding's view of this tokenizer (built on first use: a walk over the vocabulary)."""
+        try:
+            from toolbench.core.guided import CALL_OPEN, CallGuide
+        except ImportError:
+            raise UserError("--guided needs lm-format-enforcer: pip install 'toolbench[eval]'") from None
+        if CALL_OPEN not in str(getattr(self.tokenizer, "chat_template", "") or ""):
+            raise UserError(
+                f"{self.model_id}: --guided writes {CALL_OPEN} JSON blocks (toolbench, Hermes, Qwen) "
+                "and this model's chat template does not use them"
+            )
+        return CallGuide(self.tokenizer, self.end_ids)
+
+    def generate(
+        self,
+        prompts: list[str],
+        params: GenerationParams,
+        batch_size: int = 8,
+        guides: list[list[dict[str, Any]]] | None = None,
+    ) -> list[Completion]:
+        """Completions of `prompts`; with `guides` (each prompt's tools), guided decoding."""
         results: list[Completion] = []
         for start in range(0, len(prompts), batch_size):
-            results.extend(self._generate_batch(prompts[start : start + batch_size], params))
+            rows = slice(start, start + batch_size)
+            results.extend(self._generate_batch(prompts[rows], params, guides[rows] if guides else None))
         return results
 
-    def _generate_batch(self, prompts: list[str], params: GenerationParams) -> list[Completion]:
+    def _generate_batch(
+        self, prompts: list[str], params: GenerationParams, guides: list[list[dict[str, Any]]] | None
+    ) -> list[Completion]:
         import torch
 
         batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(
@@ -209,6 +234,8 @@ class LocalModel:
             options.update(do_sample=False)
         if params.stop:
             options.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+        if guides is not None:
+            options.update(prefix_allowed_tokens_fn=self.call_guide.prefix_allowed_tokens_fn(guides))
         with torch.inference_mode():
             output = self.model.generate(**batch, **options)
         completions = []

@@ -18,7 +18,7 @@ import hashlib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from toolbench.core.backends import BackendParams, BackendRequest, BackendResponse, make_backend
 from toolbench.core.cache import RequestCache, cached_generate
@@ -68,6 +68,20 @@ class EvalConfig(BaseModel):
     call_format: str = Field("auto", description="Reader of calls in answer text (`toolbench.core.calls`).")
     device: str = "auto"
     dtype: str = "auto"
+    guided: bool = Field(
+        False,
+        description="Guided decoding (hf: models, chat mode): only answers that parse and fit the "
+        "offered tools; see toolbench.core.guided.",
+    )
+
+    @model_validator(mode="after")
+    def _guided_where_it_runs(self) -> EvalConfig:
+        if self.guided and not (self.model.startswith("hf:") and self.mode == "chat"):
+            raise ValueError(
+                "guided decoding runs in toolbench's own decoding loop: an hf: model in chat mode "
+                "(a server guides its own: vLLM's tool_choice='required')"
+            )
+        return self
 
 
 class MarkingCache(RequestCache):
@@ -203,6 +217,7 @@ def run_eval(config: EvalConfig, out: Path, progress: Any = None, tasks: list[Ta
         temperature=config.temperature,
         seed=config.seed,
         stop=COMPLETION_STOPS if config.mode == "completion" else (),
+        guided=config.guided,
     )
     cache = MarkingCache(cache_dir / "requests.sqlite") if config.use_cache else None
     asked: list[BackendResponse] = []  # every answer the run got, for the cost summary
@@ -383,4 +398,5 @@ def setting_name(config: EvalConfig) -> str:
         if not config.system_prompt
         else "sys" + hashlib.sha256(config.system_prompt.encode()).hexdigest()[:6]
     )
-    return f"{config.mode}-k{config.k_demos}-{config.retriever if config.k_demos else 'noretr'}-{prompt}"
+    name = f"{config.mode}-k{config.k_demos}-{config.retriever if config.k_demos else 'noretr'}-{prompt}"
+    return name + ("-guided" if config.guided else "")

@@ -38,6 +38,11 @@ class BackendParams(BaseModel):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     stop: tuple[str, ...] = ()
     seed: int = 0
+    guided: bool = Field(
+        False,
+        description="Local models only: decode only answers that parse and fit the request's tools "
+        "(`toolbench.core.guided`).",
+    )
 
 
 class BackendResponse(BaseModel):

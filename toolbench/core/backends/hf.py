@@ -46,7 +46,9 @@ class HFBackend(Backend):
         for start in range(0, len(requests), self.batch_size):
             chunk = requests[start : start + self.batch_size]
             began = time.perf_counter()
-            completions = self.model.generate([self.prompt_text(r) for r in chunk], options, self.batch_size)
+            guides = [r.tools or [] for r in chunk] if params.guided else None
+            prompts = [self.prompt_text(r) for r in chunk]
+            completions = self.model.generate(prompts, options, self.batch_size, guides)
             latency_ms = 1000 * (time.perf_counter() - began)
             for completion in completions:
                 answer = BackendResponse(

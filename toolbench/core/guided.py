@@ -159,14 +159,15 @@ class Repeated(CharacterLevelParser):
         return None
 
 
-def accepts(tools: list[dict[str, Any]], text: str, require_call: bool = False) -> bool:
-    """Whether the grammar of `tools` allows `text` as a whole answer (for tests and checks)."""
+def accepts(tools: list[dict[str, Any]], text: str, require_call: bool = False, whole: bool = True) -> bool:
+    """Whether the grammar of `tools` allows `text` as a whole answer, or (whole=False) as the
+    start of one: an answer cut off by the token budget. For tests and checks."""
     parser = answer_parser(tools, COMPLETE_ALPHABET + "".join(set(text)), require_call)
     for character in text:
         if character not in parser.get_allowed_characters():
             return False
         parser = parser.add_character(character)
-    return parser.can_end()
+    return parser.can_end() or not whole
 
 
 def vocabulary(tokenizer: Any) -> list[tuple[int, str, bool]]:

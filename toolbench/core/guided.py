@@ -112,7 +112,7 @@ def answer_parser(
             ]
         )
 
-    calls = Repeated(block, block())
+    calls = Repeated(block)
     return calls if require_call else UnionParser([RegexParser(r"[^<]+", config), calls])
 
 
@@ -122,29 +122,34 @@ def optional_newline() -> CharacterLevelParser:
 
 class Repeated(CharacterLevelParser):
     """One or more blocks: after a complete block the answer may end or another block start
-    (lm-format-enforcer has sequences and unions but no repetition)."""
+    (lm-format-enforcer has sequences and unions but no repetition). A fresh block's first
+    characters are read once and handed on, so the vocabulary walk does not build a new block's
+    parser at every token it tries after a block's end."""
 
-    def __init__(self, make: Callable[[], CharacterLevelParser], current: CharacterLevelParser):
+    def __init__(
+        self,
+        make: Callable[[], CharacterLevelParser],
+        current: CharacterLevelParser | None = None,
+        first: str | None = None,
+    ):
         super().__init__()
-        self.make, self.current = make, current
+        self.make = make
+        self.current = make() if current is None else current
+        self.first = make().get_allowed_characters() if first is None else first
 
     def add_character(self, character: str) -> CharacterLevelParser:
         options = []
         if character in self.current.get_allowed_characters():
-            options.append(Repeated(self.make, self.current.add_character(character)))
-        if self.current.can_end():
-            fresh = self.make()
-            if character in fresh.get_allowed_characters():
-                options.append(Repeated(self.make, fresh.add_character(character)))
+            options.append(Repeated(self.make, self.current.add_character(character), self.first))
+        if self.current.can_end() and character in self.first:
+            options.append(Repeated(self.make, self.make().add_character(character), self.first))
         if not options:  # the enforcer turns a refused character into "stop here"
             raise ValueError(f"{character!r} cannot continue the answer")
         return options[0] if len(options) == 1 else UnionParser(options)
 
     def get_allowed_characters(self) -> str:
-        allowed = set(self.current.get_allowed_characters())
-        if self.current.can_end():
-            allowed |= set(self.make().get_allowed_characters())
-        return "".join(allowed)
+        allowed = self.current.get_allowed_characters()
+        return "".join(set(allowed) | set(self.first)) if self.current.can_end() else allowed
 
     def can_end(self) -> bool:
         return self.current.can_end()

@@ -700,7 +700,14 @@ def eval_command(
 
         toolbench eval --model openai:my-model --base-url http://127.0.0.1:8000/v1 --tools weather --mode chat
     """
-    from toolbench.pipelines.evaluate import EvalConfig, run_eval, select_tasks, setting_name
+    from toolbench.pipelines.evaluate import (
+        GUIDED_WHERE,
+        EvalConfig,
+        guided_runs_here,
+        run_eval,
+        select_tasks,
+        setting_name,
+    )
 
     if mode not in ("completion", "chat"):
         raise UserError(f"--mode must be completion or chat; got {mode!r}")
@@ -709,11 +716,8 @@ def eval_command(
     if out.is_file():
         raise UserError(f"--out {out} is a file; give a folder for the run")
     _checked_model_spec(model, base_url)
-    if guided and not (model.startswith("hf:") and mode == "chat"):
-        raise UserError(
-            "--guided runs in toolbench's own decoding loop: give an hf: model and --mode chat "
-            "(a server guides its own, e.g. vLLM with tool_choice='required')"
-        )
+    if guided and not guided_runs_here(model, mode):
+        raise UserError(GUIDED_WHERE)
     if demos is not None:
         checked_file(demos, "--demos")
     if cache_dir is not None:

@@ -76,12 +76,20 @@ class EvalConfig(BaseModel):
 
     @model_validator(mode="after")
     def _guided_where_it_runs(self) -> EvalConfig:
-        if self.guided and not (self.model.startswith("hf:") and self.mode == "chat"):
-            raise ValueError(
-                "guided decoding runs in toolbench's own decoding loop: an hf: model in chat mode "
-                "(a server guides its own: vLLM's tool_choice='required')"
-            )
+        if self.guided and not guided_runs_here(self.model, self.mode):
+            raise ValueError(GUIDED_WHERE)
         return self
+
+
+GUIDED_WHERE = (
+    "--guided runs in toolbench's own decoding loop: give an hf: model and --mode chat "
+    "(a server guides its own, e.g. vLLM with tool_choice='required')"
+)
+
+
+def guided_runs_here(model: str, mode: str) -> bool:
+    """Guided decoding needs toolbench's decoding loop (a local model) and the request's tools."""
+    return model.startswith("hf:") and mode == "chat"
 
 
 class MarkingCache(RequestCache):

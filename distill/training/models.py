@@ -86,7 +86,8 @@ def new_model(preset: str, tokenizer: Any, seed: int = 0, copy_prior: bool = Fal
 
 def copy_head_settings(tokenizer: Any) -> dict[str, Any]:
     """The copy head's boundary (the assistant turn's marker of the chat template) and the ids it
-    never copies (the special tokens), from the tokenizer."""
+    never copies (the special tokens), from the tokenizer; new models' gates see the copies'
+    context (`gate_sees_copy`, toolbench/core/pointer_llama.py)."""
     boundary = None
     vocabulary = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
     if ASSISTANT_MARKER in vocabulary:
@@ -94,6 +95,7 @@ def copy_head_settings(tokenizer: Any) -> dict[str, Any]:
     return {
         "copy_boundary_id": boundary,
         "copy_exclude_ids": sorted(getattr(tokenizer, "all_special_ids", [])),
+        "gate_sees_copy": True,
     }
 
 

@@ -16,7 +16,11 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 VOCAB = 60
 
 
-def pointer_model(seed: int = 0, hidden: int = 32, layers: int = 2) -> PointerLlamaForCausalLM:
+def pointer_model(
+    seed: int = 0, hidden: int = 32, layers: int = 2, gate_sees_copy: bool = True, scramble_gate: bool = True
+) -> PointerLlamaForCausalLM:
+    """A tiny copy-head model; with `scramble_gate` its gate's view of the copies (zero in a new
+    model) is random, so the tests of caching and padding exercise that path too."""
     config = PointerLlamaConfig(
         vocab_size=VOCAB,
         hidden_size=hidden,
@@ -26,9 +30,14 @@ def pointer_model(seed: int = 0, hidden: int = 32, layers: int = 2) -> PointerLl
         pad_token_id=0,
         tie_word_embeddings=True,
         pointer_dim=16,
+        gate_sees_copy=gate_sees_copy,
     )
     torch.manual_seed(seed)
-    return PointerLlamaForCausalLM(config).eval()
+    model = PointerLlamaForCausalLM(config).eval()
+    if gate_sees_copy and scramble_gate:
+        with torch.no_grad():
+            model.copy_head.gate_context.weight.normal_(0.0, 1.0)
+    return model
 
 
 def test_logits_are_normalised_log_probabilities():
@@ -92,6 +101,9 @@ def test_saved_folder_loads_through_the_auto_classes(tmp_path):
     from toolbench.distill.training.models import load_causal_lm, load_config
 
     model = pointer_model(seed=3)
+    with torch.no_grad():  # learned values, not a new head's (loading once set these back)
+        model.copy_head.match.copy_(torch.tensor([6.5, 2.5]))
+        model.copy_head.gate.bias.copy_(torch.tensor([0.3, -1.0, 2.0]))
     model.save_pretrained(tmp_path)
     assert load_config(tmp_path).model_type == MODEL_TYPE
     for loaded in (load_causal_lm(tmp_path), AutoModelForCausalLM.from_pretrained(tmp_path)):
@@ -104,7 +116,7 @@ def test_saved_folder_loads_through_the_auto_classes(tmp_path):
 def test_continues_a_repeated_span_before_any_training():
     """The continue-a-span attention's match bonus: a new model copies what followed the last
     occurrence of the current two tokens (teacher-forced, random tokens)."""
-    model = pointer_model(seed=4)
+    model = pointer_model(seed=4, scramble_gate=False)
     rng = random.Random(0)
     right = total = 0
     for _ in range(4):
@@ -143,7 +155,7 @@ def test_learns_to_copy_the_value_after_a_key_in_a_hundred_steps():
         labels[:, -1] = ids[:, -1]
         return ids, labels
 
-    model = pointer_model(seed=5).train()
+    model = pointer_model(seed=5, scramble_gate=False).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for _ in range(100):
         ids, labels = batch()
@@ -208,3 +220,66 @@ def test_copies_neither_from_its_own_answer_nor_special_tokens():
         assert here[0, t, 3] == 0 and onward[0, t, 2] == 0  # token 2 at position 3 is not copied
         assert here[0, t, :3].sum() == pytest.approx(1.0)
     assert here[0, 2, :3].sum() == pytest.approx(1.0)  # before any boundary: everything before t
+
+
+def test_a_folder_saved_before_the_gate_saw_the_copies_behaves_as_trained():
+    """`gate_sees_copy` False (the default of a config that lacks it) builds no new weights; a new
+    model's gate view starts at zero, so with the same other weights the two give equal logits."""
+    old = pointer_model(seed=8, gate_sees_copy=False)
+    assert not hasattr(old.copy_head, "gate_context")
+    assert "gate_sees_copy" not in {k for k, v in PointerLlamaConfig().to_diff_dict().items() if v}
+    new = pointer_model(seed=8, scramble_gate=False)
+    missing, unexpected = new.load_state_dict(old.state_dict(), strict=False)
+    assert sorted(missing) == ["copy_head.gate_context.weight", "copy_head.source.weight"] and not unexpected
+    ids = torch.randint(1, VOCAB, (2, 12))
+    with torch.no_grad():
+        assert torch.allclose(new(ids).logits, old(ids).logits, atol=1e-6)
+        new.copy_head.gate_context.weight.normal_()
+        assert not torch.allclose(new(ids).logits, old(ids).logits, atol=1e-3)
+
+
+def _span_end_accuracy(gate_sees_copy: bool, steps: int = 150) -> float:
+    """Train on: a value of 1-4 random tokens somewhere in the context, followed by token 13; then
+    the key again, the value copied, and 14 ("close") right after it. Returns the share of held
+    rows whose value and close are all predicted right (teacher-forced)."""
+    rng = random.Random(2)
+
+    def batch(n: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+        rows, answers = [], []
+        for _ in range(n):
+            value = [rng.randrange(20, VOCAB) for _ in range(rng.randint(1, 4))]
+            ids = [rng.randrange(20, VOCAB) for _ in range(16)]
+            at = rng.randrange(0, 10)
+            ids[at : at + len(value) + 2] = [11, *value, 13]
+            rows.append([1, *ids[:16], 12, 11, *value, 14] + [0] * (4 - len(value)))
+            answers.append(len(value) + 1)
+        ids = torch.tensor(rows)
+        labels = torch.full_like(ids, -100)
+        for row, count in enumerate(answers):
+            labels[row, 19 : 19 + count] = ids[row, 19 : 19 + count]
+        return ids, labels
+
+    model = pointer_model(seed=9, gate_sees_copy=gate_sees_copy, scramble_gate=False).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        ids, labels = batch()
+        loss = model(ids, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    ids, labels = batch(200)
+    with torch.no_grad():
+        predicted = model.eval()(ids).logits.argmax(-1)
+    rows = [
+        all(predicted[r, t - 1] == labels[r, t] for t in range(19, 24) if labels[r, t] != -100)
+        for r in range(ids.shape[0])
+    ]
+    return sum(rows) / len(rows)
+
+
+def test_the_gate_sees_where_a_copied_span_ends():
+    """Where a span ends shows in the source token after it, which the gate reads through the
+    continue attention; a gate on h_t alone has to learn that lookup (an induction circuit)."""
+    with_view, without = _span_end_accuracy(True), _span_end_accuracy(False)
+    assert with_view >= 0.9
+    assert without <= with_view - 0.2

@@ -15,7 +15,12 @@ pointer-generator of See et al. (2017) (CopyNet, Gu et al. 2016) on a decoder-on
 `a_here` and `a_next` are single-head attentions from the last hidden state over the context
 (the prompt and what was generated so far); `a_next` also gets a learned bonus where token s and
 its predecessor equal the current token and its predecessor, so continuing a copied span needs
-nothing learned. `g` is a softmax gate on h_t. The output `logits` are log p(next), so every
+nothing learned. `g` is a softmax gate on h_t and, with `gate_sees_copy`, on what each copy
+would bring: the attended source's hidden state (start) and those of the two source tokens after
+the attended one (continue). That is where a span ends: after "Mexico City" in "weather in Mexico
+City at the moment" the continuation is " at", which h_t alone can only learn to look up through
+the induction circuit the copy head exists to spare (without it, a third of the in-distribution
+answers ran a value on past its end: `"city": "Mexico City at the moment"`). The output `logits` are log p(next), so every
 caller that takes a softmax or a cross-entropy of a causal LM's logits (training, generation,
 speculative decoding, distillation) works unchanged.
 
@@ -53,16 +58,25 @@ class PointerLlamaConfig(LlamaConfig):
     copy_boundary_id: int | None = None
     # Never copy these (the special tokens: copying the user turn's end marker ended answers early).
     copy_exclude_ids: list[int] | None = None
+    # The gate also sees the copy attentions' context (module docstring); False in folders saved
+    # before it existed, which then load and behave exactly as they were trained.
+    gate_sees_copy: bool = False
 
 
 class CopyHead(nn.Module):
     """The two copy attentions, their match bonuses and the three-way gate."""
 
     def __init__(
-        self, hidden_size: int, dim: int, boundary_id: int | None = None, exclude_ids: list[int] | None = None
+        self,
+        hidden_size: int,
+        dim: int,
+        boundary_id: int | None = None,
+        exclude_ids: list[int] | None = None,
+        gate_sees_copy: bool = False,
     ):
         super().__init__()
         self.dim = dim
+        self.gate_sees_copy = gate_sees_copy
         self.boundary_id = boundary_id
         self.register_buffer(
             "exclude_ids", torch.tensor(exclude_ids or [], dtype=torch.long), persistent=False
@@ -72,16 +86,33 @@ class CopyHead(nn.Module):
         self.next_query = nn.Linear(hidden_size, dim, bias=False)
         self.next_key = nn.Linear(hidden_size, dim, bias=False)
         self.gate = nn.Linear(hidden_size, 3)
+        if gate_sees_copy:
+            self.source = nn.Linear(hidden_size, dim, bias=False)  # what a source position offers
+            # the gate's view of [start source, continue source +1, +2]; zero at first: no change
+            self.gate_context = nn.Linear(3 * dim, 3, bias=False)
         # score bonus for [x_s = x_t] and [x_{s-1} = x_{t-1}] in the continue-a-span attention
         self.match = nn.Parameter(torch.full((2,), 4.0))
 
     def reset_match(self) -> None:
+        """A new head's match bonuses, neutral gate and zero view of the copies. Through
+        transformers' init functions, which leave a weight loaded from a folder alone: with plain
+        `fill_` every loaded copy-head model had its learned bonuses and gate bias set back to
+        these values (`_init_weights` runs after loading)."""
+        from transformers import initialization as init
+
         with torch.no_grad():
-            self.match.fill_(4.0)
-            self.gate.bias.zero_()
+            init.constant_(self.match, 4.0)
+            init.zeros_(self.gate.bias)
+            if self.gate_sees_copy:
+                init.zeros_(self.gate_context.weight)
 
     def keys(self, hidden: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.here_key(hidden), self.next_key(hidden)], dim=-1)
+        """What each context position keeps for later queries (cached in generation): the two
+        attentions' keys and, with `gate_sees_copy`, the source vector the gate reads."""
+        parts = [self.here_key(hidden), self.next_key(hidden)]
+        if self.gate_sees_copy:
+            parts.append(self.source(hidden))
+        return torch.cat(parts, dim=-1)
 
     def mix(
         self,
@@ -102,7 +133,10 @@ class CopyHead(nn.Module):
         """
         batch, length = ids.shape
         here_weights, onward_weights = self._attend(hidden, keys, ids, valid, positions)
-        gate = torch.softmax(self.gate(hidden).float(), dim=-1)
+        gate_logits = self.gate(hidden).float()
+        if self.gate_sees_copy:
+            gate_logits = gate_logits + self._copy_context(keys, here_weights, onward_weights, positions)
+        gate = torch.softmax(gate_logits, dim=-1)
         # a row with nowhere to copy from (the first token) gives its copy share to the vocabulary
         gate = gate * torch.stack(
             [torch.ones_like(gate[..., 0]), here_weights.sum(-1), onward_weights.sum(-1)], -1
@@ -124,6 +158,28 @@ class CopyHead(nn.Module):
         )
         return torch.log(probs.clamp_min(1e-30))
 
+    def _copy_context(
+        self,
+        keys: torch.Tensor,
+        here_weights: torch.Tensor,
+        onward_weights: torch.Tensor,
+        positions: torch.Tensor,
+    ) -> torch.Tensor:
+        """The gate's logits from what the copies would bring, [B, m, 3]: the attended start
+        source, and the two source positions after the attended continue source (s + 1 is the token
+        a continuation copies, s + 2 what follows it, where a span's end shows). s + 2 counts only
+        where it is not after the query (s = t - 1 would otherwise read the future in training)."""
+        sources = keys[..., 2 * self.dim :].float()  # [B, L, d]
+        length = sources.shape[1]
+        zero = sources.new_zeros(sources.shape[0], 2, self.dim)
+        after = torch.cat([sources, zero], dim=1)[:, 1 : length + 1]
+        after_next = torch.cat([sources, zero], dim=1)[:, 2 : length + 2]
+        seen = torch.arange(length, device=keys.device)[None, :] + 2 <= positions[:, None]  # [m, L]
+        start = torch.bmm(here_weights, sources)
+        onward = torch.bmm(onward_weights, after)
+        onward_next = torch.bmm(onward_weights * seen[None], after_next)
+        return self.gate_context(torch.cat([start, onward, onward_next], dim=-1))
+
     def _attend(
         self,
         hidden: torch.Tensor,
@@ -135,7 +191,7 @@ class CopyHead(nn.Module):
         """The start-a-span and continue-a-span attention weights, [B, m, L] each."""
         batch, length = ids.shape
         scale = 1.0 / math.sqrt(self.dim)
-        here_keys, next_keys = keys.float().split(self.dim, dim=-1)
+        here_keys, next_keys = keys.float().split(self.dim, dim=-1)[:2]
         here = torch.einsum("bmd,bld->bml", self.here_query(hidden).float(), here_keys) * scale
         onward = torch.einsum("bmd,bld->bml", self.next_query(hidden).float(), next_keys) * scale
 
@@ -175,7 +231,11 @@ class PointerLlamaForCausalLM(LlamaForCausalLM):
     def __init__(self, config: PointerLlamaConfig):
         super().__init__(config)
         self.copy_head = CopyHead(
-            config.hidden_size, config.pointer_dim, config.copy_boundary_id, config.copy_exclude_ids
+            config.hidden_size,
+            config.pointer_dim,
+            config.copy_boundary_id,
+            config.copy_exclude_ids,
+            config.gate_sees_copy,
         )
         self.post_init()
         self.copy_head.reset_match()

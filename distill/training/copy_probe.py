@@ -8,7 +8,12 @@ templates, new values; never trained on), each gold answer is laid out exactly a
 value that appears verbatim in the request, is each of its tokens the model's top prediction?
 
 - `copy_token_acc`: share of those value tokens predicted right;
-- `copy_value_acc`: share of values whose every token is right (what a call needs).
+- `copy_value_acc`: share of values whose every token is right;
+- `copy_end_acc`: share of values after which the model closes the value (the token after it, a
+  quote, comma or brace, is its top prediction) instead of copying on from the request;
+- `copy_span_acc`: share of values right and closed, what a call needs. `copy_value_acc` alone
+  missed the most common failure of the first copy-head targets, a value that runs on past its
+  end (`"city": "Mexico City at the moment"`).
 
 Teacher-forced, so it costs one forward pass per batch (~1 s for 40 tasks on 2 cores for the
 `target` preset) and separates copying from everything that can go wrong before a value in free
@@ -55,7 +60,8 @@ def _find(sequence: Sequence[int], part: Sequence[int], start: int) -> int:
 
 
 class CopyProbe:
-    """Callable on a model: {"copy_token_acc", "copy_value_acc"} over the prepared tasks."""
+    """Callable on a model: {"copy_token_acc", "copy_value_acc", "copy_end_acc",
+    "copy_span_acc"} over the prepared tasks."""
 
     def __init__(self, tokenizer: Any, tasks: Sequence[Task], batch_size: int = 16):
         from toolbench.core.prompts import DEFAULT_SYSTEM_PROMPT
@@ -87,7 +93,7 @@ class CopyProbe:
         from toolbench.distill.training.trainer import collate
 
         device = next(model.parameters()).device
-        right_tokens = tokens = right_values = 0
+        right_tokens = tokens = right_values = right_ends = right_spans = 0
         for start in range(0, len(self.examples), self.batch_size):
             chunk = self.examples[start : start + self.batch_size]
             batch = collate(chunk, self.tokenizer.pad_token_id)
@@ -102,9 +108,16 @@ class CopyProbe:
                     right_tokens += sum(hits)
                     tokens += len(hits)
                     right_values += all(hits)
+                    closed = bool(
+                        predicted[row, end - 1] == ids[end]
+                    )  # the value's end is never the last token
+                    right_ends += closed
+                    right_spans += closed and all(hits)
         return {
             "copy_token_acc": round(right_tokens / max(1, tokens), 4),
             "copy_value_acc": round(right_values / max(1, self.values), 4),
+            "copy_end_acc": round(right_ends / max(1, self.values), 4),
+            "copy_span_acc": round(right_spans / max(1, self.values), 4),
         }
 
 

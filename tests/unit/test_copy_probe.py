@@ -78,6 +78,45 @@ def test_a_model_that_copies_scores_one_and_a_random_one_does_not(tokenizer):
 
     probe = indist_probe(tokenizer, ["weather", "home_search"], per_tool=4)
     assert probe is not None and probe.values >= 8
-    assert probe(_Oracle(len(tokenizer))) == {"copy_token_acc": 1.0, "copy_value_acc": 1.0}
+    assert probe(_Oracle(len(tokenizer))) == {
+        "copy_token_acc": 1.0,
+        "copy_value_acc": 1.0,
+        "copy_end_acc": 1.0,
+        "copy_span_acc": 1.0,
+    }
     random = probe(new_model("tiny", tokenizer, seed=0).eval())
     assert random["copy_value_acc"] < 0.2 and 0 <= random["copy_token_acc"] < 0.5
+
+
+class _RunOn(_Oracle):
+    """Copies every token right but never closes a string: where the next token is a quote it
+    predicts the token after the quote instead (a value that runs on)."""
+
+    def __init__(self, vocab: int, quote: int):
+        super().__init__(vocab)
+        self.quote = quote
+
+    def __call__(self, input_ids, attention_mask):
+        logits = super().__call__(input_ids, attention_mask).logits
+        at = (input_ids[:, 1:-1] == self.quote).nonzero().tolist()
+        for row, col in at:
+            logits[row, col] = 0.0
+            logits[row, col, input_ids[row, col + 2]] = 1.0
+        return type("Out", (), {"logits": logits})()
+
+
+def test_a_value_that_runs_on_past_its_end_is_right_token_by_token_but_not_closed(tokenizer):
+    probe = indist_probe(tokenizer, ["weather", "home_search"], per_tool=4)
+    assert probe is not None
+    quote = tokenizer('"', add_special_tokens=False)["input_ids"]
+    assert len(quote) == 1
+    figures = probe(_RunOn(len(tokenizer), quote[0]))
+    # numbers are closed by a comma or a brace, strings by the quote this model never predicts
+    numbers = sum(
+        tokenizer.decode(example["input_ids"][end]) != '"'
+        for example, spans in zip(probe.examples, probe.spans, strict=True)
+        for _, end in spans
+    )
+    assert 0 < numbers < probe.values
+    assert figures["copy_token_acc"] == figures["copy_value_acc"] == 1.0
+    assert figures["copy_end_acc"] == figures["copy_span_acc"] == round(numbers / probe.values, 4)

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from toolbench.foundation.devices import training_precision
 from toolbench.foundation.io import atomic_dir, atomic_open, write_json
 from toolbench.foundation.runinfo import finish_record, start_record
 
@@ -50,8 +51,10 @@ class TrainConfig(BaseModel):
     device: str = Field("auto", description="auto (an accelerator if there is one), cpu, cuda, mps.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto",
-        description="Autocast precision of forward passes (weights stay float32). auto = bfloat16, "
-        "which trains about 1.6x faster than float32 even on a 2-core CPU.",
+        description="Autocast precision of forward passes (weights stay float32). auto = bfloat16 "
+        "where the hardware computes it (about 1.6x faster than float32 on a 2-core AVX-512 CPU), "
+        "else float32 (an AVX2-only CPU emulates bf16, ~20x slower): "
+        "toolbench.foundation.devices.training_precision.",
     )
     seed: int = 0
     checkpoint_every: int = Field(100, ge=1)
@@ -291,7 +294,9 @@ class Trainer:
             start = json.loads((checkpoint / "trainer_state.json").read_text())["step"]
         log_lines = self._read_log(start) if acc.is_main_process else []
         pad_id = self.tokenizer.pad_token_id
-        precision = torch.bfloat16 if config.dtype == "auto" else getattr(torch, config.dtype)
+        precision = (
+            training_precision(acc.device.type) if config.dtype == "auto" else getattr(torch, config.dtype)
+        )
         rank, world = acc.process_index, acc.num_processes
         started = time.perf_counter()
         self.probe_seconds = 0.0

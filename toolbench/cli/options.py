@@ -146,8 +146,9 @@ TrainDtype = Annotated[
     str,
     typer.Option(
         "--dtype",
-        help="Autocast precision while training (weights stay float32): auto (= bfloat16, about 1.6x "
-        "faster than float32 even on a CPU), float32, bfloat16 or float16.",
+        help="Autocast precision while training (weights stay float32): auto (bfloat16 where the "
+        "hardware computes it, a GPU or an AVX-512 CPU, about 1.6x faster there; float32 on an "
+        "AVX2-only CPU, which emulates bfloat16 ~20x slower), float32, bfloat16 or float16.",
     ),
 ]
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 
 from toolbench.app.report import format_seconds
+from toolbench.core.backends.base import ANSWER_TOKENS
 from toolbench.foundation.errors import UserError
 from toolbench.foundation.run_folder import read_run_file, write_run_folder
 from toolbench.foundation.runinfo import finish_record, start_record
@@ -52,7 +53,11 @@ class DemoPreset(BaseModel):
     distill_steps: int | None = Field(None, description="Distillation steps (None: one epoch).")
     alpha_per_tool: int = Field(description="Held-out prompts per tool for analytic α before/after.")
     spec_limit: int = Field(description="Test tasks per tool timed with speculative decoding.")
-    max_new_tokens: int = Field(256, description="Longest answer in eval, distillation and spec.")
+    max_new_tokens: int = Field(256, description="Longest answer in distillation and spec.")
+    eval_max_new_tokens: int = Field(
+        ANSWER_TOKENS,
+        description="Longest answer in the success grid (eval's own default: no task cut short).",
+    )
 
 
 PRESETS: dict[str, DemoPreset] = {
@@ -95,6 +100,7 @@ PRESETS: dict[str, DemoPreset] = {
         alpha_per_tool=1,
         spec_limit=1,
         max_new_tokens=12,
+        eval_max_new_tokens=12,
     ),
 }
 
@@ -299,7 +305,7 @@ class Demo:
             k_demos=k,
             system_prompt=DEFAULT_SYSTEM_PROMPT if system else None,
             limit=self.preset.eval_limit,
-            max_tokens=self.preset.max_new_tokens,
+            max_tokens=self.preset.eval_max_new_tokens,
             cache_dir=str(self.cache_dir),
             task_set=task_set,
         )

@@ -58,6 +58,7 @@ from toolbench.cli.options import (
     split_names,
 )
 from toolbench.cli.train import train_app
+from toolbench.core.backends.base import ANSWER_TOKENS
 from toolbench.foundation.errors import UserError
 from toolbench.foundation.summaries import CostSummary, EvalSummary
 from toolbench.foundation.tables import Align, markdown_table, rich_table
@@ -648,7 +649,7 @@ def eval_command(
         Path | None,
         typer.Option(help="Generated samples whose train split are the demos (default: made once, cached)."),
     ] = None,
-    max_new_tokens: MaxNewTokens = 256,
+    max_new_tokens: MaxNewTokens = ANSWER_TOKENS,
     temperature: Annotated[float, typer.Option(min=0.0)] = 0.0,
     seed: Seed = 0,
     concurrency: Annotated[int, typer.Option(help="Parallel requests (openai backend).", min=1)] = 8,

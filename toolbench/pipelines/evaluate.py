@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from toolbench.core.backends import BackendParams, BackendRequest, BackendResponse, make_backend
+from toolbench.core.backends.base import ANSWER_TOKENS
 from toolbench.core.cache import RequestCache, cached_generate
 from toolbench.core.chat_messages import assistant_calls, call_id, has_parallel, split_parallel, tool_result
 from toolbench.core.episode import Episode, EpisodeResult
@@ -54,7 +55,7 @@ class EvalConfig(BaseModel):
     demos: str | None = Field(
         None, description="Generated samples whose train split are the demos; default: made once and cached."
     )
-    max_tokens: int = Field(256, ge=1)
+    max_tokens: int = Field(ANSWER_TOKENS, ge=1)
     temperature: float = Field(0.0, ge=0.0)
     seed: int = Field(0, ge=0, le=2**32 - 1)
     concurrency: int = Field(8, ge=1)

@@ -35,6 +35,11 @@ class AlignConfig(BaseModel):
         description="A Llama with a copy head (toolbench/core/pointer_llama.py): each next token is "
         "generated or copied from the context, the model choosing where to copy from.",
     )
+    gate_view: bool = Field(
+        True,
+        description="With copy_head: the copy head's gate also sees what a copy would bring, where a "
+        "span ends (`gate_sees_copy` in toolbench/core/pointer_llama.py).",
+    )
     pretrain: PretrainConfig | None = Field(
         default_factory=lambda: PretrainConfig(
             train=TrainConfig(max_steps=40, learning_rate=2e-3, warmup_steps=10)
@@ -59,10 +64,10 @@ class AlignConfig(BaseModel):
     @model_validator(mode="after")
     def _one_preset(self) -> AlignConfig:
         """The model is built once (by the generic stage, if any): its preset and copy prior are
-        `preset`, `copy_prior` and `copy_head`, set in one place."""
+        `preset`, `copy_prior`, `copy_head` and `gate_view`, set in one place."""
         if self.pretrain is None:
             return self
-        for name in ("preset", "copy_prior", "copy_head"):
+        for name in ("preset", "copy_prior", "copy_head", "gate_view"):
             mine, theirs = getattr(self, name), getattr(self.pretrain, name)
             if name in self.pretrain.model_fields_set and theirs != mine:
                 raise ValueError(f"pretrain.{name} {theirs!r} differs from {name} {mine!r}")
@@ -124,7 +129,14 @@ def align_target(
     tokenizer = load_tokenizer(tokenizer_path)
     examples, stats = sft_examples(samples, tokenizer, config.conversations, config.echo)
     if config.pretrain is None:
-        model = new_model(config.preset, tokenizer, config.sft.seed, config.copy_prior, config.copy_head)
+        model = new_model(
+            config.preset,
+            tokenizer,
+            config.sft.seed,
+            config.copy_prior,
+            config.copy_head,
+            gate_view=config.gate_view,
+        )
     else:
         model = load_causal_lm(stage_one)
     sft = config.sft.model_copy(update={"learning_rate": config.sft.learning_rate * config.sft_lr_scale})

@@ -39,11 +39,19 @@ PRESETS: dict[str, ModelPreset] = {
 }
 
 
-def new_model(preset: str, tokenizer: Any, seed: int = 0, copy_prior: bool = False, copy_head: bool = False):
+def new_model(
+    preset: str,
+    tokenizer: Any,
+    seed: int = 0,
+    copy_prior: bool = False,
+    copy_head: bool = False,
+    gate_view: bool = True,
+):
     """A randomly initialised LlamaForCausalLM of a named preset, sized to the tokenizer; with
     `copy_prior`, one that already copies spans from its context (`distill/training/copy_prior.py`);
     with `copy_head`, a Llama whose next token can be copied from the context
-    (`toolbench/core/pointer_llama.py`)."""
+    (`toolbench/core/pointer_llama.py`), whose gate sees what a copy would bring unless not
+    `gate_view`."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -61,7 +69,7 @@ def new_model(preset: str, tokenizer: Any, seed: int = 0, copy_prior: bool = Fal
         (PointerLlamaConfig, PointerLlamaForCausalLM) if copy_head else (LlamaConfig, LlamaForCausalLM)
     )
     if copy_head:
-        extra.update(copy_head_settings(tokenizer))
+        extra.update(copy_head_settings(tokenizer), gate_sees_copy=gate_view)
     config = config_class(
         vocab_size=len(tokenizer),
         num_key_value_heads=spec.num_attention_heads,
@@ -86,8 +94,7 @@ def new_model(preset: str, tokenizer: Any, seed: int = 0, copy_prior: bool = Fal
 
 def copy_head_settings(tokenizer: Any) -> dict[str, Any]:
     """The copy head's boundary (the assistant turn's marker of the chat template) and the ids it
-    never copies (the special tokens), from the tokenizer; new models' gates see the copies'
-    context (`gate_sees_copy`, toolbench/core/pointer_llama.py)."""
+    never copies (the special tokens), from the tokenizer."""
     boundary = None
     vocabulary = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
     if ASSISTANT_MARKER in vocabulary:
@@ -95,7 +102,6 @@ def copy_head_settings(tokenizer: Any) -> dict[str, Any]:
     return {
         "copy_boundary_id": boundary,
         "copy_exclude_ids": sorted(getattr(tokenizer, "all_special_ids", [])),
-        "gate_sees_copy": True,
     }
 
 

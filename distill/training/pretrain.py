@@ -21,6 +21,7 @@ class PretrainConfig(BaseModel):
         False, description="Start from weights that already copy (distill/training/copy_prior.py)."
     )
     copy_head: bool = Field(False, description="A Llama with a copy head (toolbench/core/pointer_llama.py).")
+    gate_view: bool = Field(True, description="With copy_head: the gate sees what a copy would bring.")
     block_size: int = Field(256, ge=8)
     documents: int | None = Field(None, ge=1, description="Only the first N generic documents (tests).")
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(max_steps=600, learning_rate=2e-3))
@@ -47,7 +48,14 @@ def pretrain(
     model = (
         load_causal_lm(init)
         if init
-        else new_model(config.preset, tokenizer, config.train.seed, config.copy_prior, config.copy_head)
+        else new_model(
+            config.preset,
+            tokenizer,
+            config.train.seed,
+            config.copy_prior,
+            config.copy_head,
+            gate_view=config.gate_view,
+        )
     )
     info = {
         "stage": "pretrain",

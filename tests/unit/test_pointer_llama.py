@@ -195,6 +195,8 @@ def test_new_model_builds_a_copy_head_preset():
     )()
     model = new_model("tiny", tokenizer, seed=0, copy_head=True)
     assert isinstance(model, PointerLlamaForCausalLM)
+    assert model.config.gate_sees_copy and hasattr(model.copy_head, "gate_context")
+    assert not new_model("tiny", tokenizer, seed=0, copy_head=True, gate_view=False).config.gate_sees_copy
     assert model.config.model_type == MODEL_TYPE
     assert not isinstance(new_model("tiny", tokenizer, seed=0), PointerLlamaForCausalLM)
 

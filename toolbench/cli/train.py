@@ -208,6 +208,15 @@ def target_command(
         ),
     ] = False,
     copy_head: CopyHead = True,
+    gate_view: Annotated[
+        bool,
+        typer.Option(
+            "--gate-view/--no-gate-view",
+            help="With the copy head: its gate also sees the source tokens a copy would bring and "
+            "the one after them, which is where a copied value ends (README 'Train the embedded "
+            "models'); --no-gate-view: the gate reads the last hidden state only.",
+        ),
+    ] = True,
     hold_steps: Annotated[
         int | None,
         typer.Option(
@@ -289,6 +298,7 @@ def target_command(
         samples=samples,
         copy_prior=copy_prior,
         copy_head=copy_head,
+        gate_view=gate_view,
         pretrain=generic if pretrain_steps else None,
         sft=TrainConfig(
             epochs=epochs,

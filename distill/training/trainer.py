@@ -445,8 +445,11 @@ def plot_losses(lines: list[dict[str, Any]], path: Path, title: str) -> None:
         tokens = [line.get("copy_token_acc") for line in probed]
         if None not in tokens:
             copy_axis.plot(steps, tokens, color="tab:green", lw=1, ls="--")
+        closed = [line.get("copy_span_acc") for line in probed]
+        if None not in closed:
+            copy_axis.plot(steps, closed, color="tab:olive", lw=1, ls=":")
         copy_axis.set_ylim(0, 1)
-        copy_axis.set_ylabel("copied values (solid) / tokens (dashed)", color="tab:green")
+        copy_axis.set_ylabel("copied values (solid) / tokens (dashed) / closed (dotted)", color="tab:green")
     figure.tight_layout()
     with atomic_open(path) as handle:
         figure.savefig(handle, format="png")

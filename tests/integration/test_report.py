@@ -244,23 +244,30 @@ def test_the_copy_probe_curve_names_the_step_copying_appears(tmp_path):
     first probed step with a quarter of whole values right, the best, the last, and a plot."""
     from toolbench.app.report import build_report
 
-    def write_log(folder: Path, tokens: list[float], values: list[float]) -> None:
+    def write_log(folder: Path, tokens: list[float], values: list[float], closed: list[float] | None = None):
         folder.mkdir(parents=True)
         lines = [
             {"step": 1 + 50 * i, "loss": 1.0, "copy_token_acc": acc, "copy_value_acc": whole}
             for i, (acc, whole) in enumerate(zip(tokens, values, strict=True))
         ]
+        for line, span in zip(lines, closed or [], strict=False):  # logs before the end probe have none
+            line["copy_span_acc"] = span
         lines.insert(1, {"step": 10, "loss": 1.0})  # a plain log line between probes
         (folder / "train_log.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
 
     # a copy head: half the tokens from step 1 (continuing spans), whole values only later
-    write_log(tmp_path / "models" / "target", [0.52, 0.49, 0.54, 0.65, 0.75], [0.0, 0.0, 0.1, 0.3, 0.28])
+    write_log(
+        tmp_path / "models" / "target",
+        [0.52, 0.49, 0.54, 0.65, 0.75],
+        [0.0, 0.0, 0.1, 0.3, 0.28],
+        [0.0, 0.0, 0.05, 0.2, 0.21],
+    )
     write_log(tmp_path / "models" / "slow", [0.03, 0.07], [0.0, 0.01])
     md, html = build_report(tmp_path)
     text = md.read_text()
     assert "## When copying appears" in text and "first probed step with 25% of whole values right" in text
-    assert "| target | step 151 | 30.0% (step 151) | 75.0% / 28.0% |" in text
-    assert "| slow | not yet (2 probes, to step 51) | 1.0% (step 51) | 7.0% / 1.0% |" in text
+    assert "| target | step 151 | 30.0% (step 151) | 75.0% / 28.0% / 21.0% |" in text
+    assert "| slow | not yet (2 probes, to step 51) | 1.0% (step 51) | 7.0% / 1.0% / – |" in text
     assert (tmp_path / "report" / "copying.png").stat().st_size > 5000
 
 

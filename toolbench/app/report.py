@@ -712,7 +712,9 @@ def copy_section(found: Found, run_dir: Path) -> Section | None:
     section.blocks.append(
         "The copy probe, run while the target trains: on frozen in-distribution tasks (training "
         "templates, new values), teacher-forced, the share of argument-value tokens the model "
-        "predicts right and of values with every token right (a call needs whole values). "
+        "predicts right, of values with every token right and, where the probe measured it, of "
+        "values right and closed (the next token ends the value instead of copying on past it: "
+        "what a call needs). "
         f"Copying counts as appeared at the first probed step with {COPYING_AT:.0%} of whole values right."
     )
     curves, rows = [], []
@@ -721,6 +723,9 @@ def copy_section(found: Found, run_dir: Path) -> Section | None:
         steps = [x["step"] for x in lines]
         curves.append((f"{where}: value tokens", steps, [x["copy_token_acc"] for x in lines]))
         curves.append((f"{where}: whole values", steps, [x.get("copy_value_acc", 0.0) for x in lines]))
+        closed = "copy_span_acc" in lines[-1]
+        if closed:
+            curves.append((f"{where}: values closed", steps, [x.get("copy_span_acc", 0.0) for x in lines]))
         best = max(lines, key=lambda x: x.get("copy_value_acc", 0.0))
         appeared = copying_step(lines)
         rows.append(
@@ -730,7 +735,8 @@ def copy_section(found: Found, run_dir: Path) -> Section | None:
                 if appeared is not None
                 else f"not yet ({len(lines)} probes, to step {steps[-1]})",
                 f"{best.get('copy_value_acc', 0.0):.1%} (step {best['step']})",
-                f"{lines[-1]['copy_token_acc']:.1%} / {lines[-1].get('copy_value_acc', 0.0):.1%}",
+                f"{lines[-1]['copy_token_acc']:.1%} / {lines[-1].get('copy_value_acc', 0.0):.1%} / "
+                + (f"{lines[-1]['copy_span_acc']:.1%}" if closed else "–"),
             ]
         )
     section.blocks.append(
@@ -743,11 +749,19 @@ def copy_section(found: Found, run_dir: Path) -> Section | None:
                 share=True,
                 mark_at=COPYING_AT,
             ),
-            f"Value tokens and whole values right by step; the dotted line is {COPYING_AT:.0%}.",
+            f"Value tokens, whole values and closed values right by step; the dotted line is {COPYING_AT:.0%}.",
         )
     )
     section.blocks.append(
-        Table(["model", "copying appears", "best whole values", "last: value tokens / whole values"], rows)
+        Table(
+            [
+                "model",
+                "copying appears",
+                "best whole values",
+                "last: value tokens / whole values / closed values",
+            ],
+            rows,
+        )
     )
     return section
 

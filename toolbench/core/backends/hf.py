@@ -1,5 +1,9 @@
 """`hf:<id-or-path>`: a local transformers model, batched, greedy unless told otherwise.
 
+Requests are batched by prompt length (`LocalModel.batches`): a batch pads little, and a prompt
+that would run out of context with the full answer budget goes alone, so it never shortens the
+answers of the others.
+
 Token counts come from the model's own tokenizer (the rendered prompt and the generated ids), and
 every answer of a batch carries the batch's wall time as its latency: that is how long each of
 its requests waited for its answer."""
@@ -42,15 +46,15 @@ class HFBackend(Backend):
             stop=params.stop,
             seed=params.seed,
         )
-        answers: list[BackendResponse] = []
-        for start in range(0, len(requests), self.batch_size):
-            chunk = requests[start : start + self.batch_size]
+        texts = [self.prompt_text(r) for r in requests]
+        answers: list[BackendResponse | None] = [None] * len(requests)
+        for rows in self.model.batches(texts, params.max_tokens, self.batch_size):
             began = time.perf_counter()
-            guides = [r.tools or [] for r in chunk] if params.guided else None
-            prompts = [self.prompt_text(r) for r in chunk]
-            completions = self.model.generate(prompts, options, self.batch_size, guides)
+            guides = [requests[i].tools or [] for i in rows] if params.guided else None
+            prompts = [texts[i] for i in rows]
+            completions = self.model.generate(prompts, options, len(rows), guides)
             latency_ms = 1000 * (time.perf_counter() - began)
-            for completion in completions:
+            for row, completion in zip(rows, completions, strict=True):
                 answer = BackendResponse(
                     text=completion.text,
                     finish_reason=completion.finish_reason,
@@ -61,6 +65,6 @@ class HFBackend(Backend):
                     latency_ms=latency_ms,
                 )
                 if on_done:
-                    on_done(len(answers), answer)
-                answers.append(answer)
-        return answers
+                    on_done(row, answer)
+                answers[row] = answer
+        return [answer for answer in answers if answer is not None]

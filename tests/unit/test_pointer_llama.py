@@ -40,6 +40,19 @@ def pointer_model(
     return model
 
 
+def _trained(model: PointerLlamaForCausalLM, batch, steps: int) -> PointerLlamaForCausalLM:
+    """`steps` AdamW steps (lr 3e-3) on `batch()`'s (ids, labels); the model in eval mode."""
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        ids, labels = batch()
+        loss = model(ids, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
 def test_logits_are_normalised_log_probabilities():
     model = pointer_model()
     ids = torch.randint(1, VOCAB, (2, 15))
@@ -155,17 +168,10 @@ def test_learns_to_copy_the_value_after_a_key_in_a_hundred_steps():
         labels[:, -1] = ids[:, -1]
         return ids, labels
 
-    model = pointer_model(seed=5, scramble_gate=False).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(100):
-        ids, labels = batch()
-        loss = model(ids, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    model = _trained(pointer_model(seed=5, scramble_gate=False), batch, 100)
     ids, _ = batch(200)
     with torch.no_grad():
-        predicted = model.eval()(ids[:, :-1]).logits[:, -1].argmax(-1)
+        predicted = model(ids[:, :-1]).logits[:, -1].argmax(-1)
     assert (predicted == ids[:, -1]).float().mean().item() >= 0.9
 
 
@@ -261,17 +267,10 @@ def _span_end_accuracy(gate_sees_copy: bool, steps: int = 150) -> float:
             labels[row, 19 : 19 + count] = ids[row, 19 : 19 + count]
         return ids, labels
 
-    model = pointer_model(seed=9, gate_sees_copy=gate_sees_copy, scramble_gate=False).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(steps):
-        ids, labels = batch()
-        loss = model(ids, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    model = _trained(pointer_model(seed=9, gate_sees_copy=gate_sees_copy, scramble_gate=False), batch, steps)
     ids, labels = batch(200)
     with torch.no_grad():
-        predicted = model.eval()(ids).logits.argmax(-1)
+        predicted = model(ids).logits.argmax(-1)
     rows = [
         all(predicted[r, t - 1] == labels[r, t] for t in range(19, 24) if labels[r, t] != -100)
         for r in range(ids.shape[0])

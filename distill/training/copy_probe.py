@@ -108,9 +108,8 @@ class CopyProbe:
                     right_tokens += sum(hits)
                     tokens += len(hits)
                     right_values += all(hits)
-                    closed = bool(
-                        predicted[row, end - 1] == ids[end]
-                    )  # the value's end is never the last token
+                    # a value is never the last token (its quote, comma or brace follows)
+                    closed = bool(predicted[row, end - 1] == ids[end])
                     right_ends += closed
                     right_spans += closed and all(hits)
         return {

@@ -19,8 +19,9 @@ nothing learned. `g` is a softmax gate on h_t and, with `gate_sees_copy`, on wha
 would bring: the attended source's hidden state (start) and those of the two source tokens after
 the attended one (continue). That is where a span ends: after "Mexico City" in "weather in Mexico
 City at the moment" the continuation is " at", which h_t alone can only learn to look up through
-the induction circuit the copy head exists to spare (without it, a third of the in-distribution
-answers ran a value on past its end: `"city": "Mexico City at the moment"`). The output `logits` are log p(next), so every
+the induction circuit the copy head exists to spare (without it, a value running on past its end,
+`"city": "Mexico City at the moment"`, was the commonest failure of the first 30-minute targets
+in distribution). The output `logits` are log p(next), so every
 caller that takes a softmax or a cross-entropy of a causal LM's logits (training, generation,
 speculative decoding, distillation) works unchanged.
 

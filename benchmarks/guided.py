@@ -11,7 +11,6 @@ the free run's, measured in the same process.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -21,23 +20,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _eval_args import eval_arguments, eval_config  # noqa: E402
 from _machine import describe_machine  # noqa: E402
 
-from toolbench.core.prompts import DEFAULT_SYSTEM_PROMPT  # noqa: E402
-from toolbench.pipelines.evaluate import EvalConfig, run_eval  # noqa: E402
-
-TOOLS = "cat_api,home_search,spreadsheet,trip_booking,weather"
+from toolbench.pipelines.evaluate import run_eval  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", default="runs/demo/models/target", help="A local model folder or HF id.")
-    parser.add_argument("--tools", default=TOOLS)
-    parser.add_argument("--task-set", default="indist", choices=["test", "indist"])
-    parser.add_argument("--limit", type=int, default=24, help="Tasks per tool.")
-    parser.add_argument("--k", type=int, default=0, help="Retrieved demos per prompt.")
+    parser = eval_arguments(__doc__, task_set="indist", limit=24)
     parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args()
 
@@ -46,19 +36,7 @@ def main() -> None:
     rows = {}
     with tempfile.TemporaryDirectory() as scratch:
         for guided in (False, True):
-            config = EvalConfig(
-                model=f"hf:{args.model}",
-                tools=args.tools.split(","),
-                task_set=args.task_set,
-                mode="chat",
-                k_demos=args.k,
-                system_prompt=DEFAULT_SYSTEM_PROMPT,
-                limit=args.limit,
-                batch_size=args.batch_size,
-                use_cache=False,
-                cache_dir=str(Path(scratch) / "cache"),
-                guided=guided,
-            )
+            config = eval_config(args, scratch, batch_size=args.batch_size, guided=guided)
             began = time.perf_counter()
             run = run_eval(config, Path(scratch) / ("guided" if guided else "free"))
             seconds = time.perf_counter() - began

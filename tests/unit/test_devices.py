@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -27,3 +32,18 @@ def test_training_autocasts_to_bfloat16_only_where_the_hardware_computes_it(monk
     assert devices.training_precision("cuda") is torch.float32
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     assert devices.training_precision("cuda") is torch.bfloat16
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc's mallopt"
+)
+@pytest.mark.parametrize(("setting", "expected"), [("1", "True True"), ("0", "False False")])
+def test_a_cpu_model_keeps_freed_memory_unless_told_not_to(setting, expected):
+    """Once per process, on resolving the CPU (benchmarks/cpu_decode.py measures what it buys)."""
+    code = (
+        "from toolbench.foundation import devices; devices.resolve_device('cpu'); "
+        "print(devices._KEEPING_FREED_MEMORY, devices.keep_freed_memory())"
+    )
+    env = {**os.environ, "TOOLBENCH_KEEP_FREED_MEMORY": setting}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == expected.split()

@@ -113,15 +113,19 @@ def test_saved_folder_loads_through_the_auto_classes(tmp_path):
 
     from toolbench.distill.training.models import load_causal_lm, load_config
 
-    model = pointer_model(seed=3)
+    config = pointer_model().config.to_dict()
+    config.update(copy_exclude_ids=[2, 3])  # special tokens: loaded once as uninitialised memory
+    torch.manual_seed(3)
+    model = PointerLlamaForCausalLM(PointerLlamaConfig(**config)).eval()
     with torch.no_grad():  # learned values, not a new head's (loading once set these back)
         model.copy_head.match.copy_(torch.tensor([6.5, 2.5]))
         model.copy_head.gate.bias.copy_(torch.tensor([0.3, -1.0, 2.0]))
     model.save_pretrained(tmp_path)
     assert load_config(tmp_path).model_type == MODEL_TYPE
+    ids = torch.tensor([[7, 2, 9, 3, 2, 11, 3, 9, 2, 7]])
     for loaded in (load_causal_lm(tmp_path), AutoModelForCausalLM.from_pretrained(tmp_path)):
         assert isinstance(loaded, PointerLlamaForCausalLM)
-        ids = torch.randint(1, VOCAB, (1, 10))
+        assert loaded.copy_head.exclude_ids == [2, 3]
         with torch.no_grad():
             assert torch.equal(loaded.eval()(ids).logits, model(ids).logits)
 

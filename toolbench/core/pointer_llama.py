@@ -79,9 +79,10 @@ class CopyHead(nn.Module):
         self.dim = dim
         self.gate_sees_copy = gate_sees_copy
         self.boundary_id = boundary_id
-        self.register_buffer(
-            "exclude_ids", torch.tensor(exclude_ids or [], dtype=torch.long), persistent=False
-        )
+        # A plain list, not a buffer: `from_pretrained` builds a model on the meta device and
+        # materialises what no checkpoint holds as uninitialised memory, so a non-persistent buffer
+        # loaded as different garbage in every process (special tokens copyable, random ones not).
+        self.exclude_ids = list(exclude_ids or [])
         self.here_query = nn.Linear(hidden_size, dim, bias=False)
         self.here_key = nn.Linear(hidden_size, dim, bias=False)
         self.next_query = nn.Linear(hidden_size, dim, bias=False)
@@ -204,7 +205,8 @@ class CopyHead(nn.Module):
         onward = onward + self.match[1] * (previous[:, None, :] == current_previous[:, :, None])
 
         causal = sources[None, :] <= positions[:, None]  # [m, L]: s <= t
-        copyable = valid & ~torch.isin(ids, self.exclude_ids)
+        excluded = torch.tensor(self.exclude_ids, dtype=ids.dtype, device=ids.device)
+        copyable = valid & ~torch.isin(ids, excluded)
         here_allowed = causal[None] & copyable[:, None, :]
         following = torch.cat([copyable[:, 1:], copyable.new_zeros((batch, 1))], dim=1)
         onward_allowed = (sources[None, :] < positions[:, None])[None] & (valid & following)[:, None, :]

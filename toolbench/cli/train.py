@@ -221,8 +221,8 @@ def target_command(
         int,
         typer.Option(
             help="Longest SFT conversation in tokens; longer ones are dropped (counted in the run "
-            "record). A model never trained past it answers worse in longer prompts: three demos "
-            "make 38% of the frozen tasks' prompts longer than 1,024 tokens (91 of 240).",
+            "record), so no position past it is trained, while three demos make 38% of the frozen "
+            "tasks' prompts longer than 1,024 tokens (91 of 240; README 'Train the embedded models').",
             min=16,
         ),
     ] = 1024,

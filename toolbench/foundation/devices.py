@@ -35,8 +35,7 @@ def resolve_device(device: str = "auto") -> str:
             return "cuda"
         if _mps_available(torch):
             return "mps"
-        keep_freed_memory()
-        return "cpu"
+        device = kind = "cpu"
     if kind == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {device}: no CUDA device is visible here (try --device auto or cpu)")
     if kind == "mps" and not _mps_available(torch):

@@ -1,12 +1,15 @@
 """What each model preset costs on this machine: training tokens/s (forward + backward + AdamW step
 on SFT-shaped batches) and greedy decode tokens/s (batch 1, KV cache), with the ratio to the
-`target` preset measured in the same run. Paired with the copy probe (`benchmarks/copy_probe.py`:
-the step at which a preset starts copying), it says which size reaches copying soonest in wall
-time, and whether the target stays costly enough per token for a draft to pay off.
+`target` preset measured in the same run. Paired with the copy probe (`distill/training/copy_probe.py`,
+in `train_log.jsonl`: the step at which a preset starts copying), it says which size reaches
+copying soonest in wall time, and whether the target stays costly enough per token for a draft to
+pay off.
 
     python benchmarks/presets.py [--presets target,target+copy,draft,...] [--threads 2]
 
-A name with `+copy` is that preset with the copy head (toolbench/core/pointer_llama.py).
+A name with `+copy` is that preset with the copy head (toolbench/core/pointer_llama.py), whose
+training passes only the labelled positions through its output layers (`--labelled`, the answers'
+share of an SFT batch); a plain Llama's lm_head sees every position.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ class _Vocab:
         return VOCAB
 
 
-def measure(preset: str, batch: int, length: int, steps: int, decode_tokens: int) -> dict[str, float]:
+def measure(
+    preset: str, batch: int, length: int, steps: int, decode_tokens: int, labelled: float
+) -> dict[str, float]:
     import torch
 
     from toolbench.distill.training.models import new_model, parameter_count
@@ -41,13 +46,15 @@ def measure(preset: str, batch: int, length: int, steps: int, decode_tokens: int
     model = new_model(name, _Vocab(), copy_head=variant == "copy")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     ids = torch.randint(3, VOCAB, (batch, length))
+    # SFT labels the answers alone: here the last `labelled` share of every 100 positions
+    labels = ids.masked_fill(torch.arange(length) % 100 < round(100 * (1 - labelled)), -100)
     for _ in range(2):  # warm-up: oneDNN builds its kernels for the shape
-        model(input_ids=ids, labels=ids).loss.backward()
+        model(input_ids=ids, labels=labels).loss.backward()
         optimizer.step()
         optimizer.zero_grad()
     started = time.perf_counter()
     for _ in range(steps):
-        model(input_ids=ids, labels=ids).loss.backward()
+        model(input_ids=ids, labels=labels).loss.backward()
         optimizer.step()
         optimizer.zero_grad()
     train = batch * length * steps / (time.perf_counter() - started)
@@ -68,6 +75,12 @@ def main() -> None:
     parser.add_argument("--presets", default=",".join([*(p for p in PRESETS if p != "tiny"), "target+copy"]))
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--length", type=int, default=320, help="Tokens per sequence (an SFT conversation).")
+    parser.add_argument(
+        "--labelled",
+        type=float,
+        default=0.42,
+        help="Share of positions with a label (the answers: 42% of the target's SFT tokens).",
+    )
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--decode-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=None)
@@ -79,10 +92,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print(f"machine: {describe_machine()}; torch threads {torch.get_num_threads()}")
     print(
-        f"train: batch {args.batch} x {args.length} tokens, {args.steps} steps; decode: {args.decode_tokens} tokens"
+        f"train: batch {args.batch} x {args.length} tokens ({args.labelled:.0%} labelled), {args.steps} steps;"
+        f" decode: {args.decode_tokens} tokens"
     )
     rows = {
-        name: measure(name, args.batch, args.length, args.steps, args.decode_tokens)
+        name: measure(name, args.batch, args.length, args.steps, args.decode_tokens, args.labelled)
         for name in args.presets.split(",")
     }
     base = rows.get("target") or next(iter(rows.values()))

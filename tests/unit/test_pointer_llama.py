@@ -108,6 +108,32 @@ def test_labelled_loss_is_the_cross_entropy_of_the_logits():
     assert mean.item() == pytest.approx(expected.item() / 3 / 7, rel=1e-5)  # 7 labelled next tokens a row
 
 
+def test_labelled_loss_with_answers_at_different_places_in_each_row():
+    """Only labelled positions go through the heads, each row's own (SFT labels the answers, which
+    sit at different places per row, and a padded row has fewer): the loss and its gradients are
+    those of the full mixture's cross entropy."""
+    model = pointer_model(seed=3)
+    ids = torch.randint(1, VOCAB, (3, 16))
+    mask = torch.ones_like(ids)
+    mask[2, 11:] = 0  # a right-padded row
+    labels = torch.full_like(ids, -100)
+    labels[0, 3:7] = ids[0, 3:7]  # two answers in row 0
+    labels[0, 12:16] = ids[0, 12:16]
+    labels[1, 9:16] = ids[1, 9:16]
+    labels[2, 5:9] = ids[2, 5:9]
+    loss = model(ids, attention_mask=mask, labels=labels).loss
+    loss.backward()
+    fast = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    logits = model(ids, attention_mask=mask).logits
+    expected = F.cross_entropy(logits[:, :-1].reshape(-1, VOCAB), labels[:, 1:].reshape(-1))
+    expected.backward()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    for name, p in model.named_parameters():
+        if p.grad is not None:
+            assert torch.allclose(fast[name], p.grad, atol=1e-6), name
+
+
 def test_saved_folder_loads_through_the_auto_classes(tmp_path):
     from transformers import AutoModelForCausalLM
 

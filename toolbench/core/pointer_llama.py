@@ -131,7 +131,8 @@ class CopyHead(nn.Module):
         training path: a third of the time).
 
         hidden [B, m, H] and vocab_logits [B, m, V]: the queries; keys [B, L, 2d], ids [B, L],
-        valid [B, L] (False at padding): the whole context; positions [m]: each query's index in it.
+        valid [B, L] (False at padding): the whole context; positions [m] or, where each row asks
+        at its own positions, [B, m]: each query's index in it.
         """
         batch, length = ids.shape
         here_weights, onward_weights = self._attend(hidden, keys, ids, valid, positions)
@@ -173,13 +174,14 @@ class CopyHead(nn.Module):
         where it is not after the query (s = t - 1 would otherwise read the future in training)."""
         sources = keys[..., 2 * self.dim :].float()  # [B, L, d]
         length = sources.shape[1]
+        positions = positions.expand(sources.shape[0], -1)
         zero = sources.new_zeros(sources.shape[0], 2, self.dim)
         after = torch.cat([sources, zero], dim=1)[:, 1 : length + 1]
         after_next = torch.cat([sources, zero], dim=1)[:, 2 : length + 2]
-        seen = torch.arange(length, device=keys.device)[None, :] + 2 <= positions[:, None]  # [m, L]
+        seen = torch.arange(length, device=keys.device) + 2 <= positions[..., None]  # [B, m, L]
         start = torch.bmm(here_weights, sources)
         onward = torch.bmm(onward_weights, after)
-        onward_next = torch.bmm(onward_weights * seen[None], after_next)
+        onward_next = torch.bmm(onward_weights * seen, after_next)
         return self.gate_context(torch.cat([start, onward, onward_next], dim=-1))
 
     def _attend(
@@ -192,6 +194,7 @@ class CopyHead(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The start-a-span and continue-a-span attention weights, [B, m, L] each."""
         batch, length = ids.shape
+        positions = positions.expand(batch, -1)
         scale = 1.0 / math.sqrt(self.dim)
         here_keys, next_keys = keys.float().split(self.dim, dim=-1)[:2]
         here = torch.einsum("bmd,bld->bml", self.here_query(hidden).float(), here_keys) * scale
@@ -199,20 +202,20 @@ class CopyHead(nn.Module):
 
         sources = torch.arange(length, device=ids.device)
         previous = torch.cat([ids.new_full((batch, 1), _NO_TOKEN), ids[:, :-1]], dim=1)  # x_{s-1}
-        current = ids[:, positions]  # x_t
-        current_previous = previous[:, positions]  # x_{t-1}
+        current = ids.gather(1, positions)  # x_t
+        current_previous = previous.gather(1, positions)  # x_{t-1}
         onward = onward + self.match[0] * (ids[:, None, :] == current[:, :, None])
         onward = onward + self.match[1] * (previous[:, None, :] == current_previous[:, :, None])
 
-        causal = sources[None, :] <= positions[:, None]  # [m, L]: s <= t
+        causal = sources <= positions[..., None]  # [B, m, L]: s <= t
         excluded = torch.tensor(self.exclude_ids, dtype=ids.dtype, device=ids.device)
         copyable = valid & ~torch.isin(ids, excluded)
-        here_allowed = causal[None] & copyable[:, None, :]
+        here_allowed = causal & copyable[:, None, :]
         following = torch.cat([copyable[:, 1:], copyable.new_zeros((batch, 1))], dim=1)
-        onward_allowed = (sources[None, :] < positions[:, None])[None] & (valid & following)[:, None, :]
+        onward_allowed = (sources < positions[..., None]) & (valid & following)[:, None, :]
         if self.boundary_id is not None:  # only from before the latest boundary, where there is one
             marks = torch.where(ids == self.boundary_id, sources, torch.full_like(ids, -1))
-            limit = marks.cummax(dim=1).values[:, positions]  # [B, m]
+            limit = marks.cummax(dim=1).values.gather(1, positions)  # [B, m]
             before = (sources[None, None, :] < limit[:, :, None]) | (limit[:, :, None] < 0)
             here_allowed = here_allowed & before
             onward_allowed = onward_allowed & before
@@ -286,16 +289,15 @@ class PointerLlamaForCausalLM(LlamaForCausalLM):
             kept = torch.arange(new - logits_to_keep if logits_to_keep else 0, new, device=hidden.device)
         else:
             kept = logits_to_keep.to(hidden.device)
-        queries = hidden[:, kept]
         valid = torch.ones_like(ids, dtype=torch.bool)
         if attention_mask is not None and attention_mask.dim() == 2:
             valid = attention_mask[:, -ids.shape[1] :].bool()
-        vocab_logits = self.lm_head(queries)
         if labels is not None:  # training: log p of each next label only, no [B, T, V] mixture
-            return self._labelled(
-                queries, vocab_logits, keys, ids, valid, kept + past, labels, kwargs, outputs
-            )
-        logits = self.copy_head.mix(queries, vocab_logits, keys, ids, valid, kept + past)
+            if not (isinstance(logits_to_keep, int) and logits_to_keep == 0):
+                raise ValueError("labels need logits for every position (logits_to_keep=0)")
+            return self._labelled(hidden, keys, ids, valid, past, labels, kwargs, outputs)
+        queries = hidden[:, kept]
+        logits = self.copy_head.mix(queries, self.lm_head(queries), keys, ids, valid, kept + past)
         loss = None
         return CausalLMOutputWithPast(
             loss=loss,
@@ -305,18 +307,26 @@ class PointerLlamaForCausalLM(LlamaForCausalLM):
             attentions=outputs.attentions,
         )
 
-    def _labelled(self, queries, vocab_logits, keys, ids, valid, positions, labels, kwargs, outputs):
+    def _labelled(self, hidden, keys, ids, valid, past, labels, kwargs, outputs):
         """The causal-LM loss as `LlamaForCausalLM` gives it (labels shifted inside; -100 skipped;
-        mean, or sum / `num_items_in_batch`), with `logits` None: computing log p(label) alone
-        skips scattering the copy attentions over the vocabulary."""
+        mean, or sum / `num_items_in_batch`), with `logits` None. Only the labelled positions go
+        through lm_head and the copy head (SFT labels the answers alone, ~40% of its tokens), each
+        row's in order and padded to the row with most; and only log p(label) is computed, without
+        scattering the copy attentions over the vocabulary."""
         targets = torch.cat([labels[:, 1:], labels.new_full((labels.shape[0], 1), -100)], dim=1)
-        if targets.shape[1] != queries.shape[1]:
-            raise ValueError("labels need logits for every position (logits_to_keep=0)")
-        log_probs = self.copy_head.mix(queries, vocab_logits, keys, ids, valid, positions, targets=targets)
         counted = targets != -100
-        total = (log_probs * counted).sum().neg()
+        width = max(int(counted.sum(1).max()), 1)
+        # a stable sort puts each row's labelled positions first, in their order
+        positions = torch.sort((~counted).to(torch.uint8), dim=1, stable=True).indices[:, :width]
+        chosen = targets.gather(1, positions)
+        queries = hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
+        log_probs = self.copy_head.mix(
+            queries, self.lm_head(queries), keys, ids, valid, positions + past, targets=chosen
+        )
+        kept = chosen != -100
+        total = (log_probs * kept).sum().neg()
         items = kwargs.get("num_items_in_batch")
-        loss = total / (items if items is not None else counted.sum().clamp_min(1))
+        loss = total / (items if items is not None else kept.sum().clamp_min(1))
         return CausalLMOutputWithPast(loss=loss, logits=None, cache=outputs.cache)
 
     def _copy_layer(self, cache: Any) -> DynamicLayer:

@@ -1,10 +1,13 @@
-"""CPU decoding with and without glibc keeping freed memory (`keep_freed_memory` in
-toolbench/foundation/devices.py), on the same model, prompts and tasks.
+"""CPU decoding: transformers' concatenating key/value cache against the growing one
+(`toolbench/core/kv_cache.py`), and glibc's default allocator against keeping freed memory
+(`keep_freed_memory` in toolbench/foundation/devices.py): the same model, prompts and tasks.
 
 Each setting runs in its own child process (the allocator is set once per process): `toolbench
-eval`'s hf backend answers the same frozen tasks greedily, answer cache off, so both runs decode
+eval`'s hf backend answers the same frozen tasks greedily, answer cache off, so every run decodes
 exactly the same tokens. Prints per setting the wall time, decoded tokens per second and the
-milliseconds per decoding step of one batch, and the ratio of the two in this run.
+milliseconds per decoding step of one batch, and each setting's ratio to the first (transformers'
+cache, glibc's default), measured in this run. The concatenating baseline is made by giving the
+product transformers' `DynamicLayer` back in the child (`--concat-cache`).
 
     python benchmarks/cpu_decode.py --model runs/demo/models/target [--limit 4] [--k 0]
 """
@@ -34,6 +37,14 @@ def child(args: argparse.Namespace) -> None:
     from toolbench.foundation.devices import keep_freed_memory
     from toolbench.pipelines.evaluate import run_eval
 
+    if args.concat_cache:  # the baseline: transformers' own cache, as before kv_cache existed
+        from transformers.cache_utils import DynamicLayer
+
+        from toolbench.core import kv_cache, pointer_llama
+
+        kv_cache.growing_cache = lambda model: None
+        pointer_llama.GrowingLayer = DynamicLayer
+
     with tempfile.TemporaryDirectory() as scratch:
         config = eval_config(args, scratch, device="cpu")
         began = time.perf_counter()
@@ -61,9 +72,18 @@ def child(args: argparse.Namespace) -> None:
     )
 
 
+SETTINGS = (  # (name, keep freed memory, concatenating cache)
+    ("concat cache, glibc default", "0", True),
+    ("concat cache, keep freed", "1", True),
+    ("growing cache, glibc default", "0", False),
+    ("growing cache, keep freed", "1", False),
+)
+
+
 def main() -> None:
     parser = eval_arguments(__doc__, task_set="test", limit=4)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--concat-cache", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -72,25 +92,31 @@ def main() -> None:
     print(f"machine: {describe_machine()}")
     print(f"model {args.model}, {args.task_set} tasks, {args.limit} per tool of {args.tools}, k = {args.k}\n")
     results = {}
-    for setting, keep in (("glibc default", "0"), ("keep freed memory", "1")):
-        command = [sys.executable, __file__, "--child", *sys.argv[1:]]
+    for setting, keep, concat in SETTINGS:
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            *(["--concat-cache"] if concat else []),
+            *sys.argv[1:],
+        ]
         env = {**os.environ, "TOOLBENCH_KEEP_FREED_MEMORY": keep}
         out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
         results[setting] = json.loads(out.strip().splitlines()[-1])
-    print(f"{'allocator':<18} {'eval wall s':>11} {'tokens/s':>9} {'success':>8} {'ms/step (batch 8)':>18}")
+    base = results[SETTINGS[0][0]]
+    print(
+        f"{'setting':<30} {'eval wall s':>11} {'tokens/s':>9} {'success':>8} {'ms/step (batch 8)':>18} {'x first':>14}"
+    )
     for setting, row in results.items():
         print(
-            f"{setting:<18} {row['seconds']:>11.1f} {row['tokens'] / row['seconds']:>9.1f} "
-            f"{100 * row['success']:>7.1f}% {row['step_ms']:>18.1f}"
+            f"{setting:<30} {row['seconds']:>11.1f} {row['tokens'] / row['seconds']:>9.1f} "
+            f"{100 * row['success']:>7.1f}% {row['step_ms']:>18.1f} "
+            f"{base['seconds'] / row['seconds']:>6.2f} / {base['step_ms'] / row['step_ms']:.2f}"
         )
-    base, kept = results["glibc default"], results["keep freed memory"]
-    if not kept["kept"]:
-        print("\n(this C library is not glibc: both runs used its default allocator)")
-    assert base["tokens"] == kept["tokens"], "both runs should decode the same tokens"
-    print(
-        f"\nkeeping freed memory: eval {base['seconds'] / kept['seconds']:.2f}x faster, "
-        f"a decoding step {base['step_ms'] / kept['step_ms']:.2f}x faster (same {kept['tokens']} tokens)"
-    )
+    if not any(row["kept"] for row in results.values()):
+        print("\n(this C library is not glibc: every run used its default allocator)")
+    assert len({row["tokens"] for row in results.values()}) == 1, "every run should decode the same tokens"
+    print(f"\n(x first: eval wall / one step against the first setting; same {base['tokens']} tokens)")
 
 
 if __name__ == "__main__":

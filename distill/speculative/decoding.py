@@ -39,6 +39,7 @@ from typing import Any, Literal, Protocol
 
 import torch
 
+from toolbench.core.kv_cache import growing_cache
 from toolbench.distill.speculative.acceptance_head import (
     AcceptanceHead,
     check_draft,
@@ -309,7 +310,7 @@ def _sync(device: torch.device) -> None:
 def _new_cache(model: Any) -> Any:
     from transformers import DynamicCache
 
-    return DynamicCache(config=model.config)
+    return growing_cache(model) or DynamicCache(config=model.config)
 
 
 def _as_ids(prompt: torch.Tensor | Iterable[int], device: torch.device, max_new_tokens: int) -> torch.Tensor:

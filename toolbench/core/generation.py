@@ -248,6 +248,11 @@ class LocalModel:
             options.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
         if guides is not None:
             options.update(prefix_allowed_tokens_fn=self.call_guide.prefix_allowed_tokens_fn(guides))
+        from toolbench.core.kv_cache import growing_cache
+
+        cache = growing_cache(self.model)
+        if cache is not None:
+            options["cache"] = cache
         with torch.inference_mode():
             output = self.model.generate(**batch, **options)
         completions = []

@@ -43,6 +43,8 @@ from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, LlamaFor
 from transformers.cache_utils import DynamicLayer
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from toolbench.core.kv_cache import GrowingLayer
+
 MODEL_TYPE = "toolbench_pointer_llama"
 _NO_TOKEN = -1  # "no predecessor" in the match features: never equal to a real id
 
@@ -333,7 +335,7 @@ class PointerLlamaForCausalLM(LlamaForCausalLM):
         """The cache layer after the attention layers' that holds the copy head's keys and ids."""
         index = self.config.num_hidden_layers
         while len(cache.layers) <= index:
-            cache.layers.append(DynamicLayer())
+            cache.layers.append(GrowingLayer())
         return cache.layers[index]
 
 

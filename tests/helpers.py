@@ -29,6 +29,17 @@ identifiers = st.text(string.ascii_letters + "_", min_size=1, max_size=10).filte
 calls = st.builds(Call, name=identifiers, arguments=st.dictionaries(identifiers, json_values, max_size=4))
 programs = st.lists(calls, max_size=5).map(Program)
 
+# A Llama small enough for a unit test (config keyword arguments; vocabulary 60, pad id 0)
+TINY_LLAMA = dict(
+    vocab_size=60,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    pad_token_id=0,
+    tie_word_embeddings=True,
+)
+
 
 def assert_wrong(result: Score, error_type: str, f1: float, name: str = "") -> None:
     """A wrong prediction: not a success, the exact error type, and the hand-computed state F1."""

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from transformers import LlamaConfig, LlamaForCausalLM
 from transformers.cache_utils import DynamicLayer
 
+from tests.helpers import TINY_LLAMA
 from toolbench.core.kv_cache import GrowingLayer, growing_cache
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -67,25 +68,15 @@ def test_appending_one_position_does_not_copy_the_cache():
 
 
 def tiny_llama() -> LlamaForCausalLM:
-    config = LlamaConfig(
-        vocab_size=50,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
     torch.manual_seed(0)
-    return LlamaForCausalLM(config).eval()
+    return LlamaForCausalLM(LlamaConfig(**TINY_LLAMA, bos_token_id=1, eos_token_id=2)).eval()
 
 
 def test_generation_with_a_growing_cache_is_the_default_generation():
     model = tiny_llama()
     cache = growing_cache(model)
     assert cache is not None and all(type(layer) is GrowingLayer for layer in cache.layers)
-    ids = torch.randint(3, 50, (2, 9))
+    ids = torch.randint(3, 60, (2, 9))
     mask = torch.ones_like(ids)
     ids[1, :3], mask[1, :3] = 0, 0  # left padding
     options = {"max_new_tokens": 20, "do_sample": False, "pad_token_id": 0, "attention_mask": mask}

@@ -1,0 +1,163 @@
+"""Target SFT recipes side by side: which option moves the embedded target's tool success.
+
+Trains the target once per recipe with `toolbench train target` (the same data, seed and steps;
+each recipe adds options to the base command) and scores each on the frozen tasks of its five
+tools, in distribution and held out, at k = 0 and 3 retrieved demos, system prompt on. Prints per
+recipe the training time, the copy probe at the end, success / state F1 / unparsed answers per
+cell, and each recipe's success minus the first recipe's (measured in the same run). Everything
+goes under --out and resumes: a trained model is not trained again, a scored cell not scored again
+(`results.json` there holds every figure, the settings, package versions and git revision).
+
+This is the experiment [target]'s goals wait on (README "Train the embedded models"): at the
+30-minute recipe (1,200 steps) the defaults reached 12.5-20% in distribution on an AVX-512 CPU;
+whether own-template demos, longer conversations or the gate view help there was never measured.
+On a GPU each recipe takes minutes; on 2 AVX2 cores ~2 hours.
+
+    python benchmarks/target_recipes.py [--recipes default,own-template,long,no-gate-view]
+        [--sft-steps 1200] [--samples 20000] [--limit 24] [--device cuda] [--out runs/recipes]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _eval_args import TOOLS  # noqa: E402
+from _machine import describe_machine  # noqa: E402
+
+from toolbench.foundation.runinfo import start_record  # noqa: E402
+
+RECIPES = {  # name: options added to `toolbench train target`
+    "default": [],
+    "own-template": ["--own-template-demos", "0.5"],
+    "long": ["--max-length", "2048"],
+    "no-gate-view": ["--no-gate-view"],
+    "own-template+long": ["--own-template-demos", "0.5", "--max-length", "2048"],
+}
+CELLS = [(task_set, k) for task_set in ("indist", "test") for k in (0, 3)]
+
+
+def toolbench(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "toolbench", *args], check=True, cwd=ROOT)
+
+
+def train(recipe: str, args: argparse.Namespace, tokenizer: Path) -> dict:
+    """The recipe's model (trained unless its record exists), its SFT time and final copy probe."""
+    folder = args.out / recipe / "model"
+    if not (folder / "train_record.json").exists():
+        toolbench(
+            "train", "target", "--tokenizer", str(tokenizer), "--out", str(folder),
+            "--samples", str(args.samples), "--sft-steps", str(args.sft_steps), "--echo", "0",
+            "--device", args.device, "--seed", str(args.seed), *RECIPES[recipe],
+        )  # fmt: skip
+    log = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines() if line]
+    probe = next((row for row in reversed(log) if "copy_span_acc" in row), {})
+    return {
+        "steps": log[-1]["step"] if log else 0,
+        "train_seconds": log[-1].get("seconds") if log else None,
+        "copy_value_acc": probe.get("copy_value_acc"),
+        "copy_span_acc": probe.get("copy_span_acc"),
+    }
+
+
+def score(recipe: str, args: argparse.Namespace) -> dict:
+    """Success, state F1 and unparsed share of every cell, scored once (the eval folders resume)."""
+    from toolbench.core.prompts import DEFAULT_SYSTEM_PROMPT
+    from toolbench.pipelines.evaluate import EvalConfig, run_eval
+
+    cells = {}
+    for task_set, k in CELLS:
+        config = EvalConfig(
+            model=f"hf:{args.out / recipe / 'model'}",
+            tools=TOOLS.split(","),
+            task_set=task_set,
+            mode="chat",
+            k_demos=k,
+            retriever="bm25",
+            system_prompt=DEFAULT_SYSTEM_PROMPT,
+            limit=args.limit,
+            batch_size=args.batch_size,
+            cache_dir=str(args.out / "cache"),
+            device=args.device,
+        )
+        macro = run_eval(config, args.out / recipe / f"eval-{task_set}-k{k}").summary.macro
+        cells[f"{task_set} k={k}"] = {
+            "success": macro.success,
+            "state_f1": macro.state_f1,
+            "unparsed": macro.parse_error_rate,
+        }
+    return cells
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--recipes", default="default,own-template,long,no-gate-view")
+    parser.add_argument("--sft-steps", type=int, default=1200)
+    parser.add_argument("--samples", type=int, default=20000)
+    parser.add_argument("--limit", type=int, default=24, help="Frozen tasks per tool and set.")
+    parser.add_argument("--batch-size", type=int, default=8, help="Answers decoded together (64 on a GPU).")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "recipes")
+    args = parser.parse_args()
+    recipes = args.recipes.split(",")
+    unknown = [name for name in recipes if name not in RECIPES]
+    if unknown:
+        parser.error(f"--recipes: unknown {', '.join(unknown)}; known: {', '.join(RECIPES)}")
+    args.out = args.out.resolve()
+    args.out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    print(f"machine: {describe_machine()}")
+    print(
+        f"{args.sft_steps} SFT steps on {args.samples} samples, seed {args.seed}; {args.limit} tasks per tool\n"
+    )
+    tokenizer = args.out / "tokenizer"
+    if not (tokenizer / "tokenizer.json").exists():
+        toolbench("train", "tokenizer", "--out", str(tokenizer))
+    results_file = args.out / "results.json"
+    settings = {"sft_steps": args.sft_steps, "samples": args.samples, "limit": args.limit, "seed": args.seed}
+    saved = json.loads(results_file.read_text()) if results_file.exists() else {"settings": settings}
+    if saved["settings"] != settings:
+        parser.error(f"{args.out} holds results for {saved['settings']}; give another --out")
+    saved["run"] = start_record("benchmarks/target_recipes.py", settings, args.seed).model_dump(mode="json")
+    results = saved.setdefault("recipes", {})
+    for recipe in recipes:
+        row = results.get(recipe) or {}
+        row["train"] = row.get("train") or train(recipe, args, tokenizer)
+        row["cells"] = row.get("cells") or score(recipe, args)
+        results[recipe] = row
+        partial = results_file.with_suffix(".tmp")
+        partial.write_text(json.dumps(saved, indent=1))
+        partial.replace(results_file)
+
+    base = results[recipes[0]]["cells"]
+    header = "".join(f"{cell:>24}" for cell in base)
+    print(f"{'recipe':<20}{'steps':>6}{'train s':>9}{'probe value/span':>18}{header}")
+    for recipe in recipes:
+        trained, cells = results[recipe]["train"], results[recipe]["cells"]
+        probe = f"{100 * (trained['copy_value_acc'] or 0):.1f}/{100 * (trained['copy_span_acc'] or 0):.1f}%"
+        figures = "".join(
+            f"{100 * c['success']:>7.1f}% ({100 * c['state_f1']:.0f}, {100 * c['unparsed']:.0f}%)"
+            f"{100 * (c['success'] - base[name]['success']):+6.1f}"
+            for name, c in cells.items()
+        )
+        print(f"{recipe:<20}{trained['steps']:>6}{trained['train_seconds'] or 0:>9.0f}{probe:>18}{figures}")
+    print(
+        f"\ncells: success (state F1, unparsed) and success minus {recipes[0]}'s, in points; "
+        "system prompt on, BM25 demos"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -286,11 +286,6 @@ class PointerLlamaForCausalLM(LlamaForCausalLM):
             past = layer.get_seq_length()
             stored_keys, stored_ids = layer.update(keys[:, None], input_ids[:, None, :, None].float())
             keys, ids = stored_keys[:, 0], stored_ids[:, 0, :, 0].long()
-        new = input_ids.shape[1]
-        if isinstance(logits_to_keep, int):
-            kept = torch.arange(new - logits_to_keep if logits_to_keep else 0, new, device=hidden.device)
-        else:
-            kept = logits_to_keep.to(hidden.device)
         valid = torch.ones_like(ids, dtype=torch.bool)
         if attention_mask is not None and attention_mask.dim() == 2:
             valid = attention_mask[:, -ids.shape[1] :].bool()
@@ -298,6 +293,11 @@ class PointerLlamaForCausalLM(LlamaForCausalLM):
             if not (isinstance(logits_to_keep, int) and logits_to_keep == 0):
                 raise ValueError("labels need logits for every position (logits_to_keep=0)")
             return self._labelled(hidden, keys, ids, valid, past, labels, kwargs, outputs)
+        new = input_ids.shape[1]
+        if isinstance(logits_to_keep, int):
+            kept = torch.arange(new - logits_to_keep if logits_to_keep else 0, new, device=hidden.device)
+        else:
+            kept = logits_to_keep.to(hidden.device)
         queries = hidden[:, kept]
         logits = self.copy_head.mix(queries, self.lm_head(queries), keys, ids, valid, kept + past)
         loss = None

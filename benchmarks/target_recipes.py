@@ -11,7 +11,7 @@ goes under --out and resumes: a trained model is not trained again, a scored cel
 This is the experiment [target]'s goals wait on (README "Train the embedded models"): at the
 30-minute recipe (1,200 steps) the defaults reached 12.5-20% in distribution on an AVX-512 CPU;
 whether own-template demos, longer conversations or the gate view help there was never measured.
-On a GPU each recipe takes minutes; on 2 AVX2 cores ~2 hours.
+On a GPU each recipe takes minutes; on 2 AVX2 cores 1.5-2 hours.
 
     python benchmarks/target_recipes.py [--recipes default,own-template,long,no-gate-view]
         [--sft-steps 1200] [--samples 20000] [--limit 24] [--device cuda] [--out runs/recipes]

@@ -310,7 +310,8 @@ def _sync(device: torch.device) -> None:
 def _new_cache(model: Any) -> Any:
     from transformers import DynamicCache
 
-    return growing_cache(model) or DynamicCache(config=model.config)
+    cache = growing_cache(model)  # a Cache's truth is its layer count, so no `or` here
+    return cache if cache is not None else DynamicCache(config=model.config)
 
 
 def _as_ids(prompt: torch.Tensor | Iterable[int], device: torch.device, max_new_tokens: int) -> torch.Tensor:

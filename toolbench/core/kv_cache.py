@@ -2,8 +2,9 @@
 
 transformers' `DynamicLayer` appends each step's keys and values with `torch.cat`, so every new
 token copies the whole cache of every layer: at batch 8 and ~1,950 cached positions the embedded
-target copies ~200 MB a step, and on a 2-core CPU a decoding step took 44.6 ms with it against
-32.6 ms without (`python benchmarks/cpu_decode.py`, README "Measured here"). `GrowingLayer` keeps
+target copies ~200 MB a step, and on a 2-core CPU a decoding step took 46.4 ms with it against
+32.6 ms without, both with `keep_freed_memory` (`python benchmarks/cpu_decode.py`, README
+"Measured here"). `GrowingLayer` keeps
 a buffer with room to spare, writes the new positions into it and hands out a view of the filled
 part: amortised, one copy of each position per doubling.
 

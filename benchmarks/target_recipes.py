@@ -24,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,11 +89,15 @@ def score(recipe: str, args: argparse.Namespace) -> dict:
             cache_dir=str(args.out / "cache"),
             device=args.device,
         )
-        macro = run_eval(config, args.out / recipe / f"eval-{task_set}-k{k}").summary.macro
+        summary = run_eval(config, args.out / recipe / f"eval-{task_set}-k{k}").summary
+        failures: Counter[str] = Counter()
+        for group in summary.per_category.values():
+            failures.update(group.diagnoses)
         cells[f"{task_set} k={k}"] = {
-            "success": macro.success,
-            "state_f1": macro.state_f1,
-            "unparsed": macro.parse_error_rate,
+            "success": summary.macro.success,
+            "state_f1": summary.macro.state_f1,
+            "unparsed": summary.macro.parse_error_rate,
+            "failures": dict(failures.most_common()),
         }
     return cells
 
@@ -135,7 +140,11 @@ def main() -> None:
     for recipe in recipes:
         row = results.get(recipe) or {}
         row["train"] = row.get("train") or train(recipe, args, tokenizer)
-        row["cells"] = row.get("cells") or score(recipe, args)
+        cells = row.get("cells") or {}
+        # Results of an older version lack the failures; rescoring them reads the answer cache.
+        if not cells or any("failures" not in cell for cell in cells.values()):
+            cells = score(recipe, args)
+        row["cells"] = cells
         results[recipe] = row
         partial = results_file.with_suffix(".tmp")
         partial.write_text(json.dumps(saved, indent=1))
@@ -157,6 +166,11 @@ def main() -> None:
         f"\ncells: success (state F1, unparsed) and success minus {recipes[0]}'s, in points; "
         "system prompt on, BM25 demos"
     )
+    print("\nwhy the failed answers failed (the first wrong thing, tasks of all tools):")
+    for recipe in recipes:
+        for name, c in results[recipe]["cells"].items():
+            reasons = ", ".join(f"{why} {count}" for why, count in c["failures"].items())
+            print(f"{recipe:<20}{name:<12}{reasons}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ goes under --out and resumes: a trained model is not trained again, a scored cel
 
 This is the experiment [target]'s goals wait on (README "Train the embedded models"): at the
 30-minute recipe (1,200 steps) the defaults reached 12.5-20% in distribution on an AVX-512 CPU;
-whether own-template demos, longer conversations or the gate view help there was never measured.
+whether own-template demos, longer conversations, position skipping (PoSE) or the gate view help
+there is what this measures.
 On a GPU each recipe takes minutes; on 2 AVX2 cores 1.5-2 hours.
 
     python benchmarks/target_recipes.py [--recipes default,own-template,long,no-gate-view]
@@ -42,6 +43,7 @@ RECIPES = {  # name: options added to `toolbench train target`
     "long": ["--max-length", "2048"],
     "no-gate-view": ["--no-gate-view"],
     "own-template+long": ["--own-template-demos", "0.5", "--max-length", "2048"],
+    "position-skip": ["--position-skip", "0.5"],
 }
 CELLS = [(task_set, k) for task_set in ("indist", "test") for k in (0, 3)]
 

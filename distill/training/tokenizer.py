@@ -21,7 +21,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-ROLE_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>", "<|tool|>"]
+USER_TURN = "<|user|>"  # starts a user turn: where a position skip may go (positions.py)
+ROLE_TOKENS = ["<|system|>", USER_TURN, "<|assistant|>", "<|tool|>"]
 PAD, BOS, END = "<pad>", "<s>", "<|end|>"
 SPECIAL_TOKENS = [PAD, BOS, END, *ROLE_TOKENS]
 CALL_TAGS = ["<tool_call>", "</tool_call>"]

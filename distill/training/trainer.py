@@ -69,17 +69,29 @@ class TrainConfig(BaseModel):
     release_steps: int = Field(
         0, ge=0, description="Steps over which the held parameters' rate then ramps from 0 to the schedule's."
     )
+    position_skip: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of rows whose positions skip ahead at a turn boundary (PoSE, "
+        "distill/training/positions.py): distances up to the model's window trained on short rows.",
+    )
+    skip_before: list[str] = Field(
+        default_factory=list,
+        description="Tokens before which a position skip may go, e.g. the target's `<|user|>`.",
+    )
 
 
 def causal_lm_loss(model: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
     """Summed next-token cross-entropy over positions whose label is not -100: the model's own
     loss (transformers' causal-LM convention, labels shifted inside, a sum with
     `num_items_in_batch=1`), so a model that computes it without full logits (the copy head's)
-    can."""
+    can. `position_ids`, where the trainer skips positions (`TrainConfig.position_skip`), go with it."""
     labels = batch["labels"]
     outputs = model(
         input_ids=batch["input_ids"],
         attention_mask=needed_mask(batch["attention_mask"]),
+        position_ids=batch.get("position_ids"),
         labels=labels,
         num_items_in_batch=1,
     )
@@ -239,6 +251,33 @@ class Trainer:
             )
         self.steps_per_epoch = per_epoch
         self.total_steps = config.max_steps or max(1, int(per_epoch * config.epochs))
+        self.skip_ids = self._skip_ids() if config.position_skip else []
+
+    def _skip_ids(self) -> list[int]:
+        from toolbench.foundation.errors import UserError
+
+        known = self.tokenizer.get_vocab()
+        if not self.config.skip_before or any(token not in known for token in self.config.skip_before):
+            raise UserError(
+                f"{self.name}: position_skip needs skip_before tokens the tokenizer has; "
+                f"got {self.config.skip_before}"
+            )
+        return [known[token] for token in self.config.skip_before]
+
+    def _positions(self, batch: dict[str, Any], step: int, rows: Sequence[int]) -> Any:
+        """Skipped position ids for the batch (`positions.skipped_positions`), each row seeded by
+        (seed, step, example index) so resuming and N processes skip alike."""
+        from toolbench.distill.training.positions import skipped_positions
+
+        config = self.config
+        return skipped_positions(
+            batch["input_ids"],
+            batch["attention_mask"],
+            window=self.model.config.max_position_embeddings,
+            share=config.position_skip,
+            boundary_ids=self.skip_ids,
+            seeds=[(config.seed * 1_000_003 + step) * 1_000_033 + row for row in rows],
+        )
 
     def _probe_due(self, done: int) -> bool:
         every = self.config.probe_every
@@ -327,6 +366,8 @@ class Trainer:
                 k: v.to(acc.device) if hasattr(v, "to") else v
                 for k, v in self.collate_fn([self.examples[i] for i in local], pad_id).items()
             }
+            if self.skip_ids:
+                batch["position_ids"] = self._positions(batch, step, local)
             batch["step"] = step  # for schedules inside a loss_fn (distillation's on-policy λ)
             with torch.autocast(acc.device.type, dtype=precision, enabled=precision != torch.float32):
                 loss_sum, count = self.loss_fn(model, batch)

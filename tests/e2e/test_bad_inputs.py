@@ -764,6 +764,11 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ["--hold-steps and --release-steps", "add --copy-prior"],
     ),
     (
+        "train-target-position-skip",
+        ["train", "target", "--out", "{d}/m", "--position-skip", "1.5"],
+        ["--position-skip", "less than or equal to 1"],
+    ),
+    (
         "train-target-tokenizer-file",
         ["train", "target", "--out", "{d}/m", "--tokenizer", "{d}/notes.txt"],
         ["--tokenizer", "is a file"],

@@ -277,3 +277,57 @@ def test_held_parameters_stay_still_then_ramp_back_in(sft_data, tmp_path):
     assert held_lr[3:7] == pytest.approx([3e-3 * k / 4 for k in (1, 2, 3, 4)], rel=0.02)
     with pytest.raises(ValueError, match="names no parameter"):
         parameter_groups(model, config.model_copy(update={"hold": ["model.nosuch."]}))
+
+
+def test_position_skip_moves_half_the_rows_ahead_before_a_user_turn_the_same_way_every_run(
+    sft_data, tmp_path
+):
+    """TrainConfig.position_skip (PoSE, distill/training/positions.py) through the real trainer:
+    the skipped position ids reach the loss, about the share asked of the rows jump once, right
+    before `<|user|>` and inside the model's window, and a second run skips exactly alike."""
+    import torch
+
+    from toolbench.distill.training.models import new_model
+    from toolbench.distill.training.trainer import TrainConfig, Trainer, causal_lm_loss
+    from toolbench.foundation.errors import UserError
+
+    tokenizer, examples, _, _ = sft_data
+    user = tokenizer.convert_tokens_to_ids("<|user|>")
+    config = TrainConfig(
+        max_steps=4, batch_size=8, dtype="float32", position_skip=0.5, skip_before=["<|user|>"], log_every=1
+    )
+
+    def run(out: Path) -> list:
+        seen = []
+
+        def loss_fn(model, batch):
+            seen.append((batch["input_ids"], batch["attention_mask"], batch["position_ids"]))
+            return causal_lm_loss(model, batch)
+
+        model = new_model("tiny", tokenizer, seed=0, copy_head=True)
+        Trainer(model, tokenizer, examples, config, out, loss_fn=loss_fn, progress=False).train()
+        window = model.config.max_position_embeddings
+        assert all(int(positions.max()) < window for _, _, positions in seen)
+        return seen
+
+    first, second = run(tmp_path / "a"), run(tmp_path / "b")
+    skipped = rows = 0
+    for (ids, mask, positions), (_, _, again) in zip(first, second, strict=True):
+        assert torch.equal(positions, again)
+        for row in range(ids.shape[0]):
+            length = int(mask[row].sum())
+            steps = (positions[row, 1:length] - positions[row, : length - 1]).tolist()
+            jumps = [i + 1 for i, step in enumerate(steps) if step != 1]
+            assert len(jumps) <= 1 and all(int(ids[row, j]) == user for j in jumps)
+            skipped += bool(jumps)
+            rows += 1
+    assert rows == 32 and 8 <= skipped <= 24  # share 0.5 of 32 rows (each has user turns)
+    with pytest.raises(UserError, match="skip_before"):
+        Trainer(
+            new_model("tiny", tokenizer, seed=0),
+            tokenizer,
+            examples,
+            config.model_copy(update={"skip_before": ["<|nosuch|>"]}),
+            tmp_path / "c",
+            progress=False,
+        )

@@ -237,6 +237,16 @@ def target_command(
             max=1.0,
         ),
     ] = 0.0,
+    position_skip: Annotated[
+        float,
+        typer.Option(
+            help="Share of SFT rows whose positions jump ahead before one `<|user|>` turn (PoSE), so "
+            "the distances of prompts longer than --max-length are trained on rows that fit it; "
+            "0 = off (README 'Train the embedded models').",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = 0.0,
     hold_steps: Annotated[
         int | None,
         typer.Option(
@@ -290,6 +300,7 @@ def target_command(
     from toolbench.distill.training.align import AlignConfig, align_target
     from toolbench.distill.training.data import ConversationConfig
     from toolbench.distill.training.pretrain import PretrainConfig
+    from toolbench.distill.training.tokenizer import USER_TURN
     from toolbench.distill.training.trainer import TrainConfig
 
     _preset(preset)
@@ -332,6 +343,8 @@ def target_command(
             dtype=checked_dtype(dtype),
             hold_steps=hold_steps or 0,
             release_steps=release_steps or 0,
+            position_skip=position_skip,
+            skip_before=[USER_TURN] if position_skip else [],
         ),
         sft_lr_scale=sft_lr_scale,
         echo=echo,

@@ -12,9 +12,10 @@ This is the experiment [target]'s goals wait on (README "Train the embedded mode
 30-minute recipe (1,200 steps) the defaults reached 12.5-20% in distribution on an AVX-512 CPU;
 whether own-template demos, longer conversations, position skipping (PoSE) or the gate view help
 there is what this measures.
-On a GPU each recipe takes minutes; on 2 AVX2 cores 1.5-2 hours.
+On a GPU each recipe takes minutes; on 2 AVX-512 cores with bf16 about an hour (51 min of
+training, 5 min of answers), on 2 AVX2 cores 1.5-2 hours.
 
-    python benchmarks/target_recipes.py [--recipes default,own-template,long,no-gate-view]
+    python benchmarks/target_recipes.py [--recipes default,own-template,long,no-gate-view,position-skip]
         [--sft-steps 1200] [--samples 20000] [--limit 24] [--device cuda] [--out runs/recipes]
 """
 

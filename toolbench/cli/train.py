@@ -232,7 +232,9 @@ def target_command(
             help="Share of the conversations with demos whose demos are retrieved as `toolbench eval` "
             "retrieves them, the sample's own template allowed (an in-distribution task's demos "
             "mostly are); the rest never show their own template (a held-out task's never can). "
-            "0 = other templates only (README 'Train the embedded models').",
+            "0 = other templates only. 0.5 at 1,200 steps: +6.6 / +9.1 points in distribution at "
+            "k = 0 / 3, one seed; at the demo's 159 steps more unparsable answers (README 'Train the "
+            "embedded models').",
             min=0.0,
             max=1.0,
         ),

@@ -45,10 +45,9 @@ def skipped_positions(
 
     batch, width = input_ids.shape
     positions = torch.arange(width, device=input_ids.device).repeat(batch, 1)
-    boundaries = torch.zeros_like(input_ids, dtype=torch.bool)
-    for token in boundary_ids:
-        boundaries |= input_ids == token
-    boundaries &= mask.bool()
+    boundaries = (
+        torch.isin(input_ids, torch.tensor(list(boundary_ids), device=input_ids.device)) & mask.bool()
+    )
     boundaries[:, 0] = False
     for row in range(batch):
         rng = random.Random(seeds[row])

@@ -41,6 +41,13 @@ TINY_LLAMA = dict(
 )
 
 
+def position_jumps(positions, length: int) -> list[int]:
+    """Where a row's position ids (a 1-D tensor) stop counting up by one among its first `length`
+    tokens: the indices right after a position skip (distill/training/positions.py)."""
+    steps = (positions[1:length] - positions[: length - 1]).tolist()
+    return [i + 1 for i, step in enumerate(steps) if step != 1]
+
+
 def assert_wrong(result: Score, error_type: str, f1: float, name: str = "") -> None:
     """A wrong prediction: not a success, the exact error type, and the hand-computed state F1."""
     assert not result.success, name

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, run_cli
-from tests.helpers import two_cpu_processes
+from tests.helpers import position_jumps, two_cpu_processes
 
 pytestmark = pytest.mark.integration
 
@@ -288,13 +288,14 @@ def test_position_skip_moves_half_the_rows_ahead_before_a_user_turn_the_same_way
     import torch
 
     from toolbench.distill.training.models import new_model
+    from toolbench.distill.training.tokenizer import USER_TURN
     from toolbench.distill.training.trainer import TrainConfig, Trainer, causal_lm_loss
     from toolbench.foundation.errors import UserError
 
     tokenizer, examples, _, _ = sft_data
-    user = tokenizer.convert_tokens_to_ids("<|user|>")
+    user = tokenizer.convert_tokens_to_ids(USER_TURN)
     config = TrainConfig(
-        max_steps=4, batch_size=8, dtype="float32", position_skip=0.5, skip_before=["<|user|>"], log_every=1
+        max_steps=4, batch_size=8, dtype="float32", position_skip=0.5, skip_before=[USER_TURN], log_every=1
     )
 
     def run(out: Path) -> list:
@@ -315,9 +316,7 @@ def test_position_skip_moves_half_the_rows_ahead_before_a_user_turn_the_same_way
     for (ids, mask, positions), (_, _, again) in zip(first, second, strict=True):
         assert torch.equal(positions, again)
         for row in range(ids.shape[0]):
-            length = int(mask[row].sum())
-            steps = (positions[row, 1:length] - positions[row, : length - 1]).tolist()
-            jumps = [i + 1 for i, step in enumerate(steps) if step != 1]
+            jumps = position_jumps(positions[row], int(mask[row].sum()))
             assert len(jumps) <= 1 and all(int(ids[row, j]) == user for j in jumps)
             skipped += bool(jumps)
             rows += 1

@@ -45,6 +45,7 @@ RECIPES = {  # name: options added to `toolbench train target`
     "no-gate-view": ["--no-gate-view"],
     "own-template+long": ["--own-template-demos", "0.5", "--max-length", "2048"],
     "position-skip": ["--position-skip", "0.5"],
+    "own-template+position-skip": ["--own-template-demos", "0.5", "--position-skip", "0.5"],
 }
 CELLS = [(task_set, k) for task_set in ("indist", "test") for k in (0, 3)]
 
@@ -72,26 +73,32 @@ def train(recipe: str, args: argparse.Namespace, tokenizer: Path) -> dict:
     }
 
 
+def eval_config(recipe: str, task_set: str, k: int, args: argparse.Namespace):
+    from toolbench.core.prompts import DEFAULT_SYSTEM_PROMPT
+    from toolbench.pipelines.evaluate import EvalConfig
+
+    return EvalConfig(
+        model=f"hf:{args.out / recipe / 'model'}",
+        tools=TOOLS.split(","),
+        task_set=task_set,
+        mode="chat",
+        k_demos=k,
+        retriever="bm25",
+        system_prompt=DEFAULT_SYSTEM_PROMPT,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        cache_dir=str(args.out / "cache"),
+        device=args.device,
+    )
+
+
 def score(recipe: str, args: argparse.Namespace) -> dict:
     """Success, state F1 and unparsed share of every cell, scored once (the eval folders resume)."""
-    from toolbench.core.prompts import DEFAULT_SYSTEM_PROMPT
-    from toolbench.pipelines.evaluate import EvalConfig, run_eval
+    from toolbench.pipelines.evaluate import run_eval
 
     cells = {}
     for task_set, k in CELLS:
-        config = EvalConfig(
-            model=f"hf:{args.out / recipe / 'model'}",
-            tools=TOOLS.split(","),
-            task_set=task_set,
-            mode="chat",
-            k_demos=k,
-            retriever="bm25",
-            system_prompt=DEFAULT_SYSTEM_PROMPT,
-            limit=args.limit,
-            batch_size=args.batch_size,
-            cache_dir=str(args.out / "cache"),
-            device=args.device,
-        )
+        config = eval_config(recipe, task_set, k, args)
         summary = run_eval(config, args.out / recipe / f"eval-{task_set}-k{k}").summary
         failures: Counter[str] = Counter()
         for group in summary.per_category.values():
@@ -103,6 +110,51 @@ def score(recipe: str, args: argparse.Namespace) -> dict:
             "failures": dict(failures.most_common()),
         }
     return cells
+
+
+def prompt_lengths(recipe: str, task_set: str, k: int, args: argparse.Namespace) -> dict[str, int]:
+    """Tokens of each task's prompt as the recipe's model reads it (its chat template, the demos
+    the eval retrieved), to split a cell at the longest conversation the model trained on."""
+    from toolbench.core.generation import load_local_model
+    from toolbench.pipelines.evaluate import build_requests, demo_index, select_tasks
+    from toolbench.retriever.prompt import PromptBuilder
+
+    config = eval_config(recipe, task_set, k, args)
+    tasks = select_tasks(config)
+    demos = demo_index(config, args.out / "cache") if k else None
+    requests = build_requests(config, tasks, PromptBuilder(demos, k, config.system_prompt))
+    model = load_local_model(str(args.out / recipe / "model"), "cpu")
+    return {
+        task.id: len(model.tokenizer(model.render_chat(request.messages or [], request.tools))["input_ids"])
+        for task, request in zip(tasks, requests, strict=True)
+    }
+
+
+def length_split(
+    recipe: str, args: argparse.Namespace, lengths: dict[tuple[str, int], dict[str, int]]
+) -> dict:
+    """Each k = 3 cell split into the prompts within the recipe's training length and those past
+    it: demos lengthen a prompt past what the model trained on, and there it fails differently."""
+    record = json.loads((args.out / recipe / "model" / "train_record.json").read_text())
+    limit = record["config"]["config"]["conversations"]["max_length"]
+    split = {}
+    for task_set, k in CELLS:
+        if k == 0:
+            continue
+        scores = [
+            json.loads(line) for line in (args.out / recipe / f"eval-{task_set}-k{k}" / "scores.jsonl").open()
+        ]
+        for side, rows in (
+            ("within", [s for s in scores if lengths[task_set, k][s["id"]] <= limit]),
+            ("past", [s for s in scores if lengths[task_set, k][s["id"]] > limit]),
+        ):
+            split[f"{task_set} k={k} {side} {limit}"] = {
+                "tasks": len(rows),
+                "success": sum(s["success"] for s in rows) / max(len(rows), 1),
+                "state_f1": sum(s["state_f1"] for s in rows) / max(len(rows), 1),
+                "unparsed": sum(s["diagnosis"] == "parse_error" for s in rows) / max(len(rows), 1),
+            }
+    return split
 
 
 def main() -> None:
@@ -140,6 +192,12 @@ def main() -> None:
         parser.error(f"{args.out} holds results for {saved['settings']}; give another --out")
     saved["run"] = start_record("benchmarks/target_recipes.py", settings, args.seed).model_dump(mode="json")
     results = saved.setdefault("recipes", {})
+
+    def save() -> None:
+        partial = results_file.with_suffix(".tmp")
+        partial.write_text(json.dumps(saved, indent=1))
+        partial.replace(results_file)
+
     for recipe in recipes:
         row = results.get(recipe) or {}
         row["train"] = row.get("train") or train(recipe, args, tokenizer)
@@ -149,13 +207,18 @@ def main() -> None:
             cells = score(recipe, args)
         row["cells"] = cells
         results[recipe] = row
-        partial = results_file.with_suffix(".tmp")
-        partial.write_text(json.dumps(saved, indent=1))
-        partial.replace(results_file)
+        save()
 
+    # The recipes share the tokenizer and the retrieved demos, so one model's prompts serve all.
+    lengths = {(task_set, k): prompt_lengths(recipes[0], task_set, k, args) for task_set, k in CELLS if k}
+    for recipe in recipes:
+        results[recipe]["length_split"] = length_split(recipe, args, lengths)
+    save()
+
+    width = max(len(recipe) for recipe in recipes) + 2
     base = results[recipes[0]]["cells"]
     header = "".join(f"{cell:>24}" for cell in base)
-    print(f"{'recipe':<20}{'steps':>6}{'train s':>9}{'probe value/span':>18}{header}")
+    print(f"{'recipe':<{width}}{'steps':>6}{'train s':>9}{'probe value/span':>18}{header}")
     for recipe in recipes:
         trained, cells = results[recipe]["train"], results[recipe]["cells"]
         probe = f"{100 * (trained['copy_value_acc'] or 0):.1f}/{100 * (trained['copy_span_acc'] or 0):.1f}%"
@@ -164,7 +227,9 @@ def main() -> None:
             f"{100 * (c['success'] - base[name]['success']):+6.1f}"
             for name, c in cells.items()
         )
-        print(f"{recipe:<20}{trained['steps']:>6}{trained['train_seconds'] or 0:>9.0f}{probe:>18}{figures}")
+        print(
+            f"{recipe:<{width}}{trained['steps']:>6}{trained['train_seconds'] or 0:>9.0f}{probe:>18}{figures}"
+        )
     print(
         f"\ncells: success (state F1, unparsed) and success minus {recipes[0]}'s, in points; "
         "system prompt on, BM25 demos"
@@ -173,7 +238,16 @@ def main() -> None:
     for recipe in recipes:
         for name, c in results[recipe]["cells"].items():
             reasons = ", ".join(f"{why} {count}" for why, count in c["failures"].items())
-            print(f"{recipe:<20}{name:<12}{reasons}")
+            print(f"{recipe:<{width}}{name:<12}{reasons}")
+    print(
+        "\nk = 3 by prompt length, within / past the longest training conversation: success (state F1, unparsed)"
+    )
+    for recipe in recipes:
+        for name, c in results[recipe]["length_split"].items():
+            print(
+                f"{recipe:<{width}}{name:<26}{c['tasks']:>4} tasks {100 * c['success']:>6.1f}% "
+                f"({100 * c['state_f1']:.0f}, {100 * c['unparsed']:.0f}%)"
+            )
 
 
 if __name__ == "__main__":

@@ -127,7 +127,7 @@ def prompt_lengths(recipe: str, task_set: str, k: int, args: argparse.Namespace)
     requests = build_requests(config, tasks, PromptBuilder(demos, k, config.system_prompt))
     model = load_local_model(str(args.out / recipe / "model"), "cpu")
     return {
-        task.id: len(model.tokenizer(model.render_chat(request.messages or [], request.tools))["input_ids"])
+        task.id: model.count_tokens(model.render_chat(request.messages or [], request.tools))
         for task, request in zip(tasks, requests, strict=True)
     }
 
@@ -135,26 +135,26 @@ def prompt_lengths(recipe: str, task_set: str, k: int, args: argparse.Namespace)
 def length_split(
     recipe: str, args: argparse.Namespace, lengths: dict[tuple[str, int], dict[str, int]]
 ) -> dict:
-    """Each k = 3 cell split into the prompts within the recipe's training length and those past
+    """Each k > 0 cell split into the prompts within the recipe's training length and those past
     it: demos lengthen a prompt past what the model trained on, and there it fails differently."""
+    from toolbench.foundation.io import read_records
+    from toolbench.foundation.records import Score
+
     record = json.loads((args.out / recipe / "model" / "train_record.json").read_text())
     limit = record["config"]["config"]["conversations"]["max_length"]
     split = {}
-    for task_set, k in CELLS:
-        if k == 0:
-            continue
-        scores = [
-            json.loads(line) for line in (args.out / recipe / f"eval-{task_set}-k{k}" / "scores.jsonl").open()
-        ]
+    for (task_set, k), length in lengths.items():
+        scores = read_records(args.out / recipe / f"eval-{task_set}-k{k}" / "scores.jsonl", Score)
         for side, rows in (
-            ("within", [s for s in scores if lengths[task_set, k][s["id"]] <= limit]),
-            ("past", [s for s in scores if lengths[task_set, k][s["id"]] > limit]),
+            ("within", [s for s in scores if length[s.id] <= limit]),
+            ("past", [s for s in scores if length[s.id] > limit]),
         ):
+            n = max(len(rows), 1)
             split[f"{task_set} k={k} {side} {limit}"] = {
                 "tasks": len(rows),
-                "success": sum(s["success"] for s in rows) / max(len(rows), 1),
-                "state_f1": sum(s["state_f1"] for s in rows) / max(len(rows), 1),
-                "unparsed": sum(s["diagnosis"] == "parse_error" for s in rows) / max(len(rows), 1),
+                "success": sum(s.success for s in rows) / n,
+                "state_f1": sum(s.state_f1 for s in rows) / n,
+                "unparsed": sum(s.diagnosis == "parse_error" for s in rows) / n,
             }
     return split
 
